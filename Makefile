@@ -1,0 +1,47 @@
+# Two entry points for people: `make demo` and `make test`. Both install first if needed.
+#
+# The TFX 1.16 stack declares Python < 3.11, but every wheel it needs exists for 3.11:
+# requirements/lock.txt is resolved for 3.10 (`make lock`) and installed without
+# re-resolving (--no-deps), into .venv/ at the repository root.
+
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+UV := .tools/bin/uv
+STAMP := $(VENV)/.installed
+DEMO_DIR := runs/demo
+PYTEST_ARGS ?=
+
+export TF_USE_LEGACY_KERAS := 1
+export TF_CPP_MIN_LOG_LEVEL := 1
+
+.PHONY: install demo test test-fast lock bench clean
+
+install: $(STAMP)
+
+$(UV):
+	$(PYTHON) -m venv .tools
+	.tools/bin/pip install --quiet --disable-pip-version-check uv==0.13.9
+
+$(STAMP): requirements/lock.txt setup.py $(UV)
+	$(UV) venv --quiet --allow-existing --python $(PYTHON) $(VENV)
+	$(UV) pip install --quiet --python $(PY) --no-deps -r requirements/lock.txt
+	$(UV) pip install --quiet --python $(PY) --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/cifar-tfx data synth --out $(DEMO_DIR)/data
+	$(VENV)/bin/cifar-tfx run --data $(DEMO_DIR)/data --profile demo \
+		--pipeline-root $(DEMO_DIR)/pipeline --serving-dir $(DEMO_DIR)/serving
+
+test: $(STAMP)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
+lock: $(UV)
+	$(UV) pip compile --quiet --python-version 3.10 requirements/requirements.in -o requirements/lock.txt
+
+clean:
+	rm -rf $(VENV) .tools runs .pytest_cache

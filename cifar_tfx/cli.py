@@ -1,0 +1,138 @@
+"""``cifar-tfx``: the command line. Sub-commands import TensorFlow only when they need it.
+
+    cifar-tfx data verify PATH          summarise an archive or folder as JSON
+    cifar-tfx data download             fetch an official archive (md5-checked, resumable)
+    cifar-tfx data synth --out DIR      write the embedded synthetic dataset
+    cifar-tfx run --data PATH           run the TFX pipeline locally
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import List, Optional
+
+from cifar_tfx.data.datasets import DATASETS, FORMATS, get_dataset
+from cifar_tfx.data.errors import DataError
+
+EXIT_BAD_INPUT = 2
+EXIT_PIPELINE_FAILED = 3
+
+
+def _use_keras2() -> None:
+    """tensorflow-transform 1.16 needs Keras 2; this must happen before TensorFlow loads."""
+    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    from cifar_tfx.data.verify import verify
+
+    print(json.dumps(verify(args.path, get_dataset(args.dataset)), indent=2))
+    return 0
+
+
+def _cmd_download(args: argparse.Namespace) -> int:
+    from cifar_tfx.data.download import download
+
+    path = download(args.format, args.dest, get_dataset(args.dataset), url=args.url, md5=args.md5,
+                    timeout=args.timeout)
+    print(path)
+    return 0
+
+
+def _cmd_synth(args: argparse.Namespace) -> int:
+    from cifar_tfx.data.synth import write_dataset
+
+    folder = write_dataset(args.out, train=args.train, test=args.test, seed=args.seed,
+                           spec=get_dataset(args.dataset))
+    print(folder)
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    _use_keras2()
+    from cifar_tfx.data.reader import detect_source
+    from cifar_tfx.pipeline.local_runner import LocalRun, run_local
+
+    spec = get_dataset(args.dataset)
+    detect_source(args.data, spec)  # a bad --data fails here, before TFX starts
+    run = LocalRun(pipeline_name=args.pipeline_name, pipeline_root=args.pipeline_root,
+                   data_path=args.data, dataset=spec)
+    try:
+        produced = run_local(run)
+    except Exception as err:  # noqa: BLE001 - report which component failed and why, then exit non-zero
+        print(f"pipeline failed: {_root_message(err)}", file=sys.stderr)
+        return EXIT_PIPELINE_FAILED
+    for artifact in produced:
+        print(f"{artifact.component:>18} {artifact.output:<16} {artifact.uri}")
+    print(f"pipeline {run.pipeline_name} finished; ML Metadata: {run.metadata_path}")
+    return 0
+
+
+def _root_message(err: BaseException) -> str:
+    """The innermost exception's message (Beam wraps component errors)."""
+    while err.__cause__ is not None or err.__context__ is not None:
+        err = err.__cause__ or err.__context__  # type: ignore[assignment]
+    return f"{type(err).__name__}: {err}"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``cifar-tfx``."""
+    parser = argparse.ArgumentParser(prog="cifar-tfx", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    data = commands.add_parser("data", help="verify, download or synthesise CIFAR-format data")
+    data_commands = data.add_subparsers(dest="data_command", required=True)
+
+    verify = data_commands.add_parser("verify", help="read an archive or folder fully and print a JSON summary")
+    verify.add_argument("path", help="cifar-10-python.tar.gz, cifar-10-binary.tar.gz, or an extracted folder")
+    verify.add_argument("--dataset", default="cifar10", choices=sorted(DATASETS))
+    verify.set_defaults(func=_cmd_verify)
+
+    download = data_commands.add_parser("download", help="download an official archive")
+    download.add_argument("--format", default="python", choices=FORMATS)
+    download.add_argument("--dest", default="data", help="folder for the archive (default: data)")
+    download.add_argument("--dataset", default="cifar10", choices=sorted(DATASETS))
+    download.add_argument("--url", help="download from this mirror instead of the official site")
+    download.add_argument("--md5", help="expected md5 (default: the official archive's)")
+    download.add_argument("--timeout", type=float, default=30.0, help="network timeout in seconds")
+    download.set_defaults(func=_cmd_download)
+
+    synth = data_commands.add_parser("synth", help="write the deterministic synthetic dataset")
+    synth.add_argument("--out", required=True, help="folder to write cifar-10-batches-py/ into")
+    synth.add_argument("--train", type=int, default=5000, help="training images (default 5000)")
+    synth.add_argument("--test", type=int, default=1000, help="test images (default 1000)")
+    synth.add_argument("--seed", type=int, default=20150610)
+    synth.add_argument("--dataset", default="cifar10", choices=sorted(DATASETS))
+    synth.set_defaults(func=_cmd_synth)
+
+    run = commands.add_parser("run", help="run the TFX pipeline locally (Beam DAG runner)")
+    run.add_argument("--data", required=True, help="archive, extracted folder or `data synth` output")
+    run.add_argument("--dataset", default="cifar10", choices=sorted(DATASETS))
+    run.add_argument("--profile", default="demo", help="hyperparameter profile (default: demo)")
+    run.add_argument("--pipeline-root", default="runs/pipeline", help="artifacts and ML Metadata")
+    run.add_argument("--pipeline-name", default="cifar10-resnet")
+    run.add_argument("--serving-dir", default="runs/serving", help="TF Serving model base folder")
+    run.add_argument("--model-name", default="cifar10", help="model name under --serving-dir")
+    run.set_defaults(func=_cmd_run)
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Entry point of the ``cifar-tfx`` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except DataError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyError as err:
+        print(f"error: {err.args[0]}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Kubeflow Pipelines (KFP 2) compilation of the pipeline (imported as ``cifar_tfx.kubeflow``)."""

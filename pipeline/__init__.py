@@ -1,0 +1,1 @@
+"""Pipeline definition and its runners (imported as ``cifar_tfx.pipeline``)."""

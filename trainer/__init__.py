@@ -1,0 +1,1 @@
+"""Model, augmentation, schedule and training loop (imported as ``cifar_tfx.trainer``)."""
