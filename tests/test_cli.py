@@ -1,0 +1,68 @@
+"""The command line: JSON output, exit codes, one-line errors, and no TensorFlow import."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from cifar_tfx.cli import main
+
+# Runs the CLI in a fresh interpreter and fails if TensorFlow (or TFX) got imported.
+_NO_TF = (
+    "import sys, runpy\n"
+    "sys.argv = ['cifar-tfx'] + sys.argv[1:]\n"
+    "from cifar_tfx.cli import main\n"
+    "try:\n"
+    "    code = main(sys.argv[1:])\n"
+    "except SystemExit as exit_:\n"
+    "    code = exit_.code\n"
+    "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'tfx', 'apache_beam'))\n"
+    "assert not heavy, heavy[:5]\n"
+    "sys.exit(code)\n"
+)
+
+
+def _run_without_tf(*args):
+    return subprocess.run([sys.executable, "-c", _NO_TF, *args], capture_output=True, text=True, timeout=120)
+
+
+def test_help_does_not_import_tensorflow():
+    result = _run_without_tf("--help")
+    assert result.returncode == 0, result.stderr
+    assert "data" in result.stdout and "run" in result.stdout
+
+
+def test_verify_sample_without_tensorflow(sample_archives):
+    result = _run_without_tf("data", "verify", sample_archives["binary"])
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["format"] == "binary"
+    assert summary["train"]["count"] == 5000 and summary["test"]["classes"] == [100] * 10
+
+
+def test_download_offline_without_tensorflow(tmp_path):
+    result = _run_without_tf("data", "download", "--dest", str(tmp_path), "--url",
+                             "http://127.0.0.1:9/cifar-10-python.tar.gz", "--timeout", "3")
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: cannot reach")
+
+
+def test_bad_input_is_one_line_and_nonzero(capsys, tmp_path):
+    assert main(["data", "verify", str(tmp_path / "missing.tar.gz")]) == 2
+    err = capsys.readouterr().err
+    assert err.strip().count("\n") == 0 and err.startswith("error: no such file or directory")
+
+
+def test_synth_then_verify_round_trip(capsys, tmp_path):
+    assert main(["data", "synth", "--out", str(tmp_path), "--train", "50", "--test", "20"]) == 0
+    capsys.readouterr()
+    assert main(["data", "verify", str(tmp_path)]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["train"]["count"] == 50 and summary["test"]["count"] == 20
+    assert summary["train"]["classes"] == [5] * 10 and summary["test"]["classes"] == [2] * 10
+
+
+def test_unknown_dataset_is_rejected():
+    with pytest.raises(SystemExit):
+        main(["data", "verify", "x", "--dataset", "imagenet"])
