@@ -59,8 +59,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     spec = get_dataset(args.dataset)
     detect_source(args.data, spec)  # a bad --data fails here, before TFX starts
+    hparams = hparams_from_args(args)
     run = LocalRun(pipeline_name=args.pipeline_name, pipeline_root=args.pipeline_root,
-                   data_path=args.data, dataset=spec)
+                   data_path=args.data, dataset=spec, hparams=hparams, enable_cache=not args.no_cache)
     try:
         produced = run_local(run)
     except Exception as err:  # noqa: BLE001 - report which component failed and why, then exit non-zero
@@ -70,6 +71,20 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(f"{artifact.component:>18} {artifact.output:<16} {artifact.uri}")
     print(f"pipeline {run.pipeline_name} finished; ML Metadata: {run.metadata_path}")
     return 0
+
+
+def hparams_from_args(args: argparse.Namespace):
+    """The ``--profile`` hyperparameters with every given override applied."""
+    from cifar_tfx.trainer.hparams import get_profile, with_overrides
+
+    try:
+        return with_overrides(
+            get_profile(args.profile), depth=args.depth, epochs=args.epochs, train_steps=args.train_steps,
+            time_budget_minutes=args.time_budget_minutes, batch_size=args.batch_size,
+            learning_rate=args.learning_rate, cutout_size=args.cutout_size, precision=args.precision,
+            xla=args.xla, distribute=args.distribute)
+    except ValueError as err:
+        raise SystemExit(f"error: {err}") from err
 
 
 def _root_message(err: BaseException) -> str:
@@ -117,6 +132,19 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--pipeline-name", default="cifar10-resnet")
     run.add_argument("--serving-dir", default="runs/serving", help="TF Serving model base folder")
     run.add_argument("--model-name", default="cifar10", help="model name under --serving-dir")
+    run.add_argument("--no-cache", action="store_true", help="re-run every component even if unchanged")
+    training = run.add_argument_group("training overrides (default: the profile's value)")
+    training.add_argument("--depth", type=int, help="ResNet depth 6n+2 (20, 32, 44, 56, 110)")
+    training.add_argument("--epochs", type=float, help="training epochs (the schedule drops at 1/2, 3/4)")
+    training.add_argument("--train-steps", type=int, help="training steps instead of epochs")
+    training.add_argument("--time-budget-minutes", type=float,
+                          help="train for this wall-clock time instead (drops at 1/2, 3/4 of it)")
+    training.add_argument("--batch-size", type=int)
+    training.add_argument("--learning-rate", type=float, help="initial SGD learning rate")
+    training.add_argument("--cutout-size", type=int, help="cutout square side in pixels; 0 disables")
+    training.add_argument("--precision", choices=("auto", "float32", "mixed_float16", "mixed_bfloat16"))
+    training.add_argument("--xla", choices=("auto", "on", "off"))
+    training.add_argument("--distribute", choices=("auto", "on", "off"), help="MirroredStrategy")
     run.set_defaults(func=_cmd_run)
     return parser
 

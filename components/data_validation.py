@@ -30,7 +30,7 @@ class DataAnomalyError(RuntimeError):
 
 
 def pin_schema_proto(schema, num_classes: int, height: int, width: int, channels: int):
-    """Return a copy of ``schema`` with label and image-shape domains fixed."""
+    """Return a copy of ``schema`` with label and image-shape domains fixed, every feature dense [1]."""
     from tensorflow_metadata.proto.v0 import schema_pb2
 
     pinned = schema_pb2.Schema()
@@ -46,9 +46,11 @@ def pin_schema_proto(schema, num_classes: int, height: int, width: int, channels
         feature.int_domain.min = low
         feature.int_domain.max = high
     for feature in pinned.feature:
+        # Exactly one value in every example: a dense feature of shape [1].
         feature.presence.min_fraction = 1.0
-        feature.value_count.min = 1
-        feature.value_count.max = 1
+        feature.ClearField("value_count")
+        feature.ClearField("shape")
+        feature.shape.dim.add().size = 1
     return pinned
 
 

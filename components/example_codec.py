@@ -1,26 +1,45 @@
 """The ``tf.train.Example`` layout of one image, shared by ExampleGen, Transform and the tests.
 
-The image is stored as raw bytes: ``height * width * channels`` uint8 values in
-height-width-channel order. Raw bytes rather than PNG because (1) a CIFAR image
-barely compresses as PNG (3,072 raw bytes, roughly 2,300-2,900 as PNG), and the
-TFRecords are gzip-compressed anyway; (2) decoding is one ``tf.io.decode_raw``
-with no codec in the training input path; (3) a round trip is byte-exact by
-construction. The shape travels with each example (``height``, ``width``,
-``channels``) so the schema can pin it and a mismatched dataset is caught by
-ExampleValidator before anything trains on it.
+The image is stored PNG-encoded (lossless, so pixel-exact), not as raw bytes,
+because the Transform graph then starts from *encoded image bytes*: the same
+graph that decodes training examples decodes the PNG or JPEG bytes a REST
+client sends to the ``serving_images`` signature, so training and serving share
+one decode-and-normalise path with no second copy of it. The cost is small: a
+32x32 PNG decodes in microseconds, and the files are about the size of the raw
+pixels (CIFAR barely compresses; the TFRecords are gzip-compressed anyway).
+The shape travels with each example (``height``, ``width``, ``channels``) so
+the schema can pin it and a mismatched dataset is caught by ExampleValidator
+before anything trains on it.
 """
 
 from __future__ import annotations
 
+import io
 from typing import Iterator
 
 import numpy as np
+from PIL import Image
 
 IMAGE_KEY = "image"
 LABEL_KEY = "label"
 HEIGHT_KEY = "height"
 WIDTH_KEY = "width"
 CHANNELS_KEY = "channels"
+
+
+def encode_png(image: np.ndarray) -> bytes:
+    """Lossless PNG bytes of one [H, W, C] uint8 image (C = 1 or 3)."""
+    pil = Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image)
+    buffer = io.BytesIO()
+    pil.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def decode_png(data: bytes, channels: int) -> np.ndarray:
+    """[H, W, C] uint8 pixels of PNG (or JPEG) bytes."""
+    pil = Image.open(io.BytesIO(data))
+    pixels = np.asarray(pil.convert("L" if channels == 1 else "RGB"), dtype=np.uint8)
+    return pixels[..., None] if channels == 1 else pixels
 
 
 def serialize_batch(images: np.ndarray, labels: np.ndarray) -> Iterator[bytes]:
@@ -31,7 +50,7 @@ def serialize_batch(images: np.ndarray, labels: np.ndarray) -> Iterator[bytes]:
     for image, label in zip(images, labels):
         example = example_pb2.Example()
         feature = example.features.feature
-        feature[IMAGE_KEY].bytes_list.value.append(image.tobytes())
+        feature[IMAGE_KEY].bytes_list.value.append(encode_png(image))
         feature[LABEL_KEY].int64_list.value.append(int(label))
         feature[HEIGHT_KEY].int64_list.value.append(height)
         feature[WIDTH_KEY].int64_list.value.append(width)
@@ -46,5 +65,7 @@ def parse_example(serialized: bytes) -> tuple:
     example = example_pb2.Example.FromString(serialized)
     feature = example.features.feature
     shape = tuple(int(feature[k].int64_list.value[0]) for k in (HEIGHT_KEY, WIDTH_KEY, CHANNELS_KEY))
-    image = np.frombuffer(feature[IMAGE_KEY].bytes_list.value[0], dtype=np.uint8).reshape(shape)
+    image = decode_png(feature[IMAGE_KEY].bytes_list.value[0], shape[2])
+    if image.shape != shape:
+        raise ValueError(f"example image is {image.shape}, its shape features say {shape}")
     return image, int(feature[LABEL_KEY].int64_list.value[0])

@@ -27,6 +27,7 @@ from cifar_tfx.data.reader import detect_source, read_batches
 DATA_PATH_KEY = "data_path"
 DATASET_KEY = "dataset"
 NUM_SHARDS_KEY = "num_shards"
+FINGERPRINT_KEY = "data_fingerprint"
 EXAMPLES_KEY = "examples"
 FILE_PREFIX = "data_tfrecord"
 
@@ -44,6 +45,7 @@ class CifarExampleGenSpec(types.ComponentSpec):
         DATA_PATH_KEY: ExecutionParameter(type=str),
         DATASET_KEY: ExecutionParameter(type=str),
         NUM_SHARDS_KEY: ExecutionParameter(type=int),
+        FINGERPRINT_KEY: ExecutionParameter(type=str, optional=True),
     }
     INPUTS: Dict[str, ChannelParameter] = {}
     OUTPUTS = {EXAMPLES_KEY: ChannelParameter(type=standard_artifacts.Examples)}
@@ -85,7 +87,8 @@ class CifarExampleGen(base_beam_component.BaseBeamComponent):
     SPEC_CLASS = CifarExampleGenSpec
     EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(CifarExampleGenExecutor)
 
-    def __init__(self, data_path: str, dataset: str = "cifar10", num_shards: int = 4) -> None:
+    def __init__(self, data_path: str, dataset: str = "cifar10", num_shards: int = 4,
+                 data_fingerprint: str = "") -> None:
         super().__init__(spec=CifarExampleGenSpec(
-            data_path=data_path, dataset=dataset, num_shards=num_shards,
+            data_path=data_path, dataset=dataset, num_shards=num_shards, data_fingerprint=data_fingerprint,
             examples=types.Channel(type=standard_artifacts.Examples)))

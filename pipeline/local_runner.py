@@ -7,6 +7,7 @@ import os
 from typing import Dict, List
 
 from cifar_tfx.data.datasets import DatasetSpec
+from cifar_tfx.trainer.hparams import HParams
 
 METADATA_FILE = "metadata.sqlite"
 
@@ -19,6 +20,8 @@ class LocalRun:
     pipeline_root: str
     data_path: str
     dataset: DatasetSpec
+    hparams: HParams
+    enable_cache: bool = True
 
     @property
     def metadata_path(self) -> str:
@@ -42,6 +45,7 @@ def run_local(run: LocalRun) -> List[ProducedArtifact]:
     from tfx.orchestration import metadata
     from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner
 
+    from cifar_tfx.data.reader import source_fingerprint
     from cifar_tfx.pipeline.pipeline import create_pipeline
 
     os.makedirs(run.pipeline_root, exist_ok=True)
@@ -52,6 +56,9 @@ def run_local(run: LocalRun) -> List[ProducedArtifact]:
         pipeline_root=os.path.abspath(run.pipeline_root),
         data_path=os.path.abspath(run.data_path),
         dataset=run.dataset,
+        hparams=run.hparams,
+        data_fingerprint=source_fingerprint(run.data_path),
+        enable_cache=run.enable_cache,
         metadata_connection_config=connection,
         beam_pipeline_args=["--direct_num_workers=1"],
     )

@@ -8,12 +8,27 @@ from __future__ import annotations
 
 from typing import List, Optional, Sequence
 
-from tfx.components import ExampleValidator, SchemaGen, StatisticsGen
+import hashlib
+import os
+
+from tfx.components import ExampleValidator, SchemaGen, StatisticsGen, Trainer, Transform
+from tfx.proto import trainer_pb2
 from tfx.orchestration import pipeline as tfx_pipeline
 
 from cifar_tfx.components.data_validation import AnomalyGate, PinSchema
 from cifar_tfx.components.example_gen import CifarExampleGen
 from cifar_tfx.data.datasets import DatasetSpec
+from cifar_tfx.trainer import run_fn as trainer_entry
+from cifar_tfx.trainer.hparams import HParams
+
+PREPROCESSING_FN = "cifar_tfx.trainer.preprocessing.preprocessing_fn"
+RUN_FN = "cifar_tfx.trainer.run_fn.run_fn"
+
+
+def checkpoint_dir_for(pipeline_root: str, hparams: HParams, data_fingerprint: str) -> str:
+    """A checkpoint folder that a re-run of the same training finds again (crash resume)."""
+    key = hashlib.sha256((hparams.to_json() + data_fingerprint).encode()).hexdigest()[:16]
+    return os.path.join(pipeline_root, "checkpoints", key)
 
 
 def create_pipeline(
@@ -22,22 +37,31 @@ def create_pipeline(
     pipeline_root: str,
     data_path: str,
     dataset: DatasetSpec,
+    hparams: HParams,
+    data_fingerprint: str = "",
     metadata_connection_config: Optional[object] = None,
     beam_pipeline_args: Sequence[str] = (),
     num_shards: int = 4,
+    enable_cache: bool = True,
 ) -> tfx_pipeline.Pipeline:
-    """Build the pipeline: ingest, then validate the data.
+    """Build the pipeline: ingest, validate, transform, train.
 
     Args:
       pipeline_name: name recorded in ML Metadata.
       pipeline_root: where artifacts are written.
       data_path: official archive, extracted folder or ``data synth`` output.
       dataset: shape and classes the data must have.
+      hparams: training hyperparameters (a profile, possibly overridden).
+      data_fingerprint: changes whenever the data at ``data_path`` changes; part of
+        ExampleGen's parameters so that a cached ingestion of older data is not reused.
       metadata_connection_config: ML Metadata store (``None``: the runner's default).
       beam_pipeline_args: options for the Beam-based components.
       num_shards: TFRecord shards per split written by ExampleGen.
+      enable_cache: reuse outputs of components whose inputs and parameters are
+        unchanged (a re-run after a Trainer crash then resumes the same training).
     """
-    example_gen = CifarExampleGen(data_path=data_path, dataset=dataset.name, num_shards=num_shards)
+    example_gen = CifarExampleGen(data_path=data_path, dataset=dataset.name, num_shards=num_shards,
+                                  data_fingerprint=data_fingerprint)
     statistics_gen = StatisticsGen(examples=example_gen.outputs["examples"])
     schema_gen = SchemaGen(statistics=statistics_gen.outputs["statistics"], infer_feature_shape=True)
     pin_schema = PinSchema(
@@ -52,14 +76,37 @@ def create_pipeline(
         schema=pin_schema.outputs["pinned_schema"],
     )
     anomaly_gate = AnomalyGate(anomalies=example_validator.outputs["anomalies"])
+    shape = {"height": dataset.height, "width": dataset.width, "channels": dataset.channels}
+    transform = Transform(
+        examples=example_gen.outputs["examples"],
+        schema=pin_schema.outputs["pinned_schema"],
+        preprocessing_fn=PREPROCESSING_FN,
+        custom_config=shape,
+        materialize=False,  # the Trainer applies the graph in its input pipeline: see BENCHMARKS.md
+    )
+    transform.add_upstream_node(anomaly_gate)  # nothing trains on data that failed validation
+    trainer = Trainer(
+        run_fn=RUN_FN,
+        examples=example_gen.outputs["examples"],
+        transform_graph=transform.outputs["transform_graph"],
+        schema=pin_schema.outputs["pinned_schema"],
+        train_args=trainer_pb2.TrainArgs(splits=["train"]),
+        eval_args=trainer_pb2.EvalArgs(splits=["test"]),
+        custom_config={
+            trainer_entry.HPARAMS_KEY: hparams.to_json(),
+            trainer_entry.DATASET_KEY: dataset.name,
+            trainer_entry.CHECKPOINT_DIR_KEY: checkpoint_dir_for(pipeline_root, hparams, data_fingerprint),
+        },
+    )
     components: List[object] = [
         example_gen, statistics_gen, schema_gen, pin_schema, example_validator, anomaly_gate,
+        transform, trainer,
     ]
     return tfx_pipeline.Pipeline(
         pipeline_name=pipeline_name,
         pipeline_root=pipeline_root,
         components=components,
-        enable_cache=False,
+        enable_cache=enable_cache,
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=list(beam_pipeline_args),
     )

@@ -1,0 +1,63 @@
+"""Export for serving: one SavedModel, two signatures, the Transform graph inside.
+
+* ``serving_default``: a batch of serialized ``tf.train.Example`` (what TFX's
+  Evaluator and batch jobs send);
+* ``serving_images``: a batch of encoded PNG or JPEG bytes (what a REST client
+  sends as ``{"b64": ...}``).
+
+Both run the same tf.Transform graph (decode, normalise) and the same network,
+and return ``probabilities`` [B, classes] float32, ``class_id`` [B] int64 and
+``class_name`` [B] string.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, Sequence
+
+import tensorflow as tf
+import tf_keras as keras
+
+from cifar_tfx.components.example_codec import IMAGE_KEY, LABEL_KEY
+from cifar_tfx.trainer.preprocessing import IMAGE_XF
+
+EXAMPLES_INPUT = "examples"
+IMAGES_INPUT = "images"
+
+
+class ServingModule(tf.Module):
+    """The network, the Transform layer and the class names, with the two signature functions."""
+
+    def __init__(self, model: keras.Model, tft_output, class_names: Sequence[str]) -> None:
+        super().__init__()
+        self.model = model
+        self.tft_layer = tft_output.transform_features_layer()
+        spec = dict(tft_output.raw_feature_spec())
+        spec.pop(LABEL_KEY, None)
+        self._feature_spec = spec
+        self.class_names = tf.constant(list(class_names))
+
+    def _predict(self, raw_features: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
+        images = self.tft_layer(raw_features)[IMAGE_XF]
+        probabilities = tf.cast(self.model(images, training=False), tf.float32)
+        class_id = tf.argmax(probabilities, axis=-1)
+        return {"probabilities": probabilities, "class_id": class_id,
+                "class_name": tf.gather(self.class_names, class_id)}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=EXAMPLES_INPUT)])
+    def serve_examples(self, examples: tf.Tensor) -> Dict[str, tf.Tensor]:
+        return self._predict(tf.io.parse_example(examples, self._feature_spec))
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=IMAGES_INPUT)])
+    def serve_images(self, images: tf.Tensor) -> Dict[str, tf.Tensor]:
+        return self._predict({IMAGE_KEY: tf.reshape(images, [-1, 1])})
+
+
+def export_saved_model(model: keras.Model, tft_output, class_names: Sequence[str], export_dir: str) -> str:
+    """Write the SavedModel with both signatures to ``export_dir``; return it."""
+    module = ServingModule(model, tft_output, class_names)
+    signatures = {
+        "serving_default": module.serve_examples.get_concrete_function(),
+        "serving_images": module.serve_images.get_concrete_function(),
+    }
+    tf.saved_model.save(module, export_dir, signatures=signatures)
+    return export_dir

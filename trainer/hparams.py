@@ -1,0 +1,122 @@
+"""Every training hyperparameter in one place, with named profiles.
+
+Values come from the recipe (../shared/docs/recipe.md; He et al. 2015 §4.2;
+DeVries & Taylor 2017 for cutout) unless a comment says otherwise. Profiles are
+instances, not flags: ``demo`` is a small, fast run for laptops and CI;
+``full`` is the paper's run. ``cifar-tfx run --depth ... --epochs ...`` overrides
+single fields with :func:`with_overrides`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Dict, Optional, Tuple
+
+PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
+SWITCHES = ("auto", "on", "off")
+
+
+@dataclasses.dataclass(frozen=True)
+class HParams:
+    """Hyperparameters of one training run (and the Evaluator's gate)."""
+
+    # --- network (He et al. 2015 §4.2) ---
+    depth: int = 56                      # 6n+2 layers: 20, 32, 44, 56, 110 (n = 3, 5, 7, 9, 18)
+    weight_decay: float = 1e-4           # L2 on conv kernels
+    # --- optimisation ---
+    batch_size: int = 128                # images per step (global, over all replicas)
+    learning_rate: float = 0.1           # initial SGD learning rate
+    momentum: float = 0.9
+    lr_drop_fractions: Tuple[float, float] = (0.5, 0.75)   # of planned steps or of the time budget
+    lr_drop_factors: Tuple[float, float] = (0.1, 0.01)     # multipliers of learning_rate after each drop
+    # --- length: epochs (or steps), or a wall-clock budget ---
+    epochs: Optional[float] = 164.0      # 64k iterations x 128 / 50k images ≈ 164 epochs
+    train_steps: Optional[int] = None    # overrides epochs when set
+    time_budget_minutes: Optional[float] = None  # when set, training is counted in wall-clock time
+    # --- augmentation (training split only) ---
+    crop_padding: int = 4                # pixels of zero padding before the random crop
+    flip: bool = True                    # random horizontal flip
+    cutout_size: int = 16                # side of the square zeroed per image; 0 disables
+    shuffle_buffer: int = 10_000         # examples
+    # --- runtime ---
+    precision: str = "auto"              # auto: mixed_float16 on GPU, float32 on CPU
+    xla: str = "auto"                    # auto: on with GPUs (4-5x slower on this CPU), off otherwise
+    distribute: str = "auto"             # auto: MirroredStrategy over >1 visible GPU
+    log_every_seconds: float = 5.0       # progress lines
+    # --- Evaluator gate ---
+    min_accuracy: float = 0.93           # recipe: ResNet-56 reaches 93.0-93.6 %
+    max_regression: float = 0.005        # allowed accuracy drop versus the last blessed model
+
+    def __post_init__(self) -> None:
+        if self.depth < 8 or (self.depth - 2) % 6:
+            raise ValueError(f"depth must be 6n+2 with n >= 1 (8, 14, 20, 32, 44, 56, 110), got {self.depth}")
+        if self.batch_size < 1:
+            raise ValueError("batch_size must be positive")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}")
+        if self.xla not in SWITCHES or self.distribute not in SWITCHES:
+            raise ValueError(f"xla and distribute must be one of {SWITCHES}")
+        if self.time_budget_minutes is None and self.epochs is None and self.train_steps is None:
+            raise ValueError("set epochs, train_steps or time_budget_minutes")
+        if self.time_budget_minutes is not None and self.time_budget_minutes <= 0:
+            raise ValueError("time_budget_minutes must be positive")
+        if self.cutout_size < 0 or self.crop_padding < 0:
+            raise ValueError("cutout_size and crop_padding must be >= 0")
+
+    @property
+    def blocks_per_stage(self) -> int:
+        """n in 6n+2."""
+        return (self.depth - 2) // 6
+
+    def planned_steps(self, train_examples: int) -> Optional[int]:
+        """Steps of an epoch/step-counted run; ``None`` for a budget-counted run."""
+        if self.time_budget_minutes is not None:
+            return None
+        if self.train_steps is not None:
+            return self.train_steps
+        return max(1, int(round(self.epochs * train_examples / self.batch_size)))
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "HParams":
+        values = json.loads(text)
+        values["lr_drop_fractions"] = tuple(values["lr_drop_fractions"])
+        values["lr_drop_factors"] = tuple(values["lr_drop_factors"])
+        return cls(**values)
+
+
+FULL = HParams()  # the paper's ResNet-56 run, with cutout
+
+DEMO = HParams(
+    depth=8,                 # ResNet-8: the smallest 6n+2 network, ~1 minute on 2 CPU cores
+    epochs=12.0,             # of the 5,000-image synthetic set: ~470 steps at batch 128
+    batch_size=128,
+    cutout_size=8,           # the synthetic shapes are small; a 16x16 square often hides them
+    shuffle_buffer=5_000,
+    min_accuracy=0.80,       # what the synthetic data promises (`data synth`)
+    log_every_seconds=5.0,
+)
+
+PROFILES: Dict[str, HParams] = {"demo": DEMO, "full": FULL}
+
+
+def get_profile(name: str) -> HParams:
+    """The named profile, or ``KeyError`` listing the known ones."""
+    try:
+        return PROFILES[name]
+    except KeyError:
+        raise KeyError(f"unknown profile {name!r}; known: {', '.join(sorted(PROFILES))}") from None
+
+
+def with_overrides(base: HParams, **overrides: object) -> HParams:
+    """``base`` with the non-``None`` overrides applied (a budget replaces epochs/steps)."""
+    values = {key: value for key, value in overrides.items() if value is not None}
+    if "time_budget_minutes" in values:
+        values.setdefault("epochs", None)
+        values.setdefault("train_steps", None)
+    if "epochs" in values:
+        values.setdefault("train_steps", None)
+    return dataclasses.replace(base, **values)

@@ -1,0 +1,61 @@
+"""CIFAR ResNet-(6n+2) (He et al. 2015, §4.2) built with ``tf_keras`` (Keras 2).
+
+3x3 conv stem with 16 filters; three stages of n basic blocks at 16, 32 and 64
+filters; the first block of stages 2 and 3 halves the map with stride 2 and uses a
+1x1 stride-2 projection shortcut; global average pooling; a 10-way softmax.
+He-normal initialisation and L2 weight decay on conv kernels. The softmax is
+computed in float32 whatever the compute precision.
+"""
+
+from __future__ import annotations
+
+from typing import Tuple
+
+import tf_keras as keras
+
+STAGE_FILTERS = (16, 32, 64)
+
+
+def _conv(filters: int, kernel: int, stride: int, weight_decay: float, name: str) -> keras.layers.Conv2D:
+    return keras.layers.Conv2D(
+        filters, kernel, strides=stride, padding="same", use_bias=False,
+        kernel_initializer="he_normal", kernel_regularizer=keras.regularizers.l2(weight_decay), name=name,
+    )
+
+
+def _bn(name: str) -> keras.layers.BatchNormalization:
+    return keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name=name)
+
+
+def _basic_block(x, filters: int, stride: int, weight_decay: float, name: str):
+    shortcut = x
+    y = _conv(filters, 3, stride, weight_decay, f"{name}_conv1")(x)
+    y = _bn(f"{name}_bn1")(y)
+    y = keras.layers.ReLU(name=f"{name}_relu1")(y)
+    y = _conv(filters, 3, 1, weight_decay, f"{name}_conv2")(y)
+    y = _bn(f"{name}_bn2")(y)
+    if stride != 1 or shortcut.shape[-1] != filters:
+        shortcut = _conv(filters, 1, stride, weight_decay, f"{name}_proj")(shortcut)
+        shortcut = _bn(f"{name}_proj_bn")(shortcut)
+    y = keras.layers.Add(name=f"{name}_add")([shortcut, y])
+    return keras.layers.ReLU(name=f"{name}_out")(y)
+
+
+def build_resnet(depth: int, input_shape: Tuple[int, int, int] = (32, 32, 3), num_classes: int = 10,
+                 weight_decay: float = 1e-4) -> keras.Model:
+    """ResNet-``depth`` for ``input_shape`` images; ``depth`` must be 6n+2."""
+    if depth < 8 or (depth - 2) % 6:
+        raise ValueError(f"depth must be 6n+2 (20, 32, 44, 56, 110, ...), got {depth}")
+    blocks = (depth - 2) // 6
+    inputs = keras.Input(shape=input_shape, name="image")
+    x = _conv(STAGE_FILTERS[0], 3, 1, weight_decay, "stem_conv")(inputs)
+    x = _bn("stem_bn")(x)
+    x = keras.layers.ReLU(name="stem_relu")(x)
+    for stage, filters in enumerate(STAGE_FILTERS):
+        for block in range(blocks):
+            stride = 2 if stage > 0 and block == 0 else 1
+            x = _basic_block(x, filters, stride, weight_decay, f"stage{stage + 1}_block{block + 1}")
+    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    logits = keras.layers.Dense(num_classes, kernel_initializer="he_normal", name="logits")(x)
+    probabilities = keras.layers.Activation("softmax", dtype="float32", name="probabilities")(logits)
+    return keras.Model(inputs, probabilities, name=f"resnet{depth}")
