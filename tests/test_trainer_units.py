@@ -1,0 +1,134 @@
+"""Model, schedule and augmentation: pure behaviour, no pipeline."""
+
+import numpy as np
+import pytest
+
+tf = pytest.importorskip("tensorflow")
+
+from cifar_tfx.trainer.augment import augment_batch, crop_and_flip, cutout_mask  # noqa: E402
+from cifar_tfx.trainer.hparams import DEMO, FULL, HParams, get_profile, with_overrides  # noqa: E402
+from cifar_tfx.trainer.model import build_resnet  # noqa: E402
+from cifar_tfx.trainer.runtime import resolve_runtime  # noqa: E402
+from cifar_tfx.trainer.schedule import TrainingClock, learning_rate_at  # noqa: E402
+
+
+@pytest.mark.parametrize("depth, paper", [(20, 0.27e6), (56, 0.85e6), (110, 1.7e6)])
+def test_parameter_counts_match_the_paper(depth, paper):
+    model = build_resnet(depth)
+    trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+    assert abs(trainable / paper - 1) < 0.02, trainable
+
+
+def test_resnet56_structure():
+    model = build_resnet(56)
+    convs = [layer for layer in model.layers if isinstance(layer, tf.keras.layers.Conv2D.__mro__[0]) or "conv" in layer.name]
+    three_by_three = [layer for layer in convs if getattr(layer, "kernel_size", None) == (3, 3)]
+    assert len(three_by_three) == 55  # 1 stem + 54 in blocks; + the dense layer = 56 weighted layers
+    assert [layer.strides for layer in convs if layer.name.endswith("_proj")] == [(2, 2), (2, 2)]
+    assert model.output_shape == (None, 10)
+    assert model.get_layer("stage3_block9_out").output_shape == (None, 8, 8, 64)
+    assert model.get_layer("stem_conv").kernel_regularizer.l2 == pytest.approx(1e-4)
+
+
+def test_input_shape_follows_the_data():
+    model = build_resnet(20, input_shape=(28, 28, 1))
+    assert model.input_shape == (None, 28, 28, 1)
+    assert model.get_layer("stage3_block3_out").output_shape == (None, 7, 7, 64)
+
+
+def test_depth_must_be_6n_plus_2():
+    with pytest.raises(ValueError, match="6n\\+2"):
+        build_resnet(21)
+    with pytest.raises(ValueError, match="6n\\+2"):
+        HParams(depth=18)
+
+
+def test_step_schedule_switches_exactly_at_half_and_three_quarters():
+    clock = TrainingClock(planned_steps=200)
+    rates = [learning_rate_at(clock.fraction_done(step), 0.1) for step in range(200)]
+    assert rates[:100] == [0.1] * 100
+    assert rates[100:150] == [pytest.approx(0.01)] * 50
+    assert rates[150:] == [pytest.approx(0.001)] * 50
+    assert not clock.finished(199) and clock.finished(200)
+
+
+def test_budget_schedule_switches_at_elapsed_time_with_injected_clock():
+    now = [1000.0]
+    clock = TrainingClock(budget_seconds=600.0, clock=lambda: now[0])
+    seen = {}
+    for second in range(0, 601, 1):
+        now[0] = 1000.0 + second
+        seen[second] = learning_rate_at(clock.fraction_done(step=0), 0.1)
+    assert seen[299] == 0.1 and seen[300] == pytest.approx(0.01)
+    assert seen[449] == pytest.approx(0.01) and seen[450] == pytest.approx(0.001)
+    now[0] = 1599.0
+    assert not clock.finished(0)
+    now[0] = 1600.0
+    assert clock.finished(0)
+
+
+def test_budget_counts_time_of_earlier_attempts():
+    now = [0.0]
+    clock = TrainingClock(budget_seconds=100.0, elapsed_before=60.0, clock=lambda: now[0])
+    assert learning_rate_at(clock.fraction_done(0), 0.1) == pytest.approx(0.01)  # 60 % done
+    now[0] = 40.0
+    assert clock.finished(0)
+
+
+def test_profiles_and_overrides():
+    assert get_profile("full").depth == 56 and FULL.batch_size == 128 and FULL.cutout_size == 16
+    assert FULL.planned_steps(50_000) == 64_062  # ≈ the paper's 64k iterations
+    assert DEMO.depth < 20
+    budget = with_overrides(FULL, time_budget_minutes=30.0, depth=20)
+    assert budget.epochs is None and budget.planned_steps(50_000) is None and budget.depth == 20
+    assert HParams.from_json(budget.to_json()) == budget
+    with pytest.raises(KeyError, match="known: demo, full"):
+        get_profile("huge")
+
+
+def test_runtime_auto_rules():
+    assert resolve_runtime(FULL, gpus=0) == resolve_runtime(FULL, 0)
+    cpu = resolve_runtime(FULL, gpus=0)
+    assert (cpu.precision, cpu.xla, cpu.mirrored) == ("float32", False, False)
+    one = resolve_runtime(FULL, gpus=1)
+    assert (one.precision, one.xla, one.mirrored) == ("mixed_float16", True, False)
+    assert resolve_runtime(FULL, gpus=4).mirrored
+    forced = resolve_runtime(with_overrides(FULL, precision="mixed_bfloat16", xla="off", distribute="on"), 0)
+    assert (forced.precision, forced.xla, forced.mirrored) == ("mixed_bfloat16", False, True)
+
+
+def test_cutout_zeroes_one_square_of_the_right_size():
+    mask = cutout_mask(3, 32, 32, 16, centres=tf.constant([[16, 16], [0, 0], [31, 20]]))
+    zeros = (mask.numpy()[..., 0] == 0)
+    assert zeros[0].sum() == 256 and zeros[0][8:24, 8:24].all()
+    assert zeros[1].sum() == 8 * 8 and zeros[1][:8, :8].all()  # clipped at the corner
+    assert zeros[2].sum() == 9 * 16 and zeros[2][23:, 12:28].all()
+
+
+def test_augment_batch_random_cutout_per_image_and_pixels_preserved():
+    images = tf.random.uniform([64, 32, 32, 3], 1.0, 2.0)  # no zeros before augmentation
+    out = augment_batch(images, padding=0, flip=False, cutout_size=16).numpy()
+    zero_pixels = (out == 0).all(axis=-1).sum(axis=(1, 2))
+    assert ((zero_pixels >= 64) & (zero_pixels <= 256)).all()  # one (possibly clipped) square each
+    assert (zero_pixels == 256).any() and len(set(zero_pixels.tolist())) > 1
+    kept = out != 0
+    np.testing.assert_array_equal(out[kept], images.numpy()[kept])
+
+
+def test_crop_and_flip_are_shifts_and_mirrors():
+    images = tf.reshape(tf.range(2 * 32 * 32 * 1, dtype=tf.float32) + 1, [2, 32, 32, 1])
+    out = crop_and_flip(images, 4, flip=True).numpy()[..., 0]
+    source = images.numpy()[..., 0]
+    for index in range(2):
+        padded = np.pad(source[index], 4)
+        matches = [(dy, dx, f) for dy in range(9) for dx in range(9) for f in (False, True)
+                   if np.array_equal(out[index], (padded[dy:dy + 32, dx:dx + 32][:, ::-1] if f
+                                                  else padded[dy:dy + 32, dx:dx + 32]))]
+        assert matches, "every output is a crop of the padded image, possibly mirrored"
+
+
+def test_augmentation_varies_between_calls():
+    images = tf.random.uniform([8, 32, 32, 3], 1.0, 2.0)
+    first = augment_batch(images).numpy()
+    second = augment_batch(images).numpy()
+    assert not np.array_equal(first, second)

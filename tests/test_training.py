@@ -1,0 +1,133 @@
+"""Training and export on small real TFRecords with a real tf.Transform graph."""
+
+import glob
+import io
+
+import numpy as np
+import pytest
+
+tf = pytest.importorskip("tensorflow")
+
+import tensorflow_transform as tft  # noqa: E402
+import tf_keras as keras  # noqa: E402
+
+from cifar_tfx.components.example_codec import encode_png, serialize_batch  # noqa: E402
+from cifar_tfx.data.datasets import CIFAR10  # noqa: E402
+from cifar_tfx.data.synth import make_examples  # noqa: E402
+from cifar_tfx.trainer.export import export_saved_model  # noqa: E402
+from cifar_tfx.trainer.hparams import DEMO, with_overrides  # noqa: E402
+from cifar_tfx.trainer.preprocessing import IMAGE_XF  # noqa: E402
+from cifar_tfx.trainer.train import train_model  # noqa: E402
+from training_fixtures import build_transform_output, write_split  # noqa: E402
+
+TINY = with_overrides(DEMO, depth=8, batch_size=32, train_steps=6, shuffle_buffer=64, log_every_seconds=0.0)
+
+
+@pytest.fixture(scope="module")
+def splits(tmp_path_factory):
+    root = tmp_path_factory.mktemp("splits")
+    train = write_split(str(root / "train" / "data.gz"), 256, seed=11)
+    test = write_split(str(root / "test" / "data.gz"), 64, seed=12)
+    tft_dir = build_transform_output(train, str(root / "transform"))
+    return {"train": [train], "test": [test], "tft": tft.TFTransformOutput(tft_dir)}
+
+
+@pytest.fixture(autouse=True)
+def float32_policy():
+    yield
+    keras.mixed_precision.set_global_policy("float32")
+
+
+def _train(splits, tmp_path, hparams=TINY, **kwargs):
+    stream = io.StringIO()
+    model, result = train_model(train_files=splits["train"], eval_files=splits["test"], tft_output=splits["tft"],
+                                hparams=hparams, dataset=CIFAR10, checkpoint_dir=str(tmp_path / "ckpt"),
+                                log_dir=str(tmp_path / "logs"), stream=stream, **kwargs)
+    return model, result, stream.getvalue()
+
+
+def test_transform_normalises_with_training_statistics(splits):
+    images, _ = make_examples(256, seed=11)
+    pixels = images.reshape(-1, 3).astype(np.float64)
+    layer = splits["tft"].transform_features_layer()
+    png = [[encode_png(image)] for image in images[:4]]
+    out = layer({"image": tf.constant(png)})[IMAGE_XF].numpy()
+    expected = (images[:4].astype(np.float64) - pixels.mean(axis=0)) / pixels.std(axis=0)
+    np.testing.assert_allclose(out, expected, atol=1e-3)
+
+
+def test_steps_schedule_and_progress(splits, tmp_path):
+    hparams = with_overrides(TINY, train_steps=8)
+    _, result, log = _train(splits, tmp_path, hparams)
+    assert result.steps_done == 8
+    assert result.learning_rates == pytest.approx([0.1] * 4 + [0.01] * 2 + [0.001] * 2)
+    assert "img/s" in log and "ETA" in log and "eval accuracy" in log
+    assert glob.glob(str(tmp_path / "logs" / "train" / "events.out.tfevents.*"))
+
+
+def test_budget_mode_switches_by_time_and_stops(splits, tmp_path):
+    ticks = [0.0]
+
+    def clock():  # every call advances 1 "second": the schedule sees time pass per step
+        ticks[0] += 1.0
+        return ticks[0]
+
+    hparams = with_overrides(TINY, time_budget_minutes=40 / 60)  # 40 fake seconds
+    _, result, _ = _train(splits, tmp_path, hparams, clock=clock)
+    rates = result.learning_rates
+    assert 0 < len(rates) < 40 and result.elapsed_seconds >= 40
+    assert rates[0] == 0.1 and rates[-1] == pytest.approx(0.001)
+    assert sorted(set(rates), reverse=True) == pytest.approx([0.1, 0.01, 0.001])
+    assert rates == sorted(rates, reverse=True)
+
+
+def test_resume_after_crash_continues_from_checkpoint(splits, tmp_path):
+    hparams = with_overrides(TINY, train_steps=16)  # 256 / 32 = 8 steps per epoch
+    first_stop = with_overrides(hparams, train_steps=8)
+    # A run planned for 8 steps leaves a checkpoint at step 8, like a crash after epoch 1 would.
+    _train(splits, tmp_path, first_stop)
+    _, result, log = _train(splits, tmp_path, hparams)
+    assert result.resumed_from_step == 8 and result.steps_done == 16
+    assert "resuming from" in log
+    assert len(result.learning_rates) == 8
+    assert result.learning_rates == pytest.approx([0.01] * 4 + [0.001] * 4)
+
+
+@pytest.mark.parametrize("override", [
+    {"precision": "mixed_float16"}, {"precision": "mixed_bfloat16"}, {"xla": "on"}, {"distribute": "on"},
+])
+def test_gpu_code_paths_run_on_cpu(splits, tmp_path, override):
+    hparams = with_overrides(TINY, train_steps=2, **override)
+    model, result, _ = _train(splits, tmp_path, hparams)
+    assert result.steps_done == 2 and np.isfinite(result.eval_loss)
+    if "precision" in override:
+        assert result.runtime.precision == override["precision"]
+        assert model.get_layer("stem_conv").compute_dtype != "float32"
+        assert model.output.dtype == tf.float32
+    if "xla" in override:
+        assert result.runtime.xla
+    if "distribute" in override:
+        assert result.runtime.mirrored
+
+
+def test_both_signatures_agree(splits, tmp_path):
+    model, _, _ = _train(splits, tmp_path, with_overrides(TINY, train_steps=3))
+    export_dir = export_saved_model(model, splits["tft"], CIFAR10.class_names, str(tmp_path / "export"))
+    loaded = tf.saved_model.load(export_dir)
+    images, labels = make_examples(5, seed=99)
+    by_example = loaded.signatures["serving_default"](examples=tf.constant(list(serialize_batch(images, labels))))
+    by_image = loaded.signatures["serving_images"](images=tf.constant([encode_png(i) for i in images]))
+    np.testing.assert_array_equal(by_example["probabilities"].numpy(), by_image["probabilities"].numpy())
+    assert by_example["probabilities"].shape == (5, 10)
+    np.testing.assert_allclose(by_example["probabilities"].numpy().sum(axis=1), 1.0, atol=1e-5)
+    ids = by_image["class_id"].numpy()
+    assert [n.decode() for n in by_image["class_name"].numpy()] == [CIFAR10.class_names[i] for i in ids]
+
+
+def test_serving_images_rejects_wrong_size(splits, tmp_path):
+    model, _, _ = _train(splits, tmp_path, with_overrides(TINY, train_steps=1))
+    export_dir = export_saved_model(model, splits["tft"], CIFAR10.class_names, str(tmp_path / "export"))
+    loaded = tf.saved_model.load(export_dir)
+    small = encode_png(np.zeros((28, 28, 3), np.uint8))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="28,28,3"):
+        loaded.signatures["serving_images"](images=tf.constant([small]))
