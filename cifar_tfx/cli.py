@@ -19,6 +19,7 @@ from cifar_tfx.data.errors import DataError
 
 EXIT_BAD_INPUT = 2
 EXIT_PIPELINE_FAILED = 3
+EXIT_NOT_PUSHED = 4
 
 
 def _use_keras2() -> None:
@@ -61,16 +62,23 @@ def _cmd_run(args: argparse.Namespace) -> int:
     detect_source(args.data, spec)  # a bad --data fails here, before TFX starts
     hparams = hparams_from_args(args)
     run = LocalRun(pipeline_name=args.pipeline_name, pipeline_root=args.pipeline_root,
-                   data_path=args.data, dataset=spec, hparams=hparams, enable_cache=not args.no_cache)
+                   data_path=args.data, dataset=spec, hparams=hparams, serving_dir=args.serving_dir,
+                   model_name=args.model_name, enable_cache=not args.no_cache)
     try:
         produced = run_local(run)
     except Exception as err:  # noqa: BLE001 - report which component failed and why, then exit non-zero
         print(f"pipeline failed: {_root_message(err)}", file=sys.stderr)
         return EXIT_PIPELINE_FAILED
+    from cifar_tfx.pipeline.outcome import read_outcome
+
     for artifact in produced:
-        print(f"{artifact.component:>18} {artifact.output:<16} {artifact.uri}")
+        if artifact.component in ("CifarExampleGen", "ExampleValidator", "Transform", "Trainer", "Evaluator") \
+                and artifact.output in ("examples", "anomalies", "transform_graph", "model", "model_run", "evaluation"):
+            print(f"{artifact.component:>18} {artifact.output:<16} {artifact.uri}")
     print(f"pipeline {run.pipeline_name} finished; ML Metadata: {run.metadata_path}")
-    return 0
+    outcome = read_outcome(produced)
+    print(outcome.line(run.model_name))
+    return 0 if outcome.pushed else EXIT_NOT_PUSHED
 
 
 def hparams_from_args(args: argparse.Namespace):
@@ -82,7 +90,8 @@ def hparams_from_args(args: argparse.Namespace):
             get_profile(args.profile), depth=args.depth, epochs=args.epochs, train_steps=args.train_steps,
             time_budget_minutes=args.time_budget_minutes, batch_size=args.batch_size,
             learning_rate=args.learning_rate, cutout_size=args.cutout_size, precision=args.precision,
-            xla=args.xla, distribute=args.distribute)
+            xla=args.xla, distribute=args.distribute, min_accuracy=args.min_accuracy,
+            max_regression=args.max_regression)
     except ValueError as err:
         raise SystemExit(f"error: {err}") from err
 
@@ -145,6 +154,10 @@ def build_parser() -> argparse.ArgumentParser:
     training.add_argument("--precision", choices=("auto", "float32", "mixed_float16", "mixed_bfloat16"))
     training.add_argument("--xla", choices=("auto", "on", "off"))
     training.add_argument("--distribute", choices=("auto", "on", "off"), help="MirroredStrategy")
+    gate = run.add_argument_group("evaluator gate (default: the profile's value)")
+    gate.add_argument("--min-accuracy", type=float, help="bless only at or above this test accuracy")
+    gate.add_argument("--max-regression", type=float,
+                      help="bless only if accuracy is at most this much below the last blessed model's")
     run.set_defaults(func=_cmd_run)
     return parser
 

@@ -21,6 +21,8 @@ class LocalRun:
     data_path: str
     dataset: DatasetSpec
     hparams: HParams
+    serving_dir: str
+    model_name: str = "cifar10"
     enable_cache: bool = True
 
     @property
@@ -34,6 +36,7 @@ class ProducedArtifact:
     output: str
     type_name: str
     uri: str
+    properties: Dict[str, object] = dataclasses.field(default_factory=dict)  # MLMD custom properties
 
 
 def run_local(run: LocalRun) -> List[ProducedArtifact]:
@@ -57,6 +60,8 @@ def run_local(run: LocalRun) -> List[ProducedArtifact]:
         data_path=os.path.abspath(run.data_path),
         dataset=run.dataset,
         hparams=run.hparams,
+        serving_dir=os.path.abspath(run.serving_dir),
+        model_name=run.model_name,
         data_fingerprint=source_fingerprint(run.data_path),
         enable_cache=run.enable_cache,
         metadata_connection_config=connection,
@@ -87,5 +92,7 @@ def _artifacts_since(connection, after_id: int) -> List[ProducedArtifact]:
         # TFX lays outputs out as <pipeline_root>/<component>/<output>/<execution id>.
         parts = artifact.uri.rstrip("/").split("/")
         component, output = (parts[-3], parts[-2]) if len(parts) >= 3 else ("?", "?")
-        produced.append(ProducedArtifact(component, output, types.get(artifact.type_id, "?"), artifact.uri))
+        properties = {key: getattr(value, value.WhichOneof("value")) for key, value in artifact.custom_properties.items()
+                      if value.WhichOneof("value") in ("int_value", "double_value", "string_value")}
+        produced.append(ProducedArtifact(component, output, types.get(artifact.type_id, "?"), artifact.uri, properties))
     return produced

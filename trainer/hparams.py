@@ -13,6 +13,7 @@ import dataclasses
 import json
 from typing import Dict, Optional, Tuple
 
+GATE_FIELDS = ("min_accuracy", "max_regression")
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 SWITCHES = ("auto", "on", "off")
 
@@ -80,8 +81,16 @@ class HParams:
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), sort_keys=True)
 
+    def training_key(self) -> str:
+        """JSON of the fields that change what is trained (the gate's bounds excluded)."""
+        values = dataclasses.asdict(self)
+        for gate_field in GATE_FIELDS:
+            values.pop(gate_field)
+        return json.dumps(values, sort_keys=True)
+
     @classmethod
     def from_json(cls, text: str) -> "HParams":
+        """Inverse of :meth:`to_json` (and of :meth:`training_key`, gate fields defaulted)."""
         values = json.loads(text)
         values["lr_drop_fractions"] = tuple(values["lr_drop_fractions"])
         values["lr_drop_factors"] = tuple(values["lr_drop_factors"])

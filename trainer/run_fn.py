@@ -18,7 +18,7 @@ def run_fn(fn_args) -> None:
     import tensorflow_transform as tft
 
     from cifar_tfx.trainer.export import export_saved_model
-    from cifar_tfx.trainer.report import plot_training
+    from cifar_tfx.trainer.report import plot_confusion, plot_training
     from cifar_tfx.trainer.train import train_model
 
     config = fn_args.custom_config
@@ -32,6 +32,9 @@ def run_fn(fn_args) -> None:
     plot_training(result.history, result.learning_rates,
                   os.path.join(fn_args.model_run_dir, "report", "training.png"),
                   title=f"ResNet-{hparams.depth}: eval accuracy {result.eval_accuracy:.2%}")
+    plot_confusion(result.confusion, dataset.class_names,
+                   os.path.join(fn_args.model_run_dir, "report", "confusion.png"),
+                   title=f"test split, {int(result.confusion.sum())} images")
     with open(os.path.join(fn_args.model_run_dir, "report", "training.json"), "w") as handle:
         json.dump({"steps": result.steps_done, "elapsed_seconds": result.elapsed_seconds,
                    "images_per_second": result.images_per_second, "eval_accuracy": result.eval_accuracy,

@@ -14,6 +14,7 @@ import sys
 import time
 from typing import Callable, Dict, List, Optional, Sequence, TextIO
 
+import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
@@ -39,6 +40,7 @@ class TrainResult:
     history: Dict[str, List[float]] = dataclasses.field(default_factory=dict)  # per epoch
     eval_accuracy: float = float("nan")
     eval_loss: float = float("nan")
+    confusion: Optional[np.ndarray] = None  # [true class, predicted class] counts on the eval split
 
 
 def apply_precision(runtime: Runtime) -> None:
@@ -59,6 +61,15 @@ def build_and_compile(hparams: HParams, dataset: DatasetSpec, runtime: Runtime) 
                   metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
                   jit_compile=runtime.xla)
     return model
+
+
+def confusion_matrix(model: keras.Model, dataset: tf.data.Dataset, num_classes: int) -> np.ndarray:
+    """``[true, predicted]`` counts of ``model`` over ``dataset``."""
+    matrix = np.zeros((num_classes, num_classes), dtype=np.int64)
+    for images, labels in dataset:
+        predicted = np.argmax(model(images, training=False).numpy(), axis=-1)
+        np.add.at(matrix, (labels.numpy().astype(np.int64), predicted), 1)
+    return matrix
 
 
 def train_model(*, train_files: Sequence[str], eval_files: Sequence[str], tft_output, hparams: HParams,
@@ -121,6 +132,7 @@ def train_model(*, train_files: Sequence[str], eval_files: Sequence[str], tft_ou
                          learning_rates=controller.rates, history=history)
     eval_ds = make_dataset(eval_files, tft_output, hparams.batch_size, False, hparams)
     result.eval_loss, result.eval_accuracy = (float(v) for v in model.evaluate(eval_ds, verbose=0))
+    result.confusion = confusion_matrix(model, eval_ds, dataset.num_classes)
     stream.write(f"trained {steps_done} steps in {result.elapsed_seconds:.0f} s "
                  f"({result.images_per_second:,.0f} img/s); eval accuracy {result.eval_accuracy:.4f}\n")
     if writer is not None:
