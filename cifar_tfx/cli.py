@@ -4,6 +4,7 @@
     cifar-tfx data download             fetch an official archive (md5-checked, resumable)
     cifar-tfx data synth --out DIR      write the embedded synthetic dataset
     cifar-tfx run --data PATH           run the TFX pipeline locally
+    cifar-tfx kubeflow compile ...      write the Kubeflow Pipelines 2 spec
 """
 
 from __future__ import annotations
@@ -81,6 +82,17 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0 if outcome.pushed else EXIT_NOT_PUSHED
 
 
+def _cmd_kubeflow_compile(args: argparse.Namespace) -> int:
+    _use_keras2()
+    from cifar_tfx.kubeflow.runner import KubeflowTarget, compile_pipeline
+
+    target = KubeflowTarget(image=args.image, pipeline_root=args.pipeline_root, data_path=args.data,
+                            serving_dir=args.serving_dir, model_name=args.model_name,
+                            trainer_gpus=args.gpus, gpu_type=args.gpu_type, with_baseline=args.with_baseline)
+    print(compile_pipeline(target, get_dataset(args.dataset), hparams_from_args(args), args.output))
+    return 0
+
+
 def hparams_from_args(args: argparse.Namespace):
     """The ``--profile`` hyperparameters with every given override applied."""
     from cifar_tfx.trainer.hparams import get_profile, with_overrides
@@ -142,6 +154,30 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--serving-dir", default="runs/serving", help="TF Serving model base folder")
     run.add_argument("--model-name", default="cifar10", help="model name under --serving-dir")
     run.add_argument("--no-cache", action="store_true", help="re-run every component even if unchanged")
+    _add_training_options(run)
+    run.set_defaults(func=_cmd_run)
+
+    kubeflow = commands.add_parser("kubeflow", help="Kubeflow Pipelines 2")
+    kubeflow_commands = kubeflow.add_subparsers(dest="kubeflow_command", required=True)
+    compile_ = kubeflow_commands.add_parser("compile", help="write the KFP-2 pipeline spec (YAML)")
+    compile_.add_argument("--image", required=True, help="container image built from kubeflow/Dockerfile")
+    compile_.add_argument("--pipeline-root", required=True, help="e.g. gs://bucket/cifar-tfx")
+    compile_.add_argument("--data", required=True, help="archive or folder as the containers see it")
+    compile_.add_argument("--serving-dir", required=True, help="TF Serving base folder as the Pusher sees it")
+    compile_.add_argument("--model-name", default="cifar10")
+    compile_.add_argument("--dataset", default="cifar10", choices=sorted(DATASETS))
+    compile_.add_argument("--profile", default="full")
+    compile_.add_argument("--gpus", type=int, default=1, help="GPUs for the Trainer node (0: CPU only)")
+    compile_.add_argument("--gpu-type", default="NVIDIA_TESLA_T4")
+    compile_.add_argument("--with-baseline", action="store_true",
+                          help="compare with the last blessed model (needs Resolver support: Vertex AI)")
+    compile_.add_argument("--output", default="cifar10-resnet-pipeline.yaml")
+    _add_training_options(compile_)
+    compile_.set_defaults(func=_cmd_kubeflow_compile)
+    return parser
+
+
+def _add_training_options(run: argparse.ArgumentParser) -> None:
     training = run.add_argument_group("training overrides (default: the profile's value)")
     training.add_argument("--depth", type=int, help="ResNet depth 6n+2 (20, 32, 44, 56, 110)")
     training.add_argument("--epochs", type=float, help="training epochs (the schedule drops at 1/2, 3/4)")
@@ -158,8 +194,6 @@ def build_parser() -> argparse.ArgumentParser:
     gate.add_argument("--min-accuracy", type=float, help="bless only at or above this test accuracy")
     gate.add_argument("--max-regression", type=float,
                       help="bless only if accuracy is at most this much below the last blessed model's")
-    run.set_defaults(func=_cmd_run)
-    return parser
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -53,6 +53,7 @@ def create_pipeline(
     beam_pipeline_args: Sequence[str] = (),
     num_shards: int = 4,
     enable_cache: bool = True,
+    trainer_resources: Optional[object] = None,
 ) -> tfx_pipeline.Pipeline:
     """Build the pipeline: ingest, validate, transform, train, evaluate, push.
 
@@ -73,6 +74,7 @@ def create_pipeline(
       num_shards: TFRecord shards per split written by ExampleGen.
       enable_cache: reuse outputs of components whose inputs and parameters are
         unchanged (a re-run after a Trainer crash then resumes the same training).
+      trainer_resources: a KFP ``ResourceSpec`` for the Trainer (GPUs); local runners ignore it.
     """
     example_gen = CifarExampleGen(data_path=data_path, dataset=dataset.name, num_shards=num_shards,
                                   data_fingerprint=data_fingerprint)
@@ -113,6 +115,8 @@ def create_pipeline(
             trainer_entry.CHECKPOINT_DIR_KEY: checkpoint_dir_for(pipeline_root, hparams, data_fingerprint),
         },
     )
+    if trainer_resources is not None:
+        trainer.with_platform_config(trainer_resources)
     components: List[object] = [
         example_gen, statistics_gen, schema_gen, pin_schema, example_validator, anomaly_gate,
         transform, trainer,
