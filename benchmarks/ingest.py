@@ -1,0 +1,68 @@
+"""Ingestion throughput and peak memory on a 60,000-image `data synth` dataset.
+
+    .venv/bin/python -m benchmarks.ingest [--train 50000 --test 10000]
+
+Runs `data verify` and the ExampleGen executor (Beam DirectRunner) each in a fresh
+child process and prints images/s and the child's peak resident memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+
+VERIFY = "from cifar_tfx.data.verify import verify; import sys; verify(sys.argv[1])"
+EXAMPLE_GEN = (
+    "import os, sys; os.environ['TF_USE_LEGACY_KERAS'] = '1'\n"
+    "from tfx.types import standard_artifacts\n"
+    "from cifar_tfx.components.example_gen import CifarExampleGenExecutor\n"
+    "examples = standard_artifacts.Examples(); examples.uri = sys.argv[2]\n"
+    "CifarExampleGenExecutor().Do({}, {'examples': [examples]},"
+    " {'data_path': sys.argv[1], 'dataset': 'cifar10', 'num_shards': 4})\n"
+)
+IMPORT_ONLY = (
+    "import os; os.environ['TF_USE_LEGACY_KERAS'] = '1'\n"
+    "from tfx.types import standard_artifacts\n"
+    "from cifar_tfx.components.example_gen import CifarExampleGenExecutor\n"
+)
+
+
+def run_child(code: str, *args: str) -> tuple:
+    """(wall seconds, peak RSS MiB) of ``python -c code args`` in a fresh process."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-c", code, *args], check=True, stderr=subprocess.DEVNULL)
+    seconds = time.perf_counter() - start
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return seconds, max(peak, before) / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--train", type=int, default=50_000)
+    parser.add_argument("--test", type=int, default=10_000)
+    args = parser.parse_args()
+    from cifar_tfx.data.synth import write_dataset
+
+    total = args.train + args.test
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        write_dataset(os.path.join(tmp, "data"), args.train, args.test)
+        print(f"data synth: {total} images in {time.perf_counter() - start:.1f} s")
+        seconds, peak = run_child(VERIFY, os.path.join(tmp, "data"))
+        print(f"data verify: {total / seconds:,.0f} images/s ({seconds:.1f} s incl. interpreter start), "
+              f"peak RSS {peak:,.0f} MiB")
+        import_seconds, _ = run_child(IMPORT_ONLY)
+        seconds, peak = run_child(EXAMPLE_GEN, os.path.join(tmp, "data"), os.path.join(tmp, "examples"))
+        work = seconds - import_seconds
+        print(f"ExampleGen executor: {total / work:,.0f} images/s ({work:.1f} s after {import_seconds:.1f} s "
+              f"of imports), peak RSS {peak:,.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()

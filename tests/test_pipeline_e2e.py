@@ -1,0 +1,96 @@
+"""End to end on the embedded synthetic data: the demo profile, the gate, a second push.
+
+Slow (several minutes): marked ``slow``; CI runs it.
+"""
+
+import glob
+import hashlib
+import math
+import os
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.slow
+
+tf = pytest.importorskip("tensorflow")
+
+from cifar_tfx.cli import EXIT_NOT_PUSHED, main  # noqa: E402
+from cifar_tfx.components.example_codec import encode_png, serialize_batch  # noqa: E402
+from cifar_tfx.data.synth import make_examples, write_dataset  # noqa: E402
+
+
+def _tree(folder):
+    """Every file under ``folder`` with the sha256 of its bytes."""
+    listing = {}
+    for path in sorted(glob.glob(os.path.join(folder, "**"), recursive=True)):
+        if os.path.isfile(path):
+            listing[os.path.relpath(path, folder)] = hashlib.sha256(open(path, "rb").read()).hexdigest()
+    return listing
+
+
+def _learning_rates(run_dir):
+    rates = {}
+    for path in glob.glob(os.path.join(run_dir, "train", "events.out.tfevents.*")):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            for value in event.summary.value:
+                if value.tag == "learning_rate":
+                    rates[event.step] = float(tf.make_ndarray(value.tensor))
+    return [rates[step] for step in sorted(rates)], sorted(rates)
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("e2e")
+    write_dataset(str(root / "data"))  # the `make demo` data: 5,000 / 1,000
+    args = ["run", "--data", str(root / "data"), "--profile", "demo", "--pipeline-root", str(root / "pipeline"),
+            "--serving-dir", str(root / "serving")]
+    return root, args
+
+
+def test_demo_run_trains_gates_and_pushes(demo_run, capsys):
+    root, args = demo_run
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "pushed: cifar10 version 1 -> " in out
+    accuracy = float(out.rsplit("test accuracy ", 1)[1].split(")")[0])
+    assert accuracy >= 0.80, "the synthetic data promises >= 80 % for the demo profile"
+
+    version = root / "serving" / "cifar10" / "1"
+    loaded = tf.saved_model.load(str(version))
+    images, labels = make_examples(6, seed=2024)
+    by_example = loaded.signatures["serving_default"](examples=tf.constant(list(serialize_batch(images, labels))))
+    by_image = loaded.signatures["serving_images"](images=tf.constant([encode_png(i) for i in images]))
+    np.testing.assert_array_equal(by_example["class_id"].numpy(), by_image["class_id"].numpy())
+    assert by_image["probabilities"].shape == (6, 10)
+
+    run_dirs = glob.glob(str(root / "pipeline" / "Trainer" / "model_run" / "*"))
+    assert len(run_dirs) == 1
+    rates, steps = _learning_rates(run_dirs[0])
+    assert steps == list(range(len(steps))), "learning_rate is logged at every step"
+    first_drop, second_drop = rates.index(pytest.approx(0.01)), rates.index(pytest.approx(0.001))
+    assert rates[0] == pytest.approx(0.1)
+    # 12 epochs of 5,000 images at batch 128 = 469 steps: drops at the first step >= 1/2 and >= 3/4.
+    assert len(rates) == 469
+    assert first_drop == math.ceil(469 / 2) and second_drop == math.ceil(469 * 3 / 4)
+    for picture in ("training.png", "confusion.png"):
+        assert os.path.getsize(os.path.join(run_dirs[0], "report", picture)) > 10_000
+
+
+def test_impossible_bound_refuses_and_leaves_serving_dir_untouched(demo_run, capsys):
+    root, args = demo_run
+    before = _tree(root / "serving")
+    assert main(args + ["--min-accuracy", "0.999"]) == EXIT_NOT_PUSHED
+    out = capsys.readouterr().out
+    assert "not pushed: min-accuracy failed: accuracy 0." in out and "< 0.9990" in out
+    assert _tree(root / "serving") == before
+
+
+def test_second_good_run_pushes_a_new_version_beside_the_first(demo_run, capsys):
+    root, args = demo_run
+    assert main(args + ["--min-accuracy", "0.5"]) == 0
+    assert "pushed: cifar10 version 2 -> " in capsys.readouterr().out
+    assert sorted(os.listdir(root / "serving" / "cifar10")) == ["1", "2"]
+    config = (root / "serving" / "models.config").read_text()
+    assert 'name: "cifar10"' in config
+    assert f'base_path: "{root / "serving" / "cifar10"}"' in config
