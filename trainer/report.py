@@ -17,6 +17,16 @@ def _pyplot():
     return plt
 
 
+def _save(plt, fig, path: str, title: str) -> str:
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
 def plot_training(history: Dict[str, List[float]], learning_rates: Sequence[float], path: str,
                   title: str = "") -> str:
     """Loss and accuracy per epoch, learning rate per step; written as a PNG to ``path``."""
@@ -31,13 +41,7 @@ def plot_training(history: Dict[str, List[float]], learning_rates: Sequence[floa
     axes[2].set(title="learning rate used", xlabel="step (this attempt)", yscale="log")
     for axis in axes:
         axis.grid(alpha=0.3)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path, title)
 
 
 def plot_confusion(matrix: np.ndarray, class_names: Sequence[str], path: str, title: str = "") -> str:
@@ -60,10 +64,4 @@ def plot_confusion(matrix: np.ndarray, class_names: Sequence[str], path: str, ti
     axes[1].invert_yaxis()
     for index, value in enumerate(per_class):
         axes[1].text(min(value, 0.9), index, f" {value:.1%}", va="center")
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path, title)

@@ -1,0 +1,1 @@
+"""Reading, verifying, downloading and synthesising CIFAR-format data (no TensorFlow)."""

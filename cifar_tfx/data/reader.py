@@ -1,0 +1,308 @@
+"""Read CIFAR-format batches from an official archive or an extracted folder.
+
+Both official layouts are understood:
+
+* ``python``: ``cifar-10-batches-py/data_batch_1`` ... pickled dicts whose ``data`` is
+  an ``N x 3072`` uint8 array in plane-major order (all red, then green, then blue);
+* ``binary``: ``cifar-10-batches-bin/data_batch_1.bin`` ... fixed-length records of one
+  label byte followed by 3072 plane-major pixel bytes.
+
+Archives are streamed member by member and never extracted to disk. Only the batch
+members the caller asks for are read; any link, device or path leaving the archive's
+folder makes the whole archive refused. Every batch comes back as a :class:`Batch`
+of ``[N, height, width, channels]`` uint8 images (height-width-channel order, the
+order TensorFlow uses) and ``[N]`` uint8 labels, in the dataset's batch order.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import os
+import posixpath
+import tarfile
+import zlib
+from typing import Dict, Iterable, Iterator, List, Sequence, Tuple
+
+import numpy as np
+
+from cifar_tfx.data.datasets import CIFAR10, FORMATS, SPLITS, DatasetSpec
+from cifar_tfx.data.errors import (
+    CorruptArchiveError,
+    MissingDataError,
+    RecordError,
+    UnsafeArchiveError,
+)
+from cifar_tfx.data.safe_pickle import safe_loads
+
+
+@dataclasses.dataclass(frozen=True)
+class Batch:
+    """One batch file's examples: ``images`` [N, H, W, C] uint8 and ``labels`` [N] uint8."""
+
+    images: np.ndarray
+    labels: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+
+@dataclasses.dataclass(frozen=True)
+class Source:
+    """Where a dataset lives and in which layout.
+
+    ``kind`` is ``"archive"`` (a .tar.gz) or ``"folder"``; ``fmt`` is ``"python"``
+    or ``"binary"``; ``root`` is the batch folder itself for folders, the archive
+    file for archives.
+    """
+
+    kind: str
+    fmt: str
+    root: str
+
+
+# ---------------------------------------------------------------------------
+# Locating and detecting
+# ---------------------------------------------------------------------------
+
+
+def detect_source(path: str, spec: DatasetSpec = CIFAR10) -> Source:
+    """Work out whether ``path`` is an archive or folder, and which layout it holds."""
+    if not os.path.exists(path):
+        raise MissingDataError(f"no such file or directory: {path}")
+    if os.path.isdir(path):
+        return _detect_folder(path, spec)
+    return Source(kind="archive", fmt=_detect_archive_format(path, spec), root=path)
+
+
+def _detect_folder(path: str, spec: DatasetSpec) -> Source:
+    candidates = [path] + [os.path.join(path, spec.folder(fmt)) for fmt in FORMATS]
+    for folder in candidates:
+        for fmt in FORMATS:
+            first = spec.members(fmt, "train")[0]
+            if os.path.isfile(os.path.join(folder, first)):
+                return Source(kind="folder", fmt=fmt, root=folder)
+    raise MissingDataError(
+        f"{path} holds no {spec.name} batches: expected {spec.python_train_members[0]} "
+        f"or {spec.binary_train_members[0]} in it or in {spec.python_folder}/ or {spec.binary_folder}/"
+    )
+
+
+def _detect_archive_format(path: str, spec: DatasetSpec) -> str:
+    with _open_tar_stream(path) as tar:
+        for member in _guarded_members(tar, path):
+            top = member.name.split("/", 1)[0]
+            for fmt in FORMATS:
+                if top == spec.folder(fmt):
+                    return fmt
+    raise CorruptArchiveError(
+        f"{path} holds neither {spec.python_folder}/ nor {spec.binary_folder}/; "
+        f"it is not an official {spec.name} archive"
+    )
+
+
+# ---------------------------------------------------------------------------
+# Archive streaming with member checks
+# ---------------------------------------------------------------------------
+
+_STREAM_ERRORS = (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile, OSError)
+
+
+class _open_tar_stream:
+    """Context manager: a streaming (``r|*``) tar reader with readable errors."""
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._file = None
+        self._tar = None
+
+    def __enter__(self) -> tarfile.TarFile:
+        self._file = open(self._path, "rb")
+        try:
+            self._tar = tarfile.open(fileobj=self._file, mode="r|*")
+        except _STREAM_ERRORS as err:
+            self._file.close()
+            raise CorruptArchiveError(f"{self._path} is not a readable tar archive: {err}") from err
+        return self._tar
+
+    def __exit__(self, *exc: object) -> None:
+        if self._tar is not None:
+            try:
+                self._tar.close()
+            except _STREAM_ERRORS:
+                pass  # The interesting error, if any, is already propagating.
+        if self._file is not None:
+            self._file.close()
+
+
+def _guarded_members(tar: tarfile.TarFile, path: str) -> Iterator[tarfile.TarInfo]:
+    """Yield members, refusing the archive at the first unsafe one; map stream errors."""
+    folder = None
+    iterator = iter(tar)
+    while True:
+        try:
+            member = next(iterator)
+        except StopIteration:
+            return
+        except _STREAM_ERRORS as err:
+            raise CorruptArchiveError(f"{path} is truncated or corrupt: {err}") from err
+        name = member.name
+        norm = posixpath.normpath(name)
+        if name.startswith("/") or norm == ".." or norm.startswith("../") or "/../" in f"/{name}/":
+            raise UnsafeArchiveError(f"{path}: member {name!r} points outside the archive's folder; refused")
+        top = norm.split("/", 1)[0]
+        folder = folder or top
+        if top != folder:
+            raise UnsafeArchiveError(
+                f"{path}: member {name!r} lies outside the archive's folder {folder!r}; refused"
+            )
+        if member.issym() or member.islnk():
+            raise UnsafeArchiveError(f"{path}: member {name!r} is a link; refused")
+        if member.isdev():
+            raise UnsafeArchiveError(f"{path}: member {name!r} is a device or fifo; refused")
+        yield member
+
+
+def _read_archive_members(path: str, wanted: Sequence[str]) -> Dict[str, bytes]:
+    """Stream the archive once and return the bytes of each ``wanted`` member path."""
+    found: Dict[str, bytes] = {}
+    wanted_set = set(wanted)
+    with _open_tar_stream(path) as tar:
+        for member in _guarded_members(tar, path):
+            name = posixpath.normpath(member.name)
+            if name not in wanted_set or not member.isfile():
+                continue
+            try:
+                handle = tar.extractfile(member)
+                data = handle.read() if handle is not None else b""
+            except _STREAM_ERRORS as err:
+                raise CorruptArchiveError(f"{path} is truncated or corrupt in {name}: {err}") from err
+            if len(data) != member.size:
+                raise CorruptArchiveError(
+                    f"{path} is truncated: {name} has {len(data)} of {member.size} bytes"
+                )
+            found[name] = data
+    missing = [name for name in wanted if name not in found]
+    if missing:
+        raise CorruptArchiveError(f"{path} lacks expected member(s): {', '.join(missing)}")
+    return found
+
+
+# ---------------------------------------------------------------------------
+# Parsing one batch
+# ---------------------------------------------------------------------------
+
+
+def parse_python_batch(raw: bytes, spec: DatasetSpec, where: str) -> Batch:
+    """Parse a pickled batch (restricted unpickler) into a :class:`Batch`."""
+    obj = safe_loads(raw)
+    if not isinstance(obj, dict):
+        raise RecordError(f"{where}: batch pickle holds {type(obj).__name__}, expected a dict")
+    batch = {(k.decode("latin1") if isinstance(k, bytes) else k): v for k, v in obj.items()}
+    if "data" not in batch or "labels" not in batch:
+        raise RecordError(f"{where}: batch lacks 'data' or 'labels' (keys: {sorted(map(str, batch))})")
+    data, labels = batch["data"], batch["labels"]
+    if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != spec.image_bytes:
+        shape = getattr(data, "shape", None)
+        dtype = getattr(data, "dtype", type(data).__name__)
+        raise RecordError(
+            f"{where}: 'data' must be an N x {spec.image_bytes} uint8 array, got shape {shape} dtype {dtype}"
+        )
+    if not isinstance(labels, (list, tuple)) or not all(isinstance(v, int) for v in labels):
+        raise RecordError(f"{where}: 'labels' must be a list of ints")
+    if len(labels) != data.shape[0]:
+        raise RecordError(f"{where}: {data.shape[0]} images but {len(labels)} labels")
+    label_array = _checked_labels(np.asarray(labels, dtype=np.int64), spec, where)
+    return Batch(images=_planes_to_hwc(data, spec), labels=label_array)
+
+
+def parse_binary_batch(raw: bytes, spec: DatasetSpec, where: str) -> Batch:
+    """Parse a fixed-length-record batch into a :class:`Batch`."""
+    if len(raw) % spec.record_bytes != 0:
+        raise RecordError(
+            f"{where}: {len(raw)} bytes is not a whole number of {spec.record_bytes}-byte records"
+        )
+    records = np.frombuffer(raw, dtype=np.uint8).reshape(-1, spec.record_bytes)
+    labels = _checked_labels(records[:, 0].astype(np.int64), spec, where)
+    return Batch(images=_planes_to_hwc(records[:, 1:], spec), labels=labels)
+
+
+def _checked_labels(labels: np.ndarray, spec: DatasetSpec, where: str) -> np.ndarray:
+    if labels.size == 0:
+        raise RecordError(f"{where}: batch holds no records")
+    bad = np.flatnonzero((labels < 0) | (labels >= spec.num_classes))
+    if bad.size:
+        raise RecordError(
+            f"{where}: label {int(labels[bad[0]])} at record {int(bad[0])} is outside 0..{spec.num_classes - 1}"
+        )
+    return labels.astype(np.uint8)
+
+
+def _planes_to_hwc(flat: np.ndarray, spec: DatasetSpec) -> np.ndarray:
+    planes = flat.reshape(-1, spec.channels, spec.height, spec.width)
+    return np.ascontiguousarray(planes.transpose(0, 2, 3, 1))
+
+
+# ---------------------------------------------------------------------------
+# Public entry points
+# ---------------------------------------------------------------------------
+
+
+def read_batches(
+    path: str, splits: Iterable[str] = SPLITS, spec: DatasetSpec = CIFAR10
+) -> Tuple[Source, Dict[str, List[Batch]]]:
+    """Read every batch of ``splits`` from an archive or folder, in batch order.
+
+    Returns the detected :class:`Source` and, per split, the list of batches.
+    An archive is streamed once whatever the number of splits.
+    """
+    splits = list(splits)
+    for split in splits:
+        if split not in SPLITS:
+            raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
+    source = detect_source(path, spec)
+    parse = parse_python_batch if source.fmt == "python" else parse_binary_batch
+    members = {split: spec.members(source.fmt, split) for split in splits}
+    if source.kind == "archive":
+        folder = spec.folder(source.fmt)
+        wanted = [f"{folder}/{m}" for split in splits for m in members[split]]
+        raw = _read_archive_members(path, wanted)
+        load = lambda member: (raw[f"{folder}/{member}"], f"{path}:{folder}/{member}")  # noqa: E731
+    else:
+        load = lambda member: _read_file(os.path.join(source.root, member))  # noqa: E731
+    result: Dict[str, List[Batch]] = {}
+    for split in splits:
+        batches = []
+        for member in members[split]:
+            data, where = load(member)
+            batches.append(parse(data, spec, where))
+        result[split] = batches
+    return source, result
+
+
+def iter_split(path: str, split: str, spec: DatasetSpec = CIFAR10) -> Iterator[Batch]:
+    """Yield the batches of one split (convenience over :func:`read_batches`)."""
+    _, batches = read_batches(path, [split], spec)
+    yield from batches[split]
+
+
+def _read_file(path: str) -> Tuple[bytes, str]:
+    if not os.path.isfile(path):
+        raise MissingDataError(f"missing batch file: {path}")
+    with open(path, "rb") as handle:
+        return handle.read(), path
+
+
+def source_fingerprint(path: str) -> str:
+    """Cheap identity of the data at ``path``: names, sizes and modification times of its files."""
+    entries = []
+    if os.path.isdir(path):
+        for folder, _, names in sorted(os.walk(path)):
+            for name in sorted(names):
+                full = os.path.join(folder, name)
+                stat = os.stat(full)
+                entries.append(f"{os.path.relpath(full, path)}:{stat.st_size}:{stat.st_mtime_ns}")
+    else:
+        stat = os.stat(path)
+        entries.append(f"{os.path.basename(path)}:{stat.st_size}:{stat.st_mtime_ns}")
+    return "|".join(entries)
