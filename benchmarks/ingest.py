@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -32,14 +31,19 @@ IMPORT_ONLY = (
 )
 
 
+# VmHWM, not getrusage: Linux carries ru_maxrss across fork+exec, so a child would
+# report its parent's peak. VmHWM belongs to the child's own address space.
+_REPORT_PEAK = ("\nprint([line.split()[1] for line in open('/proc/self/status')"
+                " if line.startswith('VmHWM')][0])\n")
+
+
 def run_child(code: str, *args: str) -> tuple:
     """(wall seconds, peak RSS MiB) of ``python -c code args`` in a fresh process."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-c", code, *args], check=True, stderr=subprocess.DEVNULL)
+    done = subprocess.run([sys.executable, "-c", code + _REPORT_PEAK, *args], check=True,
+                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     seconds = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return seconds, max(peak, before) / 1024
+    return seconds, int(done.stdout.split()[-1]) / 1024
 
 
 def main() -> None:

@@ -4,6 +4,7 @@
     cifar-tfx data download             fetch an official archive (md5-checked, resumable)
     cifar-tfx data synth --out DIR      write the embedded synthetic dataset
     cifar-tfx run --data PATH           run the TFX pipeline locally
+    cifar-tfx predict IMAGE...          classify images with TF Serving (REST/gRPC) or a SavedModel
     cifar-tfx kubeflow compile ...      write the Kubeflow Pipelines 2 spec
 """
 
@@ -82,6 +83,43 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0 if outcome.pushed else EXIT_NOT_PUSHED
 
 
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from cifar_tfx.serving import client
+    from cifar_tfx.serving.images import load_images
+
+    spec = get_dataset(args.dataset)
+    images = load_images(args.images, (spec.width, spec.height), resize=args.resize)
+    if args.print_request:
+        print(json.dumps(client.rest_request_body(images)))
+        return 0
+    if args.saved_model:
+        _use_keras2()
+        send = lambda batch: client.predict_saved_model(args.saved_model, batch, spec.class_names)  # noqa: E731
+    elif args.grpc:
+        _use_keras2()
+        send = lambda batch: client.predict_grpc(args.grpc, args.model_name, batch, spec.class_names,  # noqa: E731
+                                                 args.version, args.timeout)
+    else:
+        send = lambda batch: client.predict_rest(args.server, args.model_name, batch, spec.class_names,  # noqa: E731
+                                                 args.version, args.timeout)
+    try:
+        predictions = []
+        for start in range(0, len(images), args.batch_size):
+            predictions += send(images[start:start + args.batch_size])
+    except client.PredictError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    rows = [{"file": path, "top": [{"class": name, "probability": round(p, 6)} for name, p in pred.top(args.top_k)]}
+            for path, pred in zip(args.images, predictions)]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        for row in rows:
+            ranked = "  ".join(f"{t['class']} {t['probability']:.3f}" for t in row["top"])
+            print(f"{row['file']}: {ranked}")
+    return 0
+
+
 def _cmd_kubeflow_compile(args: argparse.Namespace) -> int:
     _use_keras2()
     from cifar_tfx.kubeflow.runner import KubeflowTarget, compile_pipeline
@@ -156,6 +194,23 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-cache", action="store_true", help="re-run every component even if unchanged")
     _add_training_options(run)
     run.set_defaults(func=_cmd_run)
+
+    predict = commands.add_parser("predict", help="classify image files with the served model")
+    predict.add_argument("images", nargs="+", help="PNG or JPEG files")
+    where = predict.add_mutually_exclusive_group()
+    where.add_argument("--server", default="http://localhost:8501", help="TF Serving REST address (default)")
+    where.add_argument("--grpc", metavar="HOST:PORT", help="TF Serving gRPC address instead of REST")
+    where.add_argument("--saved-model", metavar="DIR", help="run a SavedModel in this process instead")
+    predict.add_argument("--model-name", default="cifar10")
+    predict.add_argument("--version", type=int, help="model version (default: the server's latest)")
+    predict.add_argument("--dataset", default="cifar10", choices=sorted(DATASETS))
+    predict.add_argument("--top-k", type=int, default=3)
+    predict.add_argument("--batch-size", type=int, default=64, help="images per request")
+    predict.add_argument("--timeout", type=float, default=30.0, help="seconds per request")
+    predict.add_argument("--resize", action="store_true", help="resize other sizes/formats to the model's")
+    predict.add_argument("--json", action="store_true", help="JSON output")
+    predict.add_argument("--print-request", action="store_true", help="print the REST body, send nothing")
+    predict.set_defaults(func=_cmd_predict)
 
     kubeflow = commands.add_parser("kubeflow", help="Kubeflow Pipelines 2")
     kubeflow_commands = kubeflow.add_subparsers(dest="kubeflow_command", required=True)
