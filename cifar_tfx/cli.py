@@ -71,12 +71,17 @@ def _cmd_run(args: argparse.Namespace) -> int:
     except Exception as err:  # noqa: BLE001 - report which component failed and why, then exit non-zero
         print(f"pipeline failed: {_root_message(err)}", file=sys.stderr)
         return EXIT_PIPELINE_FAILED
+    from tfx.utils import path_constants
+
     from cifar_tfx.pipeline.outcome import read_outcome
 
     for artifact in produced:
         if artifact.component in ("CifarExampleGen", "ExampleValidator", "Transform", "Trainer", "Evaluator") \
                 and artifact.output in ("examples", "anomalies", "transform_graph", "model", "model_run", "evaluation"):
-            print(f"{artifact.component:>18} {artifact.output:<16} {artifact.uri}")
+            uri = artifact.uri
+            if (artifact.component, artifact.output) == ("Trainer", "model"):
+                uri = os.path.join(uri, path_constants.SERVING_MODEL_DIR) + "  (SavedModel)"
+            print(f"{artifact.component:>18} {artifact.output:<16} {uri}")
     print(f"pipeline {run.pipeline_name} finished; ML Metadata: {run.metadata_path}")
     outcome = read_outcome(produced)
     print(outcome.line(run.model_name))

@@ -245,7 +245,7 @@ def test_grpc_invalid_argument(grpc_server):
         _bad_grpc(target)
 
 
-def _bad_grpc(target, monkeypatch=None):
+def _bad_grpc(target):
     """A request without the ``images`` input (what a wrong client would send)."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(client, "INPUT", "pixels")

@@ -112,26 +112,20 @@ def test_member_in_another_folder_is_refused(tmp_path):
         verify(path)
 
 
-def test_symlink_member_is_refused(tmp_path):
-    def link(tar):
-        info = tarfile.TarInfo("cifar-10-batches-py/data_batch_6")
-        info.type = tarfile.SYMTYPE
-        info.linkname = "/etc/passwd"
+@pytest.mark.parametrize("kind, linkname, message", [
+    (tarfile.SYMTYPE, "/etc/passwd", "is a link"),
+    (tarfile.LNKTYPE, "cifar-10-batches-py/data_batch_1", "is a link"),
+    (tarfile.CHRTYPE, "", "is a device"),
+])
+def test_link_and_device_members_are_refused(tmp_path, kind, linkname, message):
+    def special(tar):
+        info = tarfile.TarInfo("cifar-10-batches-py/extra")
+        info.type = kind
+        info.linkname = linkname
         tar.addfile(info)
 
-    path = write_python_archive(str(tmp_path / "link.tar.gz"), extra=[link])
-    with pytest.raises(UnsafeArchiveError, match="is a link"):
-        verify(path)
-
-
-def test_device_member_is_refused(tmp_path):
-    def device(tar):
-        info = tarfile.TarInfo("cifar-10-batches-py/null")
-        info.type = tarfile.CHRTYPE
-        tar.addfile(info)
-
-    with pytest.raises(UnsafeArchiveError, match="is a device"):
-        verify(write_python_archive(str(tmp_path / "dev.tar.gz"), extra=[device]))
+    with pytest.raises(UnsafeArchiveError, match=message):
+        verify(write_python_archive(str(tmp_path / "special.tar.gz"), extra=[special]))
 
 
 def test_malicious_pickle_runs_nothing(tmp_path):

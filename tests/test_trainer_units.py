@@ -93,8 +93,20 @@ def test_runtime_auto_rules():
     one = resolve_runtime(FULL, gpus=1)
     assert (one.precision, one.xla, one.mirrored) == ("mixed_float16", True, False)
     assert resolve_runtime(FULL, gpus=4).mirrored
+    assert resolve_runtime(FULL, gpus=0, cpu_bf16=True).precision == "mixed_bfloat16"
+    assert resolve_runtime(FULL, gpus=1, cpu_bf16=True).precision == "mixed_float16"
+    assert resolve_runtime(with_overrides(FULL, precision="float32"), 0, cpu_bf16=True).precision == "float32"
     forced = resolve_runtime(with_overrides(FULL, precision="mixed_bfloat16", xla="off", distribute="on"), 0)
     assert (forced.precision, forced.xla, forced.mirrored) == ("mixed_bfloat16", False, True)
+
+
+def test_cpu_bf16_detection(tmp_path):
+    from cifar_tfx.trainer.runtime import detect_cpu_bf16
+
+    (tmp_path / "with").write_text("processor\t: 0\nflags\t\t: fpu sse2 avx512f avx512_bf16\n")
+    (tmp_path / "without").write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2\n")
+    assert detect_cpu_bf16(str(tmp_path / "with")) and not detect_cpu_bf16(str(tmp_path / "without"))
+    assert not detect_cpu_bf16(str(tmp_path / "missing"))
 
 
 def test_cutout_zeroes_one_square_of_the_right_size():

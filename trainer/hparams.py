@@ -41,7 +41,7 @@ class HParams:
     cutout_size: int = 16                # side of the square zeroed per image; 0 disables
     shuffle_buffer: int = 10_000         # examples
     # --- runtime ---
-    precision: str = "auto"              # auto: mixed_float16 on GPU, float32 on CPU
+    precision: str = "auto"              # auto: mixed_float16 on GPU; mixed_bfloat16 on CPUs with bf16, else float32
     xla: str = "auto"                    # auto: on with GPUs (4-5x slower on this CPU), off otherwise
     distribute: str = "auto"             # auto: MirroredStrategy over >1 visible GPU
     log_every_seconds: float = 5.0       # progress lines

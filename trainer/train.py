@@ -23,7 +23,7 @@ from cifar_tfx.trainer.callbacks import EpochCheckpoint, ProgressLogger, StepSch
 from cifar_tfx.trainer.data import count_records, expand_patterns, make_dataset
 from cifar_tfx.trainer.hparams import HParams
 from cifar_tfx.trainer.model import build_resnet
-from cifar_tfx.trainer.runtime import Runtime, detect_gpus, make_strategy, resolve_runtime
+from cifar_tfx.trainer.runtime import Runtime, detect_cpu_bf16, detect_gpus, make_strategy, resolve_runtime
 from cifar_tfx.trainer.schedule import TrainingClock
 
 
@@ -78,7 +78,8 @@ def train_model(*, train_files: Sequence[str], eval_files: Sequence[str], tft_ou
                 gpus: Optional[int] = None):
     """Train (resuming from ``checkpoint_dir`` if it holds a checkpoint); return ``(model, TrainResult)``."""
     stream = stream or sys.stderr
-    runtime = resolve_runtime(hparams, detect_gpus() if gpus is None else gpus)
+    gpus = detect_gpus() if gpus is None else gpus
+    runtime = resolve_runtime(hparams, gpus, cpu_bf16=not gpus and detect_cpu_bf16())
     apply_precision(runtime)
     train_files = expand_patterns(train_files)
     eval_files = expand_patterns(eval_files)
