@@ -60,8 +60,8 @@ def main() -> None:
         for batch in (1, 128):
             png_batch = tf.constant(png[:batch])
             pixel_batch = tf.constant(normalised[:batch])
-            served = median_ms(lambda: signature(images=png_batch)["probabilities"].numpy(), args.repeats)
-            direct = median_ms(lambda: bare(pixel_batch).numpy(), args.repeats)
+            served = median_ms(lambda b=png_batch: signature(images=b)["probabilities"].numpy(), args.repeats)
+            direct = median_ms(lambda b=pixel_batch: bare(b).numpy(), args.repeats)
             print(f"ResNet-{args.depth} batch {batch}: serving_images {served:.2f} ms, bare Keras model "
                   f"{direct:.2f} ms, ratio {served / direct:.3f}")
 
