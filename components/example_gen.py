@@ -10,7 +10,7 @@ reading is :func:`cifar_tfx.data.reader.read_batches`, the same code as
 from __future__ import annotations
 
 import os
-from typing import Any, Dict, List
+from typing import Any, Dict, Iterator, List
 
 import apache_beam as beam
 from tfx import types
@@ -32,10 +32,11 @@ EXAMPLES_KEY = "examples"
 FILE_PREFIX = "data_tfrecord"
 
 
-def read_split_examples(split: str, data_path: str, dataset: str) -> List[bytes]:
-    """All serialized examples of ``split`` in batch order (the unit of Beam work)."""
+def read_split_examples(split: str, data_path: str, dataset: str) -> Iterator[bytes]:
+    """The serialized examples of ``split`` in batch order (the unit of Beam work)."""
     _, batches = read_batches(data_path, [split], get_dataset(dataset))
-    return [record for batch in batches[split] for record in serialize_batch(batch.images, batch.labels)]
+    for batch in batches[split]:
+        yield from serialize_batch(batch.images, batch.labels)
 
 
 class CifarExampleGenSpec(types.ComponentSpec):

@@ -93,6 +93,7 @@ class ServingDirPusherExecutor(tfx_pusher_executor.Executor):
         proto_utils.json_to_proto(exec_properties[standard_component_specs.PUSH_DESTINATION_KEY], destination)
         base = destination.filesystem.base_directory  # <serving_dir>/<model_name>
         serving_dir, model_name = os.path.dirname(base.rstrip("/")), os.path.basename(base.rstrip("/"))
-        version, path = publish_version(self.GetModelPath(input_dict), serving_dir, model_name)
-        shutil.copytree(self.GetModelPath(input_dict), model_push.uri, dirs_exist_ok=True)
+        model_path = self.GetModelPath(input_dict)
+        version, path = publish_version(model_path, serving_dir, model_name)
+        shutil.copytree(model_path, model_push.uri, dirs_exist_ok=True)
         self._MarkPushed(model_push, pushed_destination=path, pushed_version=str(version))

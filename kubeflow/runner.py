@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+
 from cifar_tfx.data.datasets import DatasetSpec
 from cifar_tfx.trainer.hparams import HParams
 

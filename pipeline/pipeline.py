@@ -6,25 +6,24 @@ compiler) choose paths, metadata stores and Beam options and pass them in.
 
 from __future__ import annotations
 
-from typing import List, Optional, Sequence
-
 import hashlib
 import os
+from typing import List, Optional, Sequence
 
 from tfx.components import Evaluator, ExampleValidator, Pusher, SchemaGen, StatisticsGen, Trainer, Transform
 from tfx.dsl.components.base import executor_spec
 from tfx.dsl.components.common import resolver
 from tfx.dsl.input_resolution.strategies.latest_blessed_model_strategy import LatestBlessedModelStrategy
+from tfx.orchestration import pipeline as tfx_pipeline
 from tfx.proto import pusher_pb2, trainer_pb2
 from tfx.types import Channel
 from tfx.types.standard_artifacts import Model, ModelBlessing
-from tfx.orchestration import pipeline as tfx_pipeline
 
 from cifar_tfx.components.data_validation import AnomalyGate, PinSchema
 from cifar_tfx.components.example_gen import CifarExampleGen
 from cifar_tfx.components.serving_pusher import ServingDirPusherExecutor
-from cifar_tfx.pipeline.evaluation import make_eval_config
 from cifar_tfx.data.datasets import DatasetSpec
+from cifar_tfx.pipeline.evaluation import make_eval_config
 from cifar_tfx.trainer import run_fn as trainer_entry
 from cifar_tfx.trainer.hparams import HParams
 

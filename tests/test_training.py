@@ -93,6 +93,24 @@ def test_resume_after_crash_continues_from_checkpoint(splits, tmp_path):
     assert result.learning_rates == pytest.approx([0.01] * 4 + [0.001] * 4)
 
 
+def test_budget_resume_counts_time_already_spent(splits, tmp_path):
+    ticks = [0.0]
+
+    def clock():
+        ticks[0] += 1.0
+        return ticks[0]
+
+    # First attempt: stopped after 20 fake seconds with its checkpoint (like a crash after a save).
+    _, first, _ = _train(splits, tmp_path, with_overrides(TINY, time_budget_minutes=20 / 60), clock=clock)
+    assert first.elapsed_seconds >= 20
+    # Same checkpoint folder, 40-second budget: half of it is already spent, so it resumes past the first drop.
+    _, second, log = _train(splits, tmp_path, with_overrides(TINY, time_budget_minutes=40 / 60), clock=clock)
+    assert second.resumed_from_step == first.steps_done > 0
+    assert "s already trained" in log
+    assert second.learning_rates[0] == pytest.approx(0.01)
+    assert second.elapsed_seconds >= 40
+
+
 @pytest.mark.parametrize("override", [
     {"precision": "mixed_float16"}, {"precision": "mixed_bfloat16"}, {"xla": "on"}, {"distribute": "on"},
 ])

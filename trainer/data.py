@@ -10,6 +10,7 @@ from cifar_tfx.trainer.augment import augment_batch
 from cifar_tfx.trainer.hparams import HParams
 from cifar_tfx.trainer.preprocessing import IMAGE_XF, LABEL_XF
 
+
 def expand_patterns(patterns: Iterable[str]) -> List[str]:
     """Files matching any of ``patterns`` (TFX passes split folders as globs)."""
     files = sorted({f for pattern in patterns for f in tf.io.gfile.glob(pattern)})

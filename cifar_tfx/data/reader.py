@@ -280,12 +280,6 @@ def read_batches(
     return source, result
 
 
-def iter_split(path: str, split: str, spec: DatasetSpec = CIFAR10) -> Iterator[Batch]:
-    """Yield the batches of one split (convenience over :func:`read_batches`)."""
-    _, batches = read_batches(path, [split], spec)
-    yield from batches[split]
-
-
 def _read_file(path: str) -> Tuple[bytes, str]:
     if not os.path.isfile(path):
         raise MissingDataError(f"missing batch file: {path}")
