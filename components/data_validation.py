@@ -76,10 +76,13 @@ def PinSchema(  # noqa: N802 - TFX component names are classes
     channels: Parameter[int],
 ) -> None:
     """Copy the inferred schema with label range and image shape pinned."""
+    import tensorflow as tf
     import tensorflow_data_validation as tfdv
 
     inferred = tfdv.load_schema_text(os.path.join(schema.uri, SCHEMA_FILE))
     pinned = pin_schema_proto(inferred, num_classes, height, width, channels)
+    # On an object store the folder exists implicitly; elsewhere (a volume) it may not yet.
+    tf.io.gfile.makedirs(pinned_schema.uri)
     tfdv.write_schema_text(pinned, os.path.join(pinned_schema.uri, SCHEMA_FILE))
 
 

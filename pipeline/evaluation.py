@@ -32,3 +32,17 @@ def make_eval_config(min_accuracy: float, max_regression: float) -> tfma.EvalCon
             tfma.MetricConfig(class_name="MultiClassConfusionMatrixPlot"),
         ])],
     )
+
+
+def with_min_accuracy(eval_config: tfma.EvalConfig, min_accuracy: float) -> tfma.EvalConfig:
+    """A copy of ``eval_config`` whose accuracy lower bounds are all ``min_accuracy``."""
+    if not 0.0 <= min_accuracy <= 1.0:
+        raise ValueError(f"min_accuracy must be within [0, 1], got {min_accuracy}")
+    config = tfma.EvalConfig()
+    config.CopyFrom(eval_config)
+    for spec in config.metrics_specs:
+        for metric in spec.metrics:
+            for per_slice in metric.per_slice_thresholds:
+                if per_slice.threshold.HasField("value_threshold"):
+                    per_slice.threshold.value_threshold.lower_bound.value = min_accuracy
+    return config

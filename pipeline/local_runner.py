@@ -6,6 +6,7 @@ import dataclasses
 import os
 from typing import Dict, List
 
+from cifar_tfx import storage
 from cifar_tfx.data.datasets import DatasetSpec
 from cifar_tfx.trainer.hparams import HParams
 
@@ -57,10 +58,10 @@ def run_local(run: LocalRun) -> List[ProducedArtifact]:
     pipeline = create_pipeline(
         pipeline_name=run.pipeline_name,
         pipeline_root=os.path.abspath(run.pipeline_root),
-        data_path=os.path.abspath(run.data_path),
+        data_path=storage.absolute(run.data_path),
         dataset=run.dataset,
         hparams=run.hparams,
-        serving_dir=os.path.abspath(run.serving_dir),
+        serving_dir=storage.absolute(run.serving_dir),
         model_name=run.model_name,
         data_fingerprint=source_fingerprint(run.data_path),
         enable_cache=run.enable_cache,

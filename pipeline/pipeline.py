@@ -6,22 +6,24 @@ compiler) choose paths, metadata stores and Beam options and pass them in.
 
 from __future__ import annotations
 
-import hashlib
 import os
-from typing import List, Optional, Sequence
+from typing import List, Mapping, Optional, Sequence, Union
 
-from tfx.components import Evaluator, ExampleValidator, Pusher, SchemaGen, StatisticsGen, Trainer, Transform
-from tfx.dsl.components.base import executor_spec
+from tfx.components import ExampleValidator, Pusher, SchemaGen, StatisticsGen, Transform
+from tfx.dsl.components.base import base_beam_component, executor_spec
 from tfx.dsl.components.common import resolver
 from tfx.dsl.input_resolution.strategies.latest_blessed_model_strategy import LatestBlessedModelStrategy
+from tfx.orchestration import data_types
 from tfx.orchestration import pipeline as tfx_pipeline
-from tfx.proto import pusher_pb2, trainer_pb2
+from tfx.proto import pusher_pb2
 from tfx.types import Channel
 from tfx.types.standard_artifacts import Model, ModelBlessing
 
 from cifar_tfx.components.data_validation import AnomalyGate, PinSchema
+from cifar_tfx.components.evaluator import GatedEvaluator
 from cifar_tfx.components.example_gen import CifarExampleGen
 from cifar_tfx.components.serving_pusher import ServingDirPusherExecutor
+from cifar_tfx.components.trainer import CifarTrainer
 from cifar_tfx.data.datasets import DatasetSpec
 from cifar_tfx.pipeline.evaluation import make_eval_config
 from cifar_tfx.trainer import run_fn as trainer_entry
@@ -30,18 +32,16 @@ from cifar_tfx.trainer.hparams import HParams
 PREPROCESSING_FN = "cifar_tfx.trainer.preprocessing.preprocessing_fn"
 RUN_FN = "cifar_tfx.trainer.run_fn.run_fn"
 
-
-def checkpoint_dir_for(pipeline_root: str, hparams: HParams, data_fingerprint: str) -> str:
-    """A checkpoint folder that a re-run of the same training finds again (crash resume)."""
-    key = hashlib.sha256((hparams.training_key() + data_fingerprint).encode()).hexdigest()[:16]
-    return os.path.join(pipeline_root, "checkpoints", key)
+# A value fixed when the pipeline is built, or a pipeline parameter set per run (Kubeflow).
+Text = Union[str, data_types.RuntimeParameter]
+Number = Union[float, data_types.RuntimeParameter]
 
 
 def create_pipeline(
     *,
     pipeline_name: str,
     pipeline_root: str,
-    data_path: str,
+    data_path: Text,
     dataset: DatasetSpec,
     hparams: HParams,
     serving_dir: str,
@@ -52,28 +52,35 @@ def create_pipeline(
     beam_pipeline_args: Sequence[str] = (),
     num_shards: int = 4,
     enable_cache: bool = True,
-    trainer_resources: Optional[object] = None,
+    epochs: Number = 0.0,
+    time_budget_minutes: Number = 0.0,
+    min_accuracy: Optional[Number] = None,
+    resources: Mapping[str, object] = {},  # noqa: B006 - read only
 ) -> tfx_pipeline.Pipeline:
     """Build the pipeline: ingest, validate, transform, train, evaluate, push.
 
     Args:
       pipeline_name: name recorded in ML Metadata.
       pipeline_root: where artifacts are written.
-      data_path: official archive, extracted folder or ``data synth`` output.
+      data_path: official archive, extracted folder or ``data synth`` output (local or a URI).
       dataset: shape and classes the data must have.
       hparams: training hyperparameters and the Evaluator's bounds.
       serving_dir: TF Serving base folder; blessed models go to ``serving_dir/model_name/<n>``.
       model_name: the model's name in TF Serving.
       compare_with_last_blessed: add a Resolver for the last blessed model as the
         Evaluator's baseline. Open-source KFP cannot run Resolver nodes: pass False there.
-      data_fingerprint: changes whenever the data at ``data_path`` changes; part of
-        ExampleGen's parameters so that a cached ingestion of older data is not reused.
+      data_fingerprint: the runner's fingerprint of the data at ``data_path``; part of
+        ExampleGen's parameters so that a cached ingestion of older data is not reused
+        (ExampleGen records its own fingerprint whatever the runner passes).
       metadata_connection_config: ML Metadata store (``None``: the runner's default).
-      beam_pipeline_args: options for the Beam-based components.
+      beam_pipeline_args: options for the Beam-based components (and only those).
       num_shards: TFRecord shards per split written by ExampleGen.
-      enable_cache: reuse outputs of components whose inputs and parameters are
-        unchanged (a re-run after a Trainer crash then resumes the same training).
-      trainer_resources: a KFP ``ResourceSpec`` for the Trainer (GPUs); local runners ignore it.
+      enable_cache: reuse outputs of components whose inputs and parameters are unchanged.
+      epochs, time_budget_minutes: training length overriding ``hparams`` when > 0
+        (a budget wins); pipeline parameters on Kubeflow.
+      min_accuracy: the gate's bound (default ``hparams.min_accuracy``); a pipeline parameter
+        on Kubeflow.
+      resources: KFP ``ResourceSpec`` per component id (CPU, memory, GPUs); local runs ignore it.
     """
     example_gen = CifarExampleGen(data_path=data_path, dataset=dataset.name, num_shards=num_shards,
                                   data_fingerprint=data_fingerprint)
@@ -100,22 +107,19 @@ def create_pipeline(
         materialize=False,  # the Trainer applies the graph in its input pipeline: see BENCHMARKS.md
     )
     transform.add_upstream_node(anomaly_gate)  # nothing trains on data that failed validation
-    trainer = Trainer(
+    trainer = CifarTrainer(
         run_fn=RUN_FN,
         examples=example_gen.outputs["examples"],
         transform_graph=transform.outputs["transform_graph"],
         schema=pin_schema.outputs["pinned_schema"],
-        train_args=trainer_pb2.TrainArgs(splits=["train"]),
-        eval_args=trainer_pb2.EvalArgs(splits=["test"]),
         custom_config={
             # Without the gate's bounds: changing a bound re-evaluates but does not retrain.
             trainer_entry.HPARAMS_KEY: hparams.training_key(),
             trainer_entry.DATASET_KEY: dataset.name,
-            trainer_entry.CHECKPOINT_DIR_KEY: checkpoint_dir_for(pipeline_root, hparams, data_fingerprint),
         },
-    )
-    if trainer_resources is not None:
-        trainer.with_platform_config(trainer_resources)
+        epochs=epochs,
+        time_budget_minutes=time_budget_minutes,
+    ).with_id("Trainer")
     components: List[object] = [
         example_gen, statistics_gen, schema_gen, pin_schema, example_validator, anomaly_gate,
         transform, trainer,
@@ -129,13 +133,13 @@ def create_pipeline(
         ).with_id("last_blessed_model")
         baseline = last_blessed.outputs["model"]
         components.append(last_blessed)
-    evaluator = Evaluator(
+    evaluator = GatedEvaluator(
         examples=example_gen.outputs["examples"],
         model=trainer.outputs["model"],
         baseline_model=baseline,
-        example_splits=["test"],
         eval_config=make_eval_config(hparams.min_accuracy, hparams.max_regression),
-    )
+        min_accuracy=hparams.min_accuracy if min_accuracy is None else min_accuracy,
+    ).with_id("Evaluator")
     pusher = Pusher(
         model=trainer.outputs["model"],
         model_blessing=evaluator.outputs["blessing"],
@@ -144,11 +148,18 @@ def create_pipeline(
         custom_executor_spec=executor_spec.ExecutorClassSpec(ServingDirPusherExecutor),
     )
     components += [evaluator, pusher]
+    for component in components:
+        if beam_pipeline_args and isinstance(component, base_beam_component.BaseBeamComponent):
+            component.with_beam_pipeline_args(list(beam_pipeline_args))
+        if component.id in resources:
+            component.with_platform_config(resources[component.id])
+    unknown = set(resources) - {component.id for component in components}
+    if unknown:
+        raise ValueError(f"resources name unknown component(s) {sorted(unknown)}")
     return tfx_pipeline.Pipeline(
         pipeline_name=pipeline_name,
         pipeline_root=pipeline_root,
         components=components,
         enable_cache=enable_cache,
         metadata_connection_config=metadata_connection_config,
-        beam_pipeline_args=list(beam_pipeline_args),
     )

@@ -1,46 +1,209 @@
-"""The compiled KFP-2 pipeline spec: components, GPU on the Trainer only, no Resolver, image."""
+"""The compiled KFP-2 specs, checked against what the KFP API server, its driver and Vertex accept.
+
+Rules checked here, read from kubeflow/pipelines' backend: the API server parses the
+first YAML document strictly into ``PipelineSpec`` and takes only schema 2.1.0, a
+lower-case DNS-like pipeline name and a root; it parses a second document into
+``PlatformSpec``; a run without a value for a root parameter that has no default is
+refused; the driver resolves only ``runtimeValue.constant`` parameters and turns an
+accelerator type into the Kubernetes resource name verbatim.
+"""
 
 import json
+import re
 
 import pytest
 import yaml
 
 pytest.importorskip("tfx")
 
+from google.protobuf import json_format  # noqa: E402
+from kfp.kubernetes import kubernetes_executor_config_pb2 as k8s  # noqa: E402
+from kfp.pipeline_spec import pipeline_spec_pb2  # noqa: E402
+
 from cifar_tfx.data.datasets import CIFAR10  # noqa: E402
-from cifar_tfx.kubeflow.runner import KubeflowTarget, compile_pipeline  # noqa: E402
-from cifar_tfx.trainer.hparams import FULL, HParams  # noqa: E402
+from cifar_tfx.kubeflow.compiler import (  # noqa: E402
+    PIPELINE_PARAMETERS, KubeflowTarget, VolumeMount, compile_pipeline)
+from cifar_tfx.trainer.hparams import FULL, HParams, with_overrides  # noqa: E402
+
+COMPONENTS = {"CifarExampleGen", "StatisticsGen", "SchemaGen", "PinSchema", "ExampleValidator", "AnomalyGate",
+              "Transform", "Trainer", "Evaluator", "Pusher"}
+BEAM_COMPONENTS = {"CifarExampleGen", "StatisticsGen", "Transform", "Evaluator"}
+
+
+def _compile(tmp_path_factory, **fields):
+    out = tmp_path_factory.mktemp("kfp") / "pipeline.yaml"
+    target = KubeflowTarget(image="registry.example/cifar-tfx:1", pipeline_root="gs://bucket/root", **fields)
+    compile_pipeline(target, CIFAR10, FULL, str(out))
+    documents = [d for d in yaml.safe_load_all(out.read_text()) if d]
+    return documents
 
 
 @pytest.fixture(scope="module")
-def spec(tmp_path_factory):
-    out = tmp_path_factory.mktemp("kfp") / "pipeline.yaml"
-    target = KubeflowTarget(image="registry.example/cifar-tfx:1", pipeline_root="gs://bucket/root",
-                            data_path="/data/cifar-10-python.tar.gz", serving_dir="/models", trainer_gpus=2)
-    compile_pipeline(target, CIFAR10, FULL, str(out))
-    return yaml.safe_load(out.read_text())
+def kfp_docs(tmp_path_factory):
+    return _compile(tmp_path_factory, target="kfp", data_path="/mnt/data/cifar-10-python.tar.gz",
+                    serving_dir="/srv/models", trainer_gpus=2,
+                    data_volume=VolumeMount("cifar-data", "/mnt/data"),
+                    serving_volume=VolumeMount("tf-serving", "/srv/models"),
+                    gpu_node_selector=(("cloud.google.com/gke-accelerator", "nvidia-tesla-t4"),))
 
 
-def test_all_components_and_no_resolver(spec):
-    tasks = set(spec["root"]["dag"]["tasks"])
-    assert tasks == {"CifarExampleGen", "StatisticsGen", "SchemaGen", "PinSchema", "ExampleValidator",
-                     "AnomalyGate", "Transform", "Trainer", "Evaluator", "Pusher"}
-    assert "resolver" not in str(spec).lower()
+@pytest.fixture(scope="module")
+def vertex_docs(tmp_path_factory):
+    return _compile(tmp_path_factory, target="vertex", data_path="gs://bucket/data/cifar-10-python.tar.gz",
+                    serving_dir="gs://bucket/models", trainer_gpus=1)
 
 
-def test_trainer_alone_gets_the_gpus(spec):
-    executors = spec["deploymentSpec"]["executors"]
-    with_gpu = {name: ex["container"]["resources"]["accelerator"] for name, ex in executors.items()
-                if "accelerator" in ex.get("container", {}).get("resources", {})}
-    assert list(with_gpu) == ["Trainer_executor"]
-    assert with_gpu["Trainer_executor"] == {"count": "2", "type": "NVIDIA_TESLA_T4"}
-    assert all(ex["container"]["image"] == "registry.example/cifar-tfx:1" for ex in executors.values())
+def _strict_spec(document) -> pipeline_spec_pb2.PipelineSpec:
+    """Parse as the API server does (protojson: unknown fields are errors)."""
+    return json_format.ParseDict(document, pipeline_spec_pb2.PipelineSpec())
 
 
-def test_training_happens_after_validation_and_with_the_profile(spec):
-    tasks = spec["root"]["dag"]["tasks"]
+@pytest.mark.parametrize("docs_name", ["kfp_docs", "vertex_docs"])
+def test_spec_is_what_the_api_server_accepts(docs_name, request):
+    docs = request.getfixturevalue(docs_name)
+    spec = _strict_spec(docs[0])
+    assert spec.schema_version == "2.1.0"
+    assert re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*", spec.pipeline_info.name)
+    assert spec.default_pipeline_root == "gs://bucket/root"
+    assert spec.root.dag.tasks
+
+
+@pytest.mark.parametrize("docs_name", ["kfp_docs", "vertex_docs"])
+def test_parameters_are_constants_or_root_inputs_with_defaults(docs_name, request):
+    spec = _strict_spec(request.getfixturevalue(docs_name)[0])
+    root_inputs = spec.root.input_definitions.parameters
+    assert set(root_inputs) == {"data_path", "epochs", "time_budget_minutes", "min_accuracy"}
+    kinds = {name: pipeline_spec_pb2.ParameterType.ParameterTypeEnum.Name(p.parameter_type)
+             for name, p in root_inputs.items()}
+    assert kinds == {"data_path": "STRING", "epochs": "NUMBER_DOUBLE", "time_budget_minutes": "NUMBER_DOUBLE",
+                     "min_accuracy": "NUMBER_DOUBLE"}
+    defaults = {name: json_format.MessageToDict(p.default_value) for name, p in root_inputs.items()}
+    assert defaults["epochs"] == FULL.epochs and defaults["time_budget_minutes"] == 0
+    assert defaults["min_accuracy"] == FULL.min_accuracy
+    used = set()
+    for name, task in spec.root.dag.tasks.items():
+        for key, parameter in task.inputs.parameters.items():
+            kind = parameter.WhichOneof("kind")
+            if kind == "runtime_value":
+                # The open-source driver resolves `constant` only (schema 2.0's constantValue is dropped).
+                assert parameter.runtime_value.WhichOneof("value") == "constant", (name, key)
+            else:
+                assert kind == "component_input_parameter", (name, key, kind)
+                used.add((name, parameter.component_input_parameter))
+    assert used == {("CifarExampleGen", "data_path"), ("Trainer", "epochs"), ("Trainer", "time_budget_minutes"),
+                    ("Evaluator", "min_accuracy")}
+
+
+def _deployment(spec) -> pipeline_spec_pb2.PipelineDeploymentConfig:
+    """The deployment section, parsed strictly as the driver does."""
+    return json_format.ParseDict(json_format.MessageToDict(spec.deployment_spec),
+                                 pipeline_spec_pb2.PipelineDeploymentConfig())
+
+
+def _resources(spec):
+    executors = _deployment(spec).executors
+    labels = {name: spec.components[task.component_ref.name].executor_label
+              for name, task in spec.root.dag.tasks.items()}
+    result = {}
+    for name, label in labels.items():
+        executor = json_format.MessageToDict(executors[label])
+        result[name] = executor.get("container", {})
+    return result
+
+
+def test_kfp_trainer_alone_asks_for_kubernetes_gpus_and_heavy_tasks_request_resources(kfp_docs):
+    containers = _resources(_strict_spec(kfp_docs[0]))
+    with_gpu = {name: c["resources"]["accelerator"] for name, c in containers.items()
+                if "accelerator" in c.get("resources", {})}
+    assert with_gpu == {"Trainer": {"type": "nvidia.com/gpu", "count": "2"}}
+    for name in BEAM_COMPONENTS | {"Trainer"}:
+        resources = containers[name]["resources"]
+        assert resources["cpuRequest"] > 0 and resources["memoryRequest"] > 0, name
+    assert all(c["image"] == "registry.example/cifar-tfx:1" for c in containers.values())
+
+
+def test_vertex_uses_its_accelerator_names_and_the_baseline_resolver(vertex_docs):
+    spec = _strict_spec(vertex_docs[0])
+    containers = _resources(spec)
+    with_gpu = {name: c["resources"]["accelerator"] for name, c in containers.items()
+                if "accelerator" in c.get("resources", {})}
+    assert with_gpu == {"Trainer": {"type": "NVIDIA_TESLA_T4", "count": "1"}}
+    resolvers = [name for name, executor in _deployment(spec).executors.items()
+                 if "resolver" in json.dumps(json_format.MessageToDict(executor)).lower()]
+    # TFX compiles its one LatestBlessedModel Resolver node into two KFP resolver steps.
+    assert resolvers and {name.split("-")[0] for name in resolvers} == {"last_blessed_model"}
+    assert len(vertex_docs) == 1, "no Kubernetes platform document for Vertex AI"
+
+
+def test_kfp_has_no_resolver_and_every_task_is_a_container(kfp_docs):
+    spec = _strict_spec(kfp_docs[0])
+    assert set(spec.root.dag.tasks) == COMPONENTS
+    for label, executor in _deployment(spec).executors.items():
+        assert executor.WhichOneof("spec") == "container", label
+    assert "resolver" not in json.dumps(kfp_docs[0]).lower()
+
+
+def test_kfp_platform_section_mounts_the_volumes_and_selects_gpu_nodes(kfp_docs):
+    assert len(kfp_docs) == 2
+    platform = json_format.ParseDict(kfp_docs[1], pipeline_spec_pb2.PlatformSpec())
+    executors = platform.platforms["kubernetes"].deployment_spec.executors
+    configs = {label: json_format.ParseDict(json_format.MessageToDict(struct), k8s.KubernetesExecutorConfig())
+               for label, struct in executors.items()}
+    assert set(configs) == {"CifarExampleGen_executor", "Pusher_executor", "Trainer_executor"}
+    assert [(m.constant, m.mount_path) for m in configs["CifarExampleGen_executor"].pvc_mount] == [
+        ("cifar-data", "/mnt/data")]
+    assert [(m.constant, m.mount_path) for m in configs["Pusher_executor"].pvc_mount] == [
+        ("tf-serving", "/srv/models")]
+    assert dict(configs["Trainer_executor"].node_selector.labels) == {
+        "cloud.google.com/gke-accelerator": "nvidia-tesla-t4"}
+    spec_labels = set(_deployment(_strict_spec(kfp_docs[0])).executors)
+    assert set(configs) <= spec_labels
+
+
+def test_beam_arguments_only_on_beam_components_and_ingestion_never_cached(kfp_docs):
+    spec = _strict_spec(kfp_docs[0])
+    containers = _resources(spec)
+    with_beam = {name for name, c in containers.items()
+                 if any(arg.startswith("--direct_num_workers") for arg in c["args"])}
+    assert with_beam == BEAM_COMPONENTS
+    caching = {name: task.caching_options.enable_cache for name, task in spec.root.dag.tasks.items()}
+    assert caching.pop("CifarExampleGen") is False
+    assert all(caching.values())
+
+
+def test_trainer_config_holds_the_profile(kfp_docs):
+    tasks = kfp_docs[0]["root"]["dag"]["tasks"]
     assert "AnomalyGate" in tasks["Transform"].get("dependentTasks", [])
-    raw = tasks["Trainer"]["inputs"]["parameters"]["custom_config"]["runtimeValue"]["constantValue"]["stringValue"]
-    config = json.loads(raw)
-    assert HParams.from_json(config["hparams"]) == FULL
-    assert config["checkpoint_dir"].startswith("gs://bucket/root/checkpoints/")
+    raw = tasks["Trainer"]["inputs"]["parameters"]["custom_config"]["runtimeValue"]["constant"]
+    assert HParams.from_json(json.loads(raw)["hparams"]) == FULL
+
+
+def test_budget_profile_defaults_to_its_budget(tmp_path):
+    out = tmp_path / "p.yaml"
+    target = KubeflowTarget(image="i", pipeline_root="gs://b/r", data_path="gs://b/d", serving_dir="gs://b/m")
+    compile_pipeline(target, CIFAR10, with_overrides(FULL, time_budget_minutes=30.0), str(out))
+    root = yaml.safe_load_all(out.read_text()).__next__()["root"]["inputDefinitions"]["parameters"]
+    assert root[PIPELINE_PARAMETERS.time_budget_minutes]["defaultValue"] == 30.0
+    assert root[PIPELINE_PARAMETERS.epochs]["defaultValue"] == 0.0
+
+
+@pytest.mark.parametrize("fields, message", [
+    ({"pipeline_root": "/local/root"}, "object-store URI"),
+    ({"data_path": "/mnt/data/x.tar.gz"}, "give the PVC"),
+    ({"data_volume": VolumeMount("d", "/mnt/other")}, "not under the volume"),
+    ({"target": "vertex", "data_volume": VolumeMount("d", "/mnt/data")}, "only for --target kfp"),
+    ({"target": "argo"}, "target must be one of"),
+    ({"trainer_gpus": -1}, "trainer_gpus"),
+])
+def test_targets_refuse_settings_that_cannot_run(fields, message):
+    values = dict(image="i", pipeline_root="gs://b/r", data_path="gs://b/d.tar.gz", serving_dir="gs://b/m")
+    values.update(fields)
+    with pytest.raises(ValueError, match=message):
+        KubeflowTarget(**values)
+
+
+def test_volume_names_follow_kubernetes_rules():
+    with pytest.raises(ValueError, match="PVC name"):
+        VolumeMount("Data_Volume", "/mnt/data")
+    assert VolumeMount("data", "/mnt/data").holds("/mnt/data/cifar.tar.gz")
+    assert not VolumeMount("data", "/mnt/data").holds("/mnt/database/x")

@@ -129,3 +129,19 @@ def with_overrides(base: HParams, **overrides: object) -> HParams:
     if "epochs" in values:
         values.setdefault("train_steps", None)
     return dataclasses.replace(base, **values)
+
+
+def with_training_length(base: HParams, epochs: float = 0.0, minutes: float = 0.0) -> HParams:
+    """``base`` trained for ``minutes`` of wall-clock time if > 0, else ``epochs`` if > 0, else as is.
+
+    The form in which a training length arrives as a pipeline parameter (Kubeflow):
+    two numbers whose 0 means "the profile's value".
+    """
+    for name, value in (("epochs", epochs), ("minutes", minutes)):
+        if not (value >= 0 and value < float("inf")):  # also refuses NaN
+            raise ValueError(f"training length: {name} must be a finite number >= 0, got {value}")
+    if minutes > 0:
+        return with_overrides(base, time_budget_minutes=float(minutes))
+    if epochs > 0:
+        return dataclasses.replace(base, epochs=float(epochs), train_steps=None, time_budget_minutes=None)
+    return base

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
-import os
 import posixpath
 import tarfile
 import zlib
@@ -26,6 +25,7 @@ from typing import Dict, Iterable, Iterator, List, Sequence, Tuple
 
 import numpy as np
 
+from cifar_tfx import storage
 from cifar_tfx.data.datasets import CIFAR10, FORMATS, SPLITS, DatasetSpec
 from cifar_tfx.data.errors import (
     CorruptArchiveError,
@@ -68,19 +68,23 @@ class Source:
 
 def detect_source(path: str, spec: DatasetSpec = CIFAR10) -> Source:
     """Work out whether ``path`` is an archive or folder, and which layout it holds."""
-    if not os.path.exists(path):
+    try:
+        found, folder = storage.exists(path), storage.isdir(path)
+    except OSError as err:
+        raise MissingDataError(f"cannot read {path}: {err}") from err
+    if not found:
         raise MissingDataError(f"no such file or directory: {path}")
-    if os.path.isdir(path):
+    if folder:
         return _detect_folder(path, spec)
     return Source(kind="archive", fmt=_detect_archive_format(path, spec), root=path)
 
 
 def _detect_folder(path: str, spec: DatasetSpec) -> Source:
-    candidates = [path] + [os.path.join(path, spec.folder(fmt)) for fmt in FORMATS]
+    candidates = [path] + [storage.join(path, spec.folder(fmt)) for fmt in FORMATS]
     for folder in candidates:
         for fmt in FORMATS:
             first = spec.members(fmt, "train")[0]
-            if os.path.isfile(os.path.join(folder, first)):
+            if storage.isfile(storage.join(folder, first)):
                 return Source(kind="folder", fmt=fmt, root=folder)
     raise MissingDataError(
         f"{path} holds no {spec.name} batches: expected {spec.python_train_members[0]} "
@@ -117,7 +121,10 @@ class _open_tar_stream:
         self._tar = None
 
     def __enter__(self) -> tarfile.TarFile:
-        self._file = open(self._path, "rb")
+        try:
+            self._file = storage.open_binary(self._path)
+        except OSError as err:
+            raise MissingDataError(f"cannot open {self._path}: {err}") from err
         try:
             self._tar = tarfile.open(fileobj=self._file, mode="r|*")
         except _STREAM_ERRORS as err:
@@ -269,7 +276,7 @@ def read_batches(
         raw = _read_archive_members(path, wanted)
         load = lambda member: (raw[f"{folder}/{member}"], f"{path}:{folder}/{member}")  # noqa: E731
     else:
-        load = lambda member: _read_file(os.path.join(source.root, member))  # noqa: E731
+        load = lambda member: _read_file(storage.join(source.root, member))  # noqa: E731
     result: Dict[str, List[Batch]] = {}
     for split in splits:
         batches = []
@@ -281,22 +288,22 @@ def read_batches(
 
 
 def _read_file(path: str) -> Tuple[bytes, str]:
-    if not os.path.isfile(path):
+    if not storage.isfile(path):
         raise MissingDataError(f"missing batch file: {path}")
-    with open(path, "rb") as handle:
-        return handle.read(), path
+    try:
+        return storage.read_bytes(path), path
+    except OSError as err:
+        raise CorruptArchiveError(f"cannot read {path}: {err}") from err
 
 
 def source_fingerprint(path: str) -> str:
-    """Cheap identity of the data at ``path``: names, sizes and modification times of its files."""
-    entries = []
-    if os.path.isdir(path):
-        for folder, _, names in sorted(os.walk(path)):
-            for name in sorted(names):
-                full = os.path.join(folder, name)
-                stat = os.stat(full)
-                entries.append(f"{os.path.relpath(full, path)}:{stat.st_size}:{stat.st_mtime_ns}")
-    else:
-        stat = os.stat(path)
-        entries.append(f"{os.path.basename(path)}:{stat.st_size}:{stat.st_mtime_ns}")
+    """Cheap identity of the data at ``path`` (local or remote): names, sizes and modification times.
+
+    Changes when a file is replaced, appended to or touched; ExampleGen records it on
+    its output and the local runner makes it part of ExampleGen's cache key.
+    """
+    try:
+        entries = [f"{name}:{size}:{mtime}" for name, size, mtime in storage.walk_files(path)]
+    except OSError as err:
+        raise MissingDataError(f"cannot read {path}: {err}") from err
     return "|".join(entries)

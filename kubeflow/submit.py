@@ -1,0 +1,242 @@
+"""Submit a compiled spec as a run and, if asked, wait for it: open-source KFP 2 or Vertex AI.
+
+``cifar-tfx kubeflow submit`` is a thin wrapper: the KFP SDK's ``kfp.Client`` talks to
+the KFP API server, ``google-cloud-aiplatform``'s ``PipelineJob`` to Vertex AI. This
+module adds what those clients leave to the caller: parameters typed from the spec's
+own declarations (an unknown name or a bad value fails before anything is sent),
+one readable error for an unreachable or refusing server, and a wait loop with
+progress lines whose clock and sleep are injected (tests run it without waiting).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import time
+from typing import Any, Callable, Dict, Mapping, Optional, Sequence, TextIO
+
+from cifar_tfx.progress import format_duration
+
+# Final run states as each backend names them, and which of them is a success.
+KFP_FINAL_STATES = {"SUCCEEDED": True, "FAILED": False, "SKIPPED": False, "CANCELED": False, "CANCELLED": False}
+VERTEX_FINAL_STATES = {"PIPELINE_STATE_SUCCEEDED": True, "PIPELINE_STATE_FAILED": False,
+                       "PIPELINE_STATE_CANCELLED": False}
+
+
+class SubmitError(Exception):
+    """The run could not be submitted or followed; the message says why."""
+
+
+@dataclasses.dataclass(frozen=True)
+class SubmitOptions:
+    """What a user can set when submitting a compiled spec."""
+
+    spec_path: str
+    parameters: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    run_name: Optional[str] = None
+    experiment: Optional[str] = None
+    enable_caching: Optional[bool] = None   # None: as compiled; False: no task is taken from the cache
+    service_account: Optional[str] = None
+    pipeline_root: Optional[str] = None     # None: the spec's defaultPipelineRoot
+
+
+@dataclasses.dataclass(frozen=True)
+class SubmittedRun:
+    run_id: str
+    url: str
+
+
+def load_spec(spec_path: str) -> Dict[str, Any]:
+    """The PipelineSpec document of a compiled YAML (the first of its documents)."""
+    import yaml
+
+    try:
+        with open(spec_path) as handle:
+            documents = [doc for doc in yaml.safe_load_all(handle) if doc]
+    except OSError as err:
+        raise SubmitError(f"cannot read {spec_path}: {err.strerror}") from err
+    except yaml.YAMLError as err:
+        raise SubmitError(f"{spec_path} is not YAML: {err}") from err
+    for document in documents:
+        if "pipelineInfo" in document and "root" in document:
+            return document
+    raise SubmitError(f"{spec_path} holds no PipelineSpec (compile one with `cifar-tfx kubeflow compile`)")
+
+
+def parse_parameters(pairs: Sequence[str], spec: Mapping[str, Any]) -> Dict[str, Any]:
+    """``["name=value", ...]`` typed by the spec's root input declarations.
+
+    Raises :class:`SubmitError` for a pair without ``=``, a name the pipeline does not
+    declare (listing those it does) or a value of the wrong type.
+    """
+    declared = spec.get("root", {}).get("inputDefinitions", {}).get("parameters", {})
+    values: Dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, text = pair.partition("=")
+        if not sep:
+            raise SubmitError(f"--param {pair!r} must be NAME=VALUE")
+        if name not in declared:
+            raise SubmitError(f"the pipeline has no parameter {name!r}; it has: {', '.join(sorted(declared))}")
+        kind = declared[name].get("parameterType", "STRING")
+        try:
+            values[name] = _typed(text, kind)
+        except ValueError as err:
+            raise SubmitError(f"--param {name}: {err}") from err
+    return values
+
+
+def _typed(text: str, kind: str) -> Any:
+    import math
+
+    if kind == "NUMBER_DOUBLE":
+        value = float(text)
+        if not math.isfinite(value):
+            raise ValueError(f"{text!r} is not a finite number")
+        return value
+    if kind == "NUMBER_INTEGER":
+        return int(text)
+    if kind == "BOOLEAN":
+        if text.lower() not in ("true", "false"):
+            raise ValueError(f"{text!r} is not true or false")
+        return text.lower() == "true"
+    return text
+
+
+# --------------------------------------------------------------------------------------
+# Open-source KFP 2 (the KFP SDK client)
+# --------------------------------------------------------------------------------------
+
+
+def kfp_client(host: str, namespace: Optional[str] = None, token: Optional[str] = None,
+               probe_timeout: float = 10.0):
+    """A ``kfp.Client`` for the API server at ``host`` (``http(s)://...``).
+
+    The server's health endpoint is asked first, once: the SDK client would retry an
+    unreachable host for 20 s and then raise a bare ``TimeoutError``.
+    """
+    import warnings
+
+    import kfp
+    import requests
+
+    if not host.startswith(("http://", "https://")):
+        raise SubmitError(f"--host {host!r} must start with http:// or https://")
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    try:
+        requests.get(f"{host.rstrip('/')}/apis/v2beta1/healthz", timeout=probe_timeout, headers=headers)
+    except requests.RequestException as err:
+        raise SubmitError(f"cannot reach the KFP API at {host}: {type(err).__name__}") from err
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # "only works with KFP v2.0.0-beta.2 and later"
+        return kfp.Client(host=host, namespace=namespace or "kubeflow", existing_token=token)
+
+
+def submit_kfp(client, options: SubmitOptions, namespace: Optional[str] = None) -> SubmittedRun:
+    """Create the run (and its experiment if new) on a KFP 2 API server."""
+    spec = load_spec(options.spec_path)
+    run_name = options.run_name or f"{spec['pipelineInfo']['name']} {time.strftime('%Y-%m-%d %H-%M-%S')}"
+    with _server_errors(client_host(client)):
+        result = client.create_run_from_pipeline_package(
+            options.spec_path, arguments=dict(options.parameters), run_name=run_name,
+            experiment_name=options.experiment, namespace=namespace, pipeline_root=options.pipeline_root,
+            enable_caching=options.enable_caching, service_account=options.service_account)
+    run_id = result.run_id
+    return SubmittedRun(run_id=run_id, url=f"{client_host(client).rstrip('/')}/#/runs/details/{run_id}")
+
+
+def client_host(client) -> str:
+    return getattr(client, "_uihost", None) or client._existing_config.host
+
+
+def kfp_run_state(client, run_id: str) -> str:
+    """The run's state as the API server reports it (``RUNNING``, ``SUCCEEDED``, ...)."""
+    with _server_errors(client_host(client)):
+        return str(client.get_run(run_id).state or "PENDING").upper()
+
+
+class _server_errors:
+    """Turn connection failures and API refusals into one :class:`SubmitError` line."""
+
+    def __init__(self, host: str) -> None:
+        self.host = host
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind, err, traceback) -> bool:
+        if err is None or isinstance(err, SubmitError):
+            return False
+        import urllib3
+        from kfp_server_api.exceptions import ApiException
+
+        if isinstance(err, ApiException):
+            detail = (err.body or err.reason or "").strip().replace("\n", " ")[:300]
+            raise SubmitError(f"the KFP API at {self.host} refused the request: HTTP {err.status}: {detail}") from err
+        if isinstance(err, (urllib3.exceptions.HTTPError, OSError)):
+            raise SubmitError(f"cannot reach the KFP API at {self.host}: {type(err).__name__}: "
+                              f"{getattr(err, 'reason', None) or err}") from err
+        return False
+
+
+# --------------------------------------------------------------------------------------
+# Vertex AI Pipelines (google-cloud-aiplatform)
+# --------------------------------------------------------------------------------------
+
+
+def submit_vertex(options: SubmitOptions, project: str, location: str, *, api_endpoint: Optional[str] = None,
+                  credentials=None):
+    """Create a Vertex AI ``PipelineJob`` and submit it; return ``(job, SubmittedRun)``."""
+    from google.api_core import exceptions as google_errors
+    from google.cloud import aiplatform
+
+    spec = load_spec(options.spec_path)
+    aiplatform.init(project=project, location=location, credentials=credentials,
+                    api_endpoint=api_endpoint, api_transport="rest" if api_endpoint else None)
+    job = aiplatform.PipelineJob(
+        display_name=options.run_name or spec["pipelineInfo"]["name"], template_path=options.spec_path,
+        pipeline_root=options.pipeline_root or spec.get("defaultPipelineRoot"),
+        parameter_values=dict(options.parameters), enable_caching=options.enable_caching,
+        project=project, location=location, credentials=credentials)
+    try:
+        job.submit(service_account=options.service_account, experiment=options.experiment)
+    except google_errors.GoogleAPICallError as err:
+        raise SubmitError(f"Vertex AI refused the pipeline job: {err}") from err
+    except (google_errors.RetryError, OSError) as err:
+        raise SubmitError(f"cannot reach Vertex AI ({api_endpoint or location}): {err}") from err
+    return job, SubmittedRun(run_id=job.resource_name, url=job._dashboard_uri())
+
+
+def vertex_run_state(job) -> str:
+    """The job's state name (``PIPELINE_STATE_RUNNING``, ...), refreshed from the service."""
+    job._sync_gca_resource()
+    return job.state.name
+
+
+# --------------------------------------------------------------------------------------
+# Waiting
+# --------------------------------------------------------------------------------------
+
+
+def wait_for_run(get_state: Callable[[], str], final_states: Mapping[str, bool], timeout_seconds: float, *,
+                 poll_seconds: float = 15.0, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep, stream: Optional[TextIO] = None) -> str:
+    """Poll ``get_state`` until a final state; print each change with the elapsed time.
+
+    Returns the final state; raises :class:`SubmitError` when ``timeout_seconds`` pass first.
+    """
+    stream = stream or sys.stderr
+    started = clock()
+    last = None
+    while True:
+        state = get_state()
+        elapsed = clock() - started
+        if state != last:
+            stream.write(f"run state: {state} after {format_duration(elapsed)}\n")
+            stream.flush()
+            last = state
+        if state in final_states:
+            return state
+        if elapsed + poll_seconds > timeout_seconds:
+            raise SubmitError(f"the run is still {state} after {format_duration(elapsed)} "
+                              f"(--timeout {timeout_seconds:g} s); it goes on running on the cluster")
+        sleep(poll_seconds)

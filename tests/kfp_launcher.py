@@ -1,0 +1,137 @@
+"""Test harness: execute a compiled KFP 2 spec task by task, the way the open-source KFP backend does.
+
+Not a product feature. For every task of ``root.dag``, in dependency order, it does
+what the KFP driver and launcher do for a container task (``backend/src/v2/driver``,
+``backend/src/v2/component/launcher_v2.go``):
+
+* resolves input parameters, accepting only what the open-source driver resolves:
+  ``runtimeValue.constant`` and the root's input parameters (run values or defaults);
+* passes input artifacts from the producing task's ``ExecutorOutput`` (URI and metadata);
+* chooses output URIs under the pipeline root (``<root>/<task>/<output>``);
+* builds the ``ExecutorInput``, substitutes it for the ``{{$}}`` placeholder in the
+  container's arguments and runs the container's command and arguments as a
+  subprocess (``python`` is this interpreter; the environment is the image's);
+* mounts volumes by checking that each PVC mount path of the task's Kubernetes
+  platform config exists (the test lays out folders at those paths).
+
+Importer and Resolver tasks are refused: the open-source backend cannot run TFX's.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from typing import Any, Dict, List, Mapping, Optional
+
+import yaml
+
+IMAGE_ENV = {"TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1"}  # kubeflow/Dockerfile
+
+
+class TaskFailed(RuntimeError):
+    pass
+
+
+def load_documents(spec_path: str):
+    """``(PipelineSpec dict, PlatformSpec dict or {})`` from a compiled YAML."""
+    with open(spec_path) as handle:
+        documents = [d for d in yaml.safe_load_all(handle) if d]
+    spec = next(d for d in documents if "pipelineInfo" in d)
+    platform = next((d for d in documents if "platforms" in d), {})
+    return spec, platform
+
+
+def execution_order(spec: Mapping[str, Any]) -> List[str]:
+    """Task names of ``root.dag`` so that every task comes after the tasks it depends on."""
+    tasks = spec["root"]["dag"]["tasks"]
+
+    def upstream(name: str) -> set:
+        task = tasks[name]
+        found = set(task.get("dependentTasks", []))
+        for artifact in task.get("inputs", {}).get("artifacts", {}).values():
+            found.add(artifact["taskOutputArtifact"]["producerTask"])
+        return found
+
+    order: List[str] = []
+    remaining = set(tasks)
+    while remaining:
+        ready = sorted(name for name in remaining if upstream(name) <= set(order))
+        if not ready:
+            raise ValueError(f"cycle among tasks {sorted(remaining)}")
+        order += ready
+        remaining -= set(ready)
+    return order
+
+
+def _parameter_value(name: str, spec: Mapping[str, Any], root_values: Mapping[str, Any], task: str) -> Any:
+    if "runtimeValue" in spec:
+        if "constant" not in spec["runtimeValue"]:
+            raise TaskFailed(f"{task}: parameter {name} is {spec['runtimeValue']}; the open-source driver "
+                             "resolves only runtimeValue.constant")
+        return spec["runtimeValue"]["constant"]
+    if "componentInputParameter" in spec:
+        return root_values[spec["componentInputParameter"]]
+    raise TaskFailed(f"{task}: parameter {name} has an input kind this harness does not know: {spec}")
+
+
+def run_pipeline_spec(spec_path: str, pipeline_root: str, parameter_values: Optional[Mapping[str, Any]] = None,
+                      timeout_per_task: float = 1800.0, log_dir: Optional[str] = None) -> Dict[str, Dict]:
+    """Execute every task; return each task's ``ExecutorOutput`` artifacts (as JSON dicts)."""
+    spec, platform = load_documents(spec_path)
+    root_definitions = spec["root"].get("inputDefinitions", {}).get("parameters", {})
+    root_values = {name: d["defaultValue"] for name, d in root_definitions.items() if "defaultValue" in d}
+    root_values.update(parameter_values or {})
+    missing = sorted(set(root_definitions) - set(root_values))
+    if missing:
+        raise TaskFailed(f"no value for pipeline parameter(s) {missing}")
+    k8s = platform.get("platforms", {}).get("kubernetes", {}).get("deploymentSpec", {}).get("executors", {})
+    tasks = spec["root"]["dag"]["tasks"]
+    outputs: Dict[str, Dict] = {}
+    artifact_ids = iter(range(1, 10**6))
+    for name in execution_order(spec):
+        task = tasks[name]
+        component = spec["components"][task["componentRef"]["name"]]
+        executor = spec["deploymentSpec"]["executors"][component["executorLabel"]]
+        if "container" not in executor:
+            raise TaskFailed(f"{name}: executor {sorted(executor)} is not a container; open-source KFP "
+                             "cannot run TFX importer or resolver nodes")
+        for mount in k8s.get(component["executorLabel"], {}).get("pvcMount", []):
+            if not os.path.isdir(mount["mountPath"]):
+                raise TaskFailed(f"{name}: volume {mount.get('constant')} should be mounted at {mount['mountPath']}")
+        task_root = os.path.join(pipeline_root, name)
+        executor_input: Dict[str, Any] = {
+            "inputs": {"parameterValues": {}, "artifacts": {}},
+            "outputs": {"artifacts": {}, "outputFile": os.path.join(task_root, "executor_output.json")},
+        }
+        for key, parameter in task.get("inputs", {}).get("parameters", {}).items():
+            executor_input["inputs"]["parameterValues"][key] = _parameter_value(key, parameter, root_values, name)
+        for key, artifact in task.get("inputs", {}).get("artifacts", {}).items():
+            producer = artifact["taskOutputArtifact"]
+            executor_input["inputs"]["artifacts"][key] = outputs[producer["producerTask"]][
+                producer["outputArtifactKey"]]
+        for key, definition in component.get("outputDefinitions", {}).get("artifacts", {}).items():
+            executor_input["outputs"]["artifacts"][key] = {"artifacts": [{
+                "name": f"artifacts/{next(artifact_ids)}", "type": definition["artifactType"],
+                "uri": os.path.join(task_root, key), "metadata": {}}]}
+        container = executor["container"]
+        command = [sys.executable if part == "python" else part for part in container["command"]]
+        arguments = [json.dumps(executor_input) if part == "{{$}}" else part for part in container["args"]]
+        env = {**os.environ, **IMAGE_ENV}
+        result = subprocess.run(command + arguments, env=env, capture_output=True, text=True,
+                                timeout=timeout_per_task)
+        if log_dir:
+            with open(os.path.join(log_dir, f"{name}.log"), "w") as log:
+                log.write(result.stdout + result.stderr)
+        if result.returncode != 0:
+            raise TaskFailed(f"{name} exited {result.returncode}:\n{result.stderr[-3000:]}")
+        with open(executor_input["outputs"]["outputFile"]) as handle:
+            produced = json.load(handle).get("artifacts", {})
+        outputs[name] = {}
+        for key, declared in executor_input["outputs"]["artifacts"].items():
+            artifact = dict(declared["artifacts"][0])
+            if key in produced:
+                artifact["metadata"] = produced[key]["artifacts"][0].get("metadata", {})
+            outputs[name][key] = {"artifacts": [artifact]}
+    return outputs
