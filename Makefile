@@ -15,7 +15,7 @@ PYTEST_ARGS ?=
 export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL := 1
 
-.PHONY: install demo test test-fast lock bench clean
+.PHONY: install demo test test-fast lock image clean
 
 install: $(STAMP)
 
@@ -42,6 +42,14 @@ test-fast: $(STAMP)
 
 lock: $(UV)
 	$(UV) pip compile --quiet --python-version 3.10 requirements/requirements.in -o requirements/lock.txt
+	$(UV) pip compile --quiet --python-version 3.10 --python-platform x86_64-manylinux_2_28 \
+		requirements/cuda.in -o requirements/lock-cuda.txt
+
+# The Kubeflow image (needs Docker): `make image IMAGE=registry.example.com/cifar-tfx:1`.
+image:
+	@test -n "$(IMAGE)" || { echo "usage: make image IMAGE=registry/name:tag"; exit 2; }
+	docker build -f kubeflow/Dockerfile -t $(IMAGE) .
+	docker push $(IMAGE)
 
 clean:
 	rm -rf $(VENV) .tools runs .pytest_cache

@@ -88,15 +88,17 @@ def run_pipeline_spec(spec_path: str, pipeline_root: str, parameter_values: Opti
         raise TaskFailed(f"no value for pipeline parameter(s) {missing}")
     k8s = platform.get("platforms", {}).get("kubernetes", {}).get("deploymentSpec", {}).get("executors", {})
     tasks = spec["root"]["dag"]["tasks"]
+    for name, task in tasks.items():  # before anything runs, as the backend compiles the whole run first
+        executor = spec["deploymentSpec"]["executors"][spec["components"][task["componentRef"]["name"]]["executorLabel"]]
+        if "container" not in executor:
+            raise TaskFailed(f"{name}: executor {sorted(executor)} is not a container; open-source KFP "
+                             "cannot run TFX importer or resolver nodes")
     outputs: Dict[str, Dict] = {}
     artifact_ids = iter(range(1, 10**6))
     for name in execution_order(spec):
         task = tasks[name]
         component = spec["components"][task["componentRef"]["name"]]
         executor = spec["deploymentSpec"]["executors"][component["executorLabel"]]
-        if "container" not in executor:
-            raise TaskFailed(f"{name}: executor {sorted(executor)} is not a container; open-source KFP "
-                             "cannot run TFX importer or resolver nodes")
         for mount in k8s.get(component["executorLabel"], {}).get("pvcMount", []):
             if not os.path.isdir(mount["mountPath"]):
                 raise TaskFailed(f"{name}: volume {mount.get('constant')} should be mounted at {mount['mountPath']}")

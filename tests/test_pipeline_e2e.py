@@ -5,6 +5,7 @@ Slow (several minutes): marked ``slow``; CI runs it.
 
 import glob
 import hashlib
+import json
 import math
 import os
 
@@ -114,3 +115,31 @@ def test_anomaly_stops_the_run_before_training(small_synth, tmp_path):
     assert message.startswith("DataAnomalyError: data validation found anomalies")
     assert "train: height: " in message and "test: width: " in message
     assert not (tmp_path / "pipeline" / "Transform").exists() and not (tmp_path / "serving").exists()
+
+
+def _training_reports(pipeline_root):
+    runs = glob.glob(os.path.join(pipeline_root, "Trainer", "model_run", "*", "report", "training.json"))
+    ordered = sorted(runs, key=lambda path: int(path.split(os.sep)[-3]))
+    return [json.load(open(path)) for path in ordered]
+
+
+def test_runs_train_on_what_they_are_given(tmp_path):
+    """A --no-cache repeat trains again from scratch; new data at the same path is ingested again."""
+    data, root = tmp_path / "data", tmp_path / "pipeline"
+    write_dataset(str(data), train=300, test=100, seed=1)
+    args = ["run", "--data", str(data), "--profile", "demo", "--epochs", "1", "--min-accuracy", "0",
+            "--pipeline-root", str(root), "--serving-dir", str(tmp_path / "serving")]
+    assert main(args) == 0
+    assert main(args + ["--no-cache"]) == 0
+    first, second = _training_reports(str(root))
+    assert first["resumed_from_step"] == 0 and first["steps"] > 0
+    assert second["resumed_from_step"] == 0 and second["steps"] == first["steps"], "trained again, not re-used"
+    assert second["checkpoint_dir"] != first["checkpoint_dir"]
+
+    ingested = glob.glob(str(root / "CifarExampleGen" / "examples" / "*"))
+    assert main(args) == 0  # unchanged data, cache on: nothing new is ingested
+    assert glob.glob(str(root / "CifarExampleGen" / "examples" / "*")) == ingested
+    write_dataset(str(data), train=300, test=100, seed=2)  # new images at the same path
+    assert main(args) == 0
+    assert len(glob.glob(str(root / "CifarExampleGen" / "examples" / "*"))) == len(ingested) + 1
+    assert len(_training_reports(str(root))) == 3, "and the new data was trained on"

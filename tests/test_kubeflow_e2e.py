@@ -1,0 +1,65 @@
+"""The compiled ``kfp`` spec runs: every task executed as the KFP launcher would run its container.
+
+Slow (about 6 minutes: ten subprocesses that each import TFX). See ``kfp_launcher.py``.
+"""
+
+import os
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.slow
+
+tf = pytest.importorskip("tensorflow")
+
+from kfp_launcher import TaskFailed, load_documents, run_pipeline_spec  # noqa: E402
+
+from cifar_tfx.components.example_codec import encode_png  # noqa: E402
+from cifar_tfx.data.datasets import CIFAR10  # noqa: E402
+from cifar_tfx.data.synth import make_examples, write_dataset  # noqa: E402
+from cifar_tfx.kubeflow.compiler import KubeflowTarget, VolumeMount, compile_pipeline  # noqa: E402
+from cifar_tfx.trainer.hparams import DEMO  # noqa: E402
+
+
+def test_compiled_kfp_spec_runs_every_task_and_pushes_a_servable_model(tmp_path):
+    data, models, root = tmp_path / "volumes" / "data", tmp_path / "volumes" / "models", tmp_path / "root"
+    write_dataset(str(data), train=500, test=100, seed=11)
+    models.mkdir(parents=True)
+    spec_path = str(tmp_path / "pipeline.yaml")
+    target = KubeflowTarget(image="registry.example/cifar-tfx:1", pipeline_root="gs://bucket/root",
+                            data_path=str(data), serving_dir=str(models), trainer_gpus=1,
+                            data_volume=VolumeMount("cifar-data", str(data)),
+                            serving_volume=VolumeMount("tf-serving", str(models)))
+    compile_pipeline(target, CIFAR10, DEMO, spec_path)
+    spec, platform = load_documents(spec_path)
+    assert platform, "the kfp target carries its volume mounts"
+
+    # Run-time values as a user would pass them with `kubeflow submit --param`.
+    outputs = run_pipeline_spec(spec_path, str(root), {"epochs": 2.0, "min_accuracy": 0.0},
+                                log_dir=str(tmp_path))
+    assert set(outputs) == set(spec["root"]["dag"]["tasks"])
+    examples = outputs["CifarExampleGen"]["examples"]["artifacts"][0]["metadata"]
+    assert examples["data_fingerprint"].startswith("cifar-10-batches-py/")
+    pushed = outputs["Pusher"]["pushed_model"]["artifacts"][0]["metadata"]
+    assert pushed["pushed"] == 1 and pushed["pushed_version"] == "1"
+    version = models / "cifar10" / "1"
+    assert pushed["pushed_destination"] == str(version)
+
+    trainer_log = (tmp_path / "Trainer.log").read_text()
+    assert "training ResNet-8 on 500 images" in trainer_log and "8 steps" in trainer_log  # round(2 x 500 / 128)
+
+    loaded = tf.saved_model.load(str(version))
+    images, labels = make_examples(8, seed=5)
+    result = loaded.signatures["serving_images"](images=tf.constant([encode_png(i) for i in images]))
+    assert result["probabilities"].shape == (8, 10)
+    np.testing.assert_allclose(result["probabilities"].numpy().sum(axis=1), 1.0, rtol=1e-3)
+    assert (models / "models.config").read_text().count("config {") == 1
+
+
+def test_harness_refuses_resolver_tasks(tmp_path):
+    spec_path = str(tmp_path / "vertex.yaml")
+    compile_pipeline(KubeflowTarget(image="i", pipeline_root="gs://b/r", data_path="gs://b/d", serving_dir="gs://b/m",
+                                    target="vertex"), CIFAR10, DEMO, spec_path)
+    with pytest.raises(TaskFailed, match="cannot run TFX importer or resolver"):
+        run_pipeline_spec(spec_path, str(tmp_path / "root"), {"data_path": str(tmp_path / "missing")},
+                          timeout_per_task=1)

@@ -1,0 +1,138 @@
+"""`cifar-tfx kubeflow submit` against stand-in API servers on 127.0.0.1 (KFP 2 REST and Vertex AI REST)."""
+
+import socket
+
+import pytest
+import yaml
+
+pytest.importorskip("kfp")
+
+from api_standin import KfpStandIn  # noqa: E402
+
+from cifar_tfx.cli import EXIT_BAD_INPUT, EXIT_PIPELINE_FAILED, main  # noqa: E402
+from cifar_tfx.kubeflow import submit  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def compiled(tmp_path_factory):
+    """A kfp and a vertex spec compiled by the real compiler."""
+    from cifar_tfx.data.datasets import CIFAR10
+    from cifar_tfx.kubeflow.compiler import KubeflowTarget, compile_pipeline
+    from cifar_tfx.trainer.hparams import DEMO
+
+    folder = tmp_path_factory.mktemp("specs")
+    paths = {}
+    for target in ("kfp", "vertex"):
+        paths[target] = str(folder / f"{target}.yaml")
+        compile_pipeline(KubeflowTarget(image="i:1", pipeline_root="gs://b/root", data_path="gs://b/data.tar.gz",
+                                        serving_dir="gs://b/models", target=target), CIFAR10, DEMO, paths[target])
+    return paths
+
+
+def _submit(spec, host, *extra):
+    return main(["kubeflow", "submit", spec, "--host", host, "--poll-seconds", "0.01", *extra])
+
+
+def test_spec_and_typed_parameters_arrive(compiled, capsys):
+    with KfpStandIn(["SUCCEEDED"]) as server:
+        code = _submit(compiled["kfp"], server.url, "--param", "epochs=3", "--param", "data_path=gs://b/new.tar.gz",
+                       "--param", "min_accuracy=0.5", "--experiment", "nightly", "--run-name", "r1")
+    assert code == 0
+    run = server.bodies("POST", "/apis/v2beta1/runs")[0]
+    with open(compiled["kfp"]) as handle:
+        assert run["pipeline_spec"] == yaml.safe_load(handle)
+    assert run["runtime_config"]["parameters"] == {"epochs": 3.0, "data_path": "gs://b/new.tar.gz",
+                                                   "min_accuracy": 0.5}
+    assert run["display_name"] == "r1" and run["experiment_id"] == "exp-1"
+    assert server.bodies("POST", "/apis/v2beta1/experiments")[0]["display_name"] == "nightly"
+    assert f"run run-42: {server.url}/#/runs/details/run-42" in capsys.readouterr().out
+
+
+def test_no_cache_turns_caching_off_for_every_task(compiled):
+    with KfpStandIn() as server:
+        assert _submit(compiled["kfp"], server.url, "--no-cache") == 0
+    tasks = server.bodies("POST", "/apis/v2beta1/runs")[0]["pipeline_spec"]["root"]["dag"]["tasks"]
+    assert all(task["cachingOptions"].get("enableCache", False) is False for task in tasks.values())
+
+
+def test_wait_reports_states_and_a_failed_run_exits_3(compiled, capsys):
+    with KfpStandIn(["PENDING", "RUNNING", "FAILED"]) as server:
+        code = _submit(compiled["kfp"], server.url, "--wait")
+    assert code == EXIT_PIPELINE_FAILED
+    captured = capsys.readouterr()
+    assert "run state: RUNNING" in captured.err and "run state: FAILED" in captured.err
+    assert "run run-42 finished: FAILED" in captured.out
+
+
+def test_wait_succeeds_with_exit_0(compiled, capsys):
+    with KfpStandIn(["RUNNING", "SUCCEEDED"]) as server:
+        assert _submit(compiled["kfp"], server.url, "--wait") == 0
+    assert "finished: SUCCEEDED" in capsys.readouterr().out
+
+
+def test_unreachable_host_is_one_error_line(compiled, capsys):
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    code = _submit(compiled["kfp"], f"http://127.0.0.1:{port}")
+    err = capsys.readouterr().err
+    assert code == EXIT_BAD_INPUT
+    assert err.strip().count("\n") == 0 and err.startswith("error: cannot reach the KFP API at")
+
+
+def test_server_refusal_is_reported(compiled, capsys):
+    with KfpStandIn(refuse_runs_with="KFP only supports schema version 2.1.0") as server:
+        code = _submit(compiled["kfp"], server.url)
+    err = capsys.readouterr().err
+    assert code == EXIT_BAD_INPUT
+    assert "refused the request: HTTP 400" in err and "schema version 2.1.0" in err
+
+
+@pytest.mark.parametrize("param, message", [
+    ("epoch=3", "no parameter 'epoch'; it has: data_path, epochs"),
+    ("epochs=many", "--param epochs"),
+    ("epochs=nan", "not a finite number"),
+    ("epochs", "must be NAME=VALUE"),
+])
+def test_bad_parameters_fail_before_anything_is_sent(compiled, capsys, param, message):
+    with KfpStandIn() as server:
+        code = _submit(compiled["kfp"], server.url, "--param", param)
+    assert code == EXIT_BAD_INPUT and message in capsys.readouterr().err
+    assert not server.bodies("POST", "/apis/v2beta1/runs")
+
+
+def test_wait_times_out_with_injected_clock():
+    now = [0.0]
+    states = iter(["RUNNING"] * 100)
+    with pytest.raises(submit.SubmitError, match="still RUNNING"):
+        submit.wait_for_run(lambda: next(states), submit.KFP_FINAL_STATES, timeout_seconds=60, poll_seconds=15,
+                            clock=lambda: now[0], sleep=lambda s: now.__setitem__(0, now[0] + s),
+                            stream=open("/dev/null", "w"))
+    assert now[0] == 60.0  # polled at 0, 15, 30, 45, 60; the next poll would be past the timeout
+
+
+def test_vertex_job_carries_spec_parameters_and_root(compiled, monkeypatch):
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud.aiplatform.utils import gcs_utils
+
+    # PipelineJob.submit first makes sure the root's GCS bucket exists: a call to
+    # Cloud Storage, not to the service under test; record it instead.
+    buckets = []
+    monkeypatch.setattr(gcs_utils, "create_gcs_bucket_for_pipeline_artifacts_if_it_does_not_exist",
+                        lambda **kwargs: buckets.append(kwargs["output_artifacts_gcs_dir"]))
+    options = submit.SubmitOptions(compiled["vertex"], {"epochs": 2.0}, run_name="v1")
+    with KfpStandIn(["PIPELINE_STATE_RUNNING", "PIPELINE_STATE_SUCCEEDED"]) as server:
+        job, run = submit.submit_vertex(options, "proj", "us-central1", api_endpoint=server.url,
+                                        credentials=AnonymousCredentials())
+        state = submit.wait_for_run(lambda: submit.vertex_run_state(job), submit.VERTEX_FINAL_STATES, 10,
+                                    poll_seconds=0.01, stream=open("/dev/null", "w"))
+    assert state == "PIPELINE_STATE_SUCCEEDED"
+    created = [r for r in server.requests if r["method"] == "POST"][0]
+    assert created["path"] == "/v1/projects/proj/locations/us-central1/pipelineJobs"
+    body = created["body"]
+    with open(compiled["vertex"]) as handle:
+        assert body["pipelineSpec"] == yaml.safe_load(handle)
+    assert body["runtimeConfig"]["gcsOutputDirectory"] == "gs://b/root"
+    assert body["runtimeConfig"]["parameterValues"]["epochs"] == 2.0
+    assert body["displayName"] == "v1" and buckets == ["gs://b/root"]
+    assert run.run_id.startswith("projects/proj/locations/us-central1/pipelineJobs/")
