@@ -1,6 +1,6 @@
 """Does ``mixed_bfloat16`` hold accuracy in a time-budgeted CPU run? float32 vs bf16, same budget.
 
-    .venv/bin/python -m benchmarks.bf16_budget --data ../shared/data/cifar10-sample/cifar-10-binary.tar.gz \
+    .venv/bin/python -m benchmarks.bf16_budget --data PATH/cifar-10-binary.tar.gz \
         [--depth 20] [--minutes 3]
 
 Trains the same network on the same data for the same wall-clock budget (the

@@ -10,12 +10,12 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
-SAMPLE_DIR = REPO.parent / "shared" / "data" / "cifar10-sample"
+SAMPLE_DIR = REPO / "tests" / "data" / "cifar10-mini"  # 700 real images: see its README
 
 
 @pytest.fixture(scope="session")
 def sample_archives():
-    """The real CIFAR-10 sample archives (python and binary layout)."""
+    """Real CIFAR-10 archives (python and binary layout): 5 x 100 train and 200 test images."""
     python = SAMPLE_DIR / "cifar-10-python.tar.gz"
     binary = SAMPLE_DIR / "cifar-10-binary.tar.gz"
     if not python.exists():
@@ -35,7 +35,7 @@ def small_synth(tmp_path_factory):
 
 @pytest.fixture
 def copy_of(tmp_path):
-    """Copy a file into the test's tmp dir (the shared sample is read-only)."""
+    """Copy a file into the test's tmp dir (the fixture stays untouched)."""
 
     def _copy(path):
         target = tmp_path / pathlib.Path(path).name

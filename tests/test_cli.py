@@ -38,7 +38,7 @@ def test_verify_sample_without_tensorflow(sample_archives):
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
     assert summary["format"] == "binary"
-    assert summary["train"]["count"] == 5000 and summary["test"]["classes"] == [100] * 10
+    assert summary["train"]["count"] == 500 and summary["test"]["classes"] == [20] * 10
 
 
 def test_download_offline_without_tensorflow(tmp_path):

@@ -24,9 +24,9 @@ def test_real_sample_archives_counts_and_equal_digests(sample_archives):
     binary = verify(sample_archives["binary"])
     assert python["format"] == "python" and binary["format"] == "binary"
     for summary in (python, binary):
-        assert summary["train"]["count"] == 5000 and summary["test"]["count"] == 1000
-        assert summary["train"]["classes"] == [500] * 10
-        assert summary["test"]["classes"] == [100] * 10
+        assert summary["train"]["count"] == 500 and summary["test"]["count"] == 200
+        assert summary["train"]["classes"] == [50] * 10
+        assert summary["test"]["classes"] == [20] * 10
     assert python["train"]["digest"] == binary["train"]["digest"]
     assert python["test"]["digest"] == binary["test"]["digest"]
     assert python["train"]["digest"] != python["test"]["digest"]

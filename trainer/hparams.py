@@ -1,6 +1,6 @@
 """Every training hyperparameter in one place, with named profiles.
 
-Values come from the recipe (../shared/docs/recipe.md; He et al. 2015 §4.2;
+Values come from the recipe (He et al. 2015 §4.2;
 DeVries & Taylor 2017 for cutout) unless a comment says otherwise. Profiles are
 instances, not flags: ``demo`` is a small, fast run for laptops and CI;
 ``full`` is the paper's run. ``cifar-tfx run --depth ... --epochs ...`` overrides

@@ -87,7 +87,7 @@ CIFAR10 = DatasetSpec(
         "python": _CIFAR10_SITE + "cifar-10-python.tar.gz",
         "binary": _CIFAR10_SITE + "cifar-10-binary.tar.gz",
     },
-    # Published on the dataset page; also in ../shared/data/cifar10-sample/README.md.
+    # Published on the dataset page.
     md5={
         "python": "c58f30108f718f92721af3b95e74349a",
         "binary": "c32a1d4ab5d03f1284b67883e8d87530",
