@@ -39,11 +39,16 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
 
 def _cmd_download(args: argparse.Namespace) -> int:
-    from cifar_tfx.data.download import download
+    from cifar_tfx.data.download import download, download_dataset
 
-    path = download(args.format, args.dest, get_dataset(args.dataset), url=args.url, md5=args.md5,
-                    timeout=args.timeout)
-    print(path)
+    spec = get_dataset(args.dataset)
+    fmt = args.format or spec.formats[0]
+    if args.url or args.md5:
+        if len(spec.download_files(fmt)) != 1:
+            raise DataError(f"--url/--md5 name one file; {spec.name}'s {fmt} layout has several")
+        print(download(fmt, args.dest, spec, url=args.url, md5=args.md5, timeout=args.timeout))
+    else:
+        print(download_dataset(fmt, args.dest, spec, timeout=args.timeout))
     return 0
 
 
@@ -64,9 +69,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
     spec = get_dataset(args.dataset)
     detect_source(args.data, spec)  # a bad --data fails here, before TFX starts
     hparams = hparams_from_args(args)
-    run = LocalRun(pipeline_name=args.pipeline_name, pipeline_root=args.pipeline_root,
-                   data_path=args.data, dataset=spec, hparams=hparams, serving_dir=args.serving_dir,
-                   model_name=args.model_name, enable_cache=not args.no_cache)
+    run = LocalRun(pipeline_name=args.pipeline_name or default_pipeline_name(spec.name),
+                   pipeline_root=args.pipeline_root, data_path=args.data, dataset=spec, hparams=hparams,
+                   serving_dir=args.serving_dir, model_name=args.model_name or spec.name,
+                   enable_cache=not args.no_cache)
     try:
         produced = run_local(run)
     except Exception as err:  # noqa: BLE001 - report which component failed and why, then exit non-zero
@@ -103,10 +109,10 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         send = lambda batch: client.predict_saved_model(args.saved_model, batch, spec.class_names)  # noqa: E731
     elif args.grpc:
         _use_keras2()
-        send = lambda batch: client.predict_grpc(args.grpc, args.model_name, batch, spec.class_names,  # noqa: E731
+        send = lambda batch: client.predict_grpc(args.grpc, args.model_name or spec.name, batch, spec.class_names,  # noqa: E731
                                                  args.version, args.timeout)
     else:
-        send = lambda batch: client.predict_rest(args.server, args.model_name, batch, spec.class_names,  # noqa: E731
+        send = lambda batch: client.predict_rest(args.server, args.model_name or spec.name, batch, spec.class_names,  # noqa: E731
                                                  args.version, args.timeout)
     try:
         predictions = []
@@ -134,12 +140,14 @@ def _cmd_kubeflow_compile(args: argparse.Namespace) -> int:
     try:
         target = KubeflowTarget(
             image=args.image, pipeline_root=args.pipeline_root, data_path=args.data, serving_dir=args.serving_dir,
-            target=args.target, model_name=args.model_name, trainer_gpus=args.gpus, gpu_type=args.gpu_type or "",
+            target=args.target, model_name=args.model_name or args.dataset, trainer_gpus=args.gpus,
+            gpu_type=args.gpu_type or "",
             data_volume=_volume(args.data_pvc, "/mnt/data"), serving_volume=_volume(args.serving_pvc, "/mnt/models"),
             gpu_node_selector=parse_node_selector(args.gpu_node_selector))
     except ValueError as err:
         raise SystemExit(f"error: {err}") from err
-    print(compile_pipeline(target, get_dataset(args.dataset), hparams, args.output))
+    spec = get_dataset(args.dataset)
+    print(compile_pipeline(target, spec, hparams, args.output, pipeline_name=default_pipeline_name(spec.name)))
     return 0
 
 
@@ -184,6 +192,11 @@ def _cmd_kubeflow_submit(args: argparse.Namespace) -> int:
     return 0 if final_states[state] else EXIT_PIPELINE_FAILED
 
 
+def default_pipeline_name(dataset: str) -> str:
+    """``<dataset>-resnet`` with characters KFP refuses in names replaced (``fashion-mnist-resnet``)."""
+    return dataset.replace("_", "-") + "-resnet"
+
+
 def hparams_from_args(args: argparse.Namespace):
     """The ``--profile`` hyperparameters with every given override applied."""
     from cifar_tfx.trainer.hparams import get_profile, with_overrides
@@ -215,12 +228,14 @@ def build_parser() -> argparse.ArgumentParser:
     data_commands = data.add_subparsers(dest="data_command", required=True)
 
     verify = data_commands.add_parser("verify", help="read an archive or folder fully and print a JSON summary")
-    verify.add_argument("path", help="cifar-10-python.tar.gz, cifar-10-binary.tar.gz, or an extracted folder")
+    verify.add_argument("path", help="cifar-10-python.tar.gz, cifar-10-binary.tar.gz, an extracted folder, "
+                                     "or (fashion_mnist) the folder of the four IDX files")
     verify.add_argument("--dataset", default="cifar10", choices=sorted(DATASETS))
     verify.set_defaults(func=_cmd_verify)
 
     download = data_commands.add_parser("download", help="download an official archive")
-    download.add_argument("--format", default="python", choices=FORMATS)
+    download.add_argument("--format", choices=FORMATS,
+                          help="layout (default: the dataset's first: python for cifar10, idx for fashion_mnist)")
     download.add_argument("--dest", default="data", help="folder for the archive (default: data)")
     download.add_argument("--dataset", default="cifar10", choices=sorted(DATASETS))
     download.add_argument("--url", help="download from this mirror instead of the official site")
@@ -241,9 +256,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--dataset", default="cifar10", choices=sorted(DATASETS))
     run.add_argument("--profile", default="demo", help="hyperparameter profile (default: demo)")
     run.add_argument("--pipeline-root", default="runs/pipeline", help="artifacts and ML Metadata")
-    run.add_argument("--pipeline-name", default="cifar10-resnet")
+    run.add_argument("--pipeline-name", help="default: <dataset>-resnet")
     run.add_argument("--serving-dir", default="runs/serving", help="TF Serving model base folder")
-    run.add_argument("--model-name", default="cifar10", help="model name under --serving-dir")
+    run.add_argument("--model-name", help="model name under --serving-dir (default: the dataset's name)")
     run.add_argument("--no-cache", action="store_true", help="re-run every component even if unchanged")
     _add_training_options(run)
     run.set_defaults(func=_cmd_run)
@@ -254,7 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument("--server", default="http://localhost:8501", help="TF Serving REST address (default)")
     where.add_argument("--grpc", metavar="HOST:PORT", help="TF Serving gRPC address instead of REST")
     where.add_argument("--saved-model", metavar="DIR", help="run a SavedModel in this process instead")
-    predict.add_argument("--model-name", default="cifar10")
+    predict.add_argument("--model-name", help="default: the dataset's name")
     predict.add_argument("--version", type=int, help="model version (default: the server's latest)")
     predict.add_argument("--dataset", default="cifar10", choices=sorted(DATASETS))
     predict.add_argument("--top-k", type=int, default=3)
@@ -282,7 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
                           help="kfp: PVC with the serving folder, mounted into the Pusher (default /mnt/models)")
     compile_.add_argument("--gpu-node-selector", action="append", default=[], metavar="LABEL=VALUE",
                           help="kfp: node label the Trainer pod must match (repeatable)")
-    compile_.add_argument("--model-name", default="cifar10")
+    compile_.add_argument("--model-name", help="default: the dataset's name")
     compile_.add_argument("--dataset", default="cifar10", choices=sorted(DATASETS))
     compile_.add_argument("--profile", default="full")
     compile_.add_argument("--gpus", type=int, default=1, help="GPUs for the Trainer node (0: CPU only)")

@@ -54,3 +54,30 @@ def write_binary_archive(path, members=None):
         for name, payload in payloads.items():
             add_bytes(tar, f"cifar-10-batches-bin/{name}", payload)
     return path
+
+
+def idx_bytes(array, type_byte=0x08):
+    """An IDX file's bytes for a uint8 ``array`` (header: 0, 0, type, ndim; sizes big-endian)."""
+    import struct
+
+    header = bytes([0, 0, type_byte, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
+    return header + np.ascontiguousarray(array, dtype=np.uint8).tobytes()
+
+
+def write_idx_folder(folder, train=(12, 3), test=(5, 4), gz=True, seed=0, overrides=None):
+    """Fashion-MNIST-shaped IDX files; ``overrides`` maps a file name (without .gz) to raw bytes."""
+    import gzip
+    import os
+
+    rng = np.random.default_rng(seed)
+    files = {}
+    for prefix, (count, _) in (("train", train), ("t10k", test)):
+        files[f"{prefix}-images-idx3-ubyte"] = idx_bytes(rng.integers(0, 256, (count, 28, 28), dtype=np.uint8))
+        files[f"{prefix}-labels-idx1-ubyte"] = idx_bytes((np.arange(count) % 10).astype(np.uint8))
+    files.update(overrides or {})
+    os.makedirs(folder, exist_ok=True)
+    for name, payload in files.items():
+        path = os.path.join(folder, name + (".gz" if gz else ""))
+        with open(path, "wb") as out:
+            out.write(gzip.compress(payload) if gz else payload)
+    return str(folder)

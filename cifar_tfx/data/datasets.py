@@ -22,17 +22,20 @@ class DatasetSpec:
     channels: int
     class_names: Tuple[str, ...]
     # Folder inside the pickled-batch ("python") archive and its batch members, in order.
-    python_folder: str
-    python_train_members: Tuple[str, ...]
-    python_test_members: Tuple[str, ...]
-    python_meta_member: str
+    python_folder: str = ""
+    python_train_members: Tuple[str, ...] = ()
+    python_test_members: Tuple[str, ...] = ()
+    python_meta_member: str = ""
     # Folder inside the fixed-length-record ("binary") archive and its batch members, in order.
-    binary_folder: str
-    binary_train_members: Tuple[str, ...]
-    binary_test_members: Tuple[str, ...]
-    # Official download locations and md5 checksums published by the dataset authors.
-    urls: Dict[str, str]
-    md5: Dict[str, str]
+    binary_folder: str = ""
+    binary_train_members: Tuple[str, ...] = ()
+    binary_test_members: Tuple[str, ...] = ()
+    # IDX files (the MNIST family's layout), per split: (images file, labels file); each may be gzipped.
+    idx_files: Dict[str, Tuple[str, str]] = dataclasses.field(default_factory=dict)
+    # Official download locations and md5 checksums published by the dataset authors, keyed by
+    # format for single-archive layouts and by file name for "idx".
+    urls: Dict[str, str] = dataclasses.field(default_factory=dict)
+    md5: Dict[str, str] = dataclasses.field(default_factory=dict)
 
     @property
     def num_classes(self) -> int:
@@ -47,6 +50,20 @@ class DatasetSpec:
     def record_bytes(self) -> int:
         """Bytes of one binary-format record: one label byte, then the image."""
         return 1 + self.image_bytes
+
+    @property
+    def formats(self) -> Tuple[str, ...]:
+        """The layouts this dataset comes in, of :data:`FORMATS`."""
+        present = {"python": bool(self.python_folder), "binary": bool(self.binary_folder),
+                   "idx": bool(self.idx_files)}
+        return tuple(fmt for fmt in FORMATS if present[fmt])
+
+    def download_files(self, fmt: str) -> Tuple[Tuple[str, str], ...]:
+        """``(url, md5)`` of every file that makes up the ``fmt`` layout."""
+        if fmt not in self.formats:
+            raise KeyError(f"{self.name} does not come in the {fmt!r} layout; it comes in {', '.join(self.formats)}")
+        keys = [f"{name}.gz" for split in SPLITS for name in self.idx_files[split]] if fmt == "idx" else [fmt]
+        return tuple((self.urls[key], self.md5[key]) for key in keys)
 
     def members(self, fmt: str, split: str) -> Tuple[str, ...]:
         """Batch member names (relative to the archive folder) of ``split`` in ``fmt``."""
@@ -63,7 +80,7 @@ class DatasetSpec:
 
 
 SPLITS = ("train", "test")
-FORMATS = ("python", "binary")
+FORMATS = ("python", "binary", "idx")
 
 _CIFAR10_SITE = "https://www.cs.toronto.edu/~kriz/"
 
@@ -94,7 +111,34 @@ CIFAR10 = DatasetSpec(
     },
 )
 
-DATASETS: Dict[str, DatasetSpec] = {CIFAR10.name: CIFAR10}
+_FASHION_SITE = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
+
+FASHION_MNIST = DatasetSpec(
+    name="fashion_mnist",
+    height=28,
+    width=28,
+    channels=1,
+    class_names=(
+        "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+        "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+    ),
+    idx_files={
+        "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+        "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+    },
+    urls={name: _FASHION_SITE + name for name in (
+        "train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+        "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")},
+    # Published in the dataset's README (Zalando Research), for the gzipped files.
+    md5={
+        "train-images-idx3-ubyte.gz": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+        "train-labels-idx1-ubyte.gz": "25c81989df183df01b3e8a0aad5dffbe",
+        "t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79",
+        "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310",
+    },
+)
+
+DATASETS: Dict[str, DatasetSpec] = {spec.name: spec for spec in (CIFAR10, FASHION_MNIST)}
 
 
 def get_dataset(name: str) -> DatasetSpec:

@@ -103,3 +103,14 @@ def _finish(part: str, final: str, expected: str, url: str) -> str:
         )
     os.replace(part, final)
     return final
+
+
+def download_dataset(fmt: str, dest: str, spec: DatasetSpec, timeout: float = 30.0,
+                     stream: Optional[TextIO] = None) -> str:
+    """Fetch every file of ``spec``'s ``fmt`` layout into ``dest`` (md5-checked, resumable).
+
+    Returns what ``--data`` takes: the archive for a one-file layout, ``dest`` for IDX files.
+    """
+    files = spec.download_files(fmt)
+    paths = [download(fmt, dest, spec, url=url, md5=md5, timeout=timeout, stream=stream) for url, md5 in files]
+    return paths[0] if len(paths) == 1 else dest

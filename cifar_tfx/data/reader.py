@@ -1,6 +1,7 @@
 """Read CIFAR-format batches from an official archive or an extracted folder.
 
-Both official layouts are understood:
+Both official CIFAR layouts are understood (and, through :mod:`cifar_tfx.data.idx`, the
+IDX files of Fashion-MNIST):
 
 * ``python``: ``cifar-10-batches-py/data_batch_1`` ... pickled dicts whose ``data`` is
   an ``N x 3072`` uint8 array in plane-major order (all red, then green, then blue);
@@ -26,13 +27,14 @@ from typing import Dict, Iterable, Iterator, List, Sequence, Tuple
 import numpy as np
 
 from cifar_tfx import storage
-from cifar_tfx.data.datasets import CIFAR10, FORMATS, SPLITS, DatasetSpec
+from cifar_tfx.data.datasets import CIFAR10, SPLITS, DatasetSpec
 from cifar_tfx.data.errors import (
     CorruptArchiveError,
     MissingDataError,
     RecordError,
     UnsafeArchiveError,
 )
+from cifar_tfx.data import idx
 from cifar_tfx.data.safe_pickle import safe_loads
 
 
@@ -80,9 +82,14 @@ def detect_source(path: str, spec: DatasetSpec = CIFAR10) -> Source:
 
 
 def _detect_folder(path: str, spec: DatasetSpec) -> Source:
-    candidates = [path] + [storage.join(path, spec.folder(fmt)) for fmt in FORMATS]
+    if "idx" in spec.formats:
+        if idx.has_idx_files(path, spec):
+            return Source(kind="folder", fmt="idx", root=path)
+        names = ", ".join(f"{name}[.gz]" for split in SPLITS for name in spec.idx_files[split])
+        raise MissingDataError(f"{path} holds no {spec.name} IDX files: expected {names}")
+    candidates = [path] + [storage.join(path, spec.folder(fmt)) for fmt in spec.formats]
     for folder in candidates:
-        for fmt in FORMATS:
+        for fmt in spec.formats:
             first = spec.members(fmt, "train")[0]
             if storage.isfile(storage.join(folder, first)):
                 return Source(kind="folder", fmt=fmt, root=folder)
@@ -93,10 +100,12 @@ def _detect_folder(path: str, spec: DatasetSpec) -> Source:
 
 
 def _detect_archive_format(path: str, spec: DatasetSpec) -> str:
+    if spec.formats == ("idx",):
+        raise MissingDataError(f"{path} is a file; {spec.name} is read from the folder that holds its IDX files")
     with _open_tar_stream(path) as tar:
         for member in _guarded_members(tar, path):
             top = member.name.split("/", 1)[0]
-            for fmt in FORMATS:
+            for fmt in spec.formats:
                 if top == spec.folder(fmt):
                     return fmt
     raise CorruptArchiveError(
@@ -268,6 +277,12 @@ def read_batches(
         if split not in SPLITS:
             raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
     source = detect_source(path, spec)
+    if source.fmt == "idx":
+        result = {}
+        for split in splits:
+            images, labels = idx.read_idx_split(source.root, spec, split)
+            result[split] = [Batch(images=images, labels=_checked_labels(labels, spec, f"{source.root} ({split})"))]
+        return source, result
     parse = parse_python_batch if source.fmt == "python" else parse_binary_batch
     members = {split: spec.members(source.fmt, split) for split in splits}
     if source.kind == "archive":

@@ -20,6 +20,7 @@ from typing import Tuple
 import numpy as np
 
 from cifar_tfx.data.datasets import CIFAR10, DatasetSpec
+from cifar_tfx.data.errors import DataError
 
 DEFAULT_SEED = 20150610  # any fixed number; the date of the ResNet paper's v1
 
@@ -99,6 +100,9 @@ def write_dataset(out_dir: str, train: int = 5000, test: int = 1000, seed: int =
     The folder appears complete or not at all: it is written beside its final name
     and renamed into place.
     """
+    if "python" not in spec.formats:
+        raise DataError(f"data synth writes the CIFAR python layout; {spec.name} has none "
+                        f"(it comes as {', '.join(spec.formats)})")
     num_train_batches = len(spec.python_train_members)
     if train < num_train_batches:
         raise ValueError(f"--train must be at least {num_train_batches} (one image per batch)")
