@@ -25,6 +25,10 @@ EXIT_PIPELINE_FAILED = 3
 EXIT_NOT_PUSHED = 4
 
 
+class BadArgumentError(Exception):
+    """A command-line value that cannot work; reported as one ``error:`` line, exit 2."""
+
+
 def _use_keras2() -> None:
     """tensorflow-transform 1.16 needs Keras 2; this must happen before TensorFlow loads."""
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
@@ -55,8 +59,12 @@ def _cmd_download(args: argparse.Namespace) -> int:
 def _cmd_synth(args: argparse.Namespace) -> int:
     from cifar_tfx.data.synth import write_dataset
 
-    folder = write_dataset(args.out, train=args.train, test=args.test, seed=args.seed,
-                           spec=get_dataset(args.dataset))
+    check_writable_folder(args.out, "--out")
+    try:
+        folder = write_dataset(args.out, train=args.train, test=args.test, seed=args.seed,
+                               spec=get_dataset(args.dataset))
+    except ValueError as err:
+        raise BadArgumentError(str(err)) from err
     print(folder)
     return 0
 
@@ -64,18 +72,36 @@ def _cmd_synth(args: argparse.Namespace) -> int:
 def _cmd_run(args: argparse.Namespace) -> int:
     _use_keras2()
     from cifar_tfx.data.reader import detect_source
-    from cifar_tfx.pipeline.local_runner import LocalRun, run_local
+    from cifar_tfx.components.serving_pusher import check_model_name
+    from cifar_tfx.pipeline.local_runner import LocalRun, PipelineRootBusyError, run_local
 
     spec = get_dataset(args.dataset)
-    detect_source(args.data, spec)  # a bad --data fails here, before TFX starts
     hparams = hparams_from_args(args)
+    try:
+        hparams.check_fits(spec.height, spec.width)
+    except ValueError as err:
+        raise BadArgumentError(str(err)) from err
+    detect_source(args.data, spec)  # a bad --data fails here, before TFX starts
+    check_writable_folder(args.serving_dir, "--serving-dir")
+    check_writable_folder(args.pipeline_root, "--pipeline-root")
+    try:
+        check_model_name(args.model_name or spec.name)
+    except ValueError as err:
+        raise BadArgumentError(str(err)) from err
     run = LocalRun(pipeline_name=args.pipeline_name or default_pipeline_name(spec.name),
                    pipeline_root=args.pipeline_root, data_path=args.data, dataset=spec, hparams=hparams,
                    serving_dir=args.serving_dir, model_name=args.model_name or spec.name,
                    enable_cache=not args.no_cache)
     try:
         produced = run_local(run)
+    except PipelineRootBusyError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     except Exception as err:  # noqa: BLE001 - report which component failed and why, then exit non-zero
+        data_error = _data_error_in(err)
+        if data_error is not None:  # bad input found inside a component (Beam wraps it)
+            print(f"error: {data_error}", file=sys.stderr)
+            return EXIT_BAD_INPUT
         print(f"pipeline failed: {_root_message(err)}", file=sys.stderr)
         return EXIT_PIPELINE_FAILED
     from tfx.utils import path_constants
@@ -145,7 +171,7 @@ def _cmd_kubeflow_compile(args: argparse.Namespace) -> int:
             data_volume=_volume(args.data_pvc, "/mnt/data"), serving_volume=_volume(args.serving_pvc, "/mnt/models"),
             gpu_node_selector=parse_node_selector(args.gpu_node_selector))
     except ValueError as err:
-        raise SystemExit(f"error: {err}") from err
+        raise BadArgumentError(str(err)) from err
     spec = get_dataset(args.dataset)
     print(compile_pipeline(target, spec, hparams, args.output, pipeline_name=default_pipeline_name(spec.name)))
     return 0
@@ -192,6 +218,21 @@ def _cmd_kubeflow_submit(args: argparse.Namespace) -> int:
     return 0 if final_states[state] else EXIT_PIPELINE_FAILED
 
 
+def check_writable_folder(path: str, option: str) -> None:
+    """Refuse, before anything runs, a local folder that cannot be created or written."""
+    from cifar_tfx import storage
+
+    if storage.is_remote(path):
+        return
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise BadArgumentError(f"{option} {path} is a file, not a folder")
+    existing = path
+    while not os.path.exists(existing):
+        existing = os.path.dirname(os.path.abspath(existing))
+    if not os.path.isdir(existing) or not os.access(existing, os.W_OK | os.X_OK):
+        raise BadArgumentError(f"{option} {path} cannot be created or written ({existing} is not a writable folder)")
+
+
 def default_pipeline_name(dataset: str) -> str:
     """``<dataset>-resnet`` with characters KFP refuses in names replaced (``fashion-mnist-resnet``)."""
     return dataset.replace("_", "-") + "-resnet"
@@ -209,7 +250,18 @@ def hparams_from_args(args: argparse.Namespace):
             xla=args.xla, distribute=args.distribute, min_accuracy=args.min_accuracy,
             max_regression=args.max_regression)
     except ValueError as err:
-        raise SystemExit(f"error: {err}") from err
+        raise BadArgumentError(str(err)) from err
+
+
+def _data_error_in(err: BaseException) -> Optional[DataError]:
+    """The outermost :class:`DataError` in ``err``'s chain of causes, if any."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        if isinstance(err, DataError):
+            return err
+        err = err.__cause__ or err.__context__  # type: ignore[assignment]
+    return None
 
 
 def _root_message(err: BaseException) -> str:
@@ -352,7 +404,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except DataError as err:
+    except (DataError, BadArgumentError) as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyError as err:

@@ -14,13 +14,15 @@ a partial one:
   object exists every variable and asset file is already complete. (A load tried in
   between fails and TF Serving retries it: ``max_num_load_retries``.)
 
-It then rewrites ``<serving_dir>/models.config`` (TF Serving's ``--model_config_file``)
-in one write to list every model under ``serving_dir``.
+It then edits ``<serving_dir>/models.config`` (TF Serving's ``--model_config_file``)
+through TF Serving's own ``ModelServerConfig`` proto: this model's entry is added or its
+base path updated, everything else (other models, version policies, labels) is kept.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from typing import Any, Dict, List, Tuple
 
@@ -34,6 +36,7 @@ from cifar_tfx import storage
 
 MODELS_CONFIG = "models.config"
 SAVED_MODEL_FILE = "saved_model.pb"  # the file whose presence makes a SavedModel loadable
+MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 
 
 def existing_versions(model_dir: str) -> List[int]:
@@ -44,24 +47,57 @@ def existing_versions(model_dir: str) -> List[int]:
                   if name.isdigit() and storage.isdir(storage.join(model_dir, name)))
 
 
-def models_config_text(serving_dir: str) -> str:
-    """TF Serving ``ModelServerConfig`` text proto listing each model folder under ``serving_dir``."""
-    entries = []
-    for name in storage.listdir(serving_dir):
-        path = storage.join(serving_dir, name)
-        if not name.startswith(".") and storage.isdir(path) and existing_versions(path):
-            base_path = path if storage.is_remote(path) else os.path.abspath(path)
-            entries.append(
-                "  config {\n"
-                f'    name: "{name}"\n'
-                f'    base_path: "{base_path}"\n'
-                '    model_platform: "tensorflow"\n'
-                "  }\n")
-    return "model_config_list {\n" + "".join(entries) + "}\n"
+def check_model_name(name: str) -> str:
+    """``name`` if TF Serving can serve it under that name (and a URL and a folder can hold it)."""
+    if not MODEL_NAME.fullmatch(name or ""):
+        raise ValueError(f"model name {name!r} is not usable: letters, digits, '_', '.' and '-' only, "
+                         "starting with a letter or digit")
+    return name
+
+
+def read_models_config(path: str):
+    """The ``ModelServerConfig`` in ``path`` (empty if there is no file); a file TF Serving
+    could not parse raises ``ValueError`` naming it."""
+    from google.protobuf import text_format
+    from tensorflow_serving.config import model_server_config_pb2
+
+    config = model_server_config_pb2.ModelServerConfig()
+    if storage.exists(path):
+        try:
+            text_format.Parse(storage.read_bytes(path).decode("utf-8"), config)
+        except (text_format.ParseError, UnicodeDecodeError) as err:
+            raise ValueError(f"{path} is not a ModelServerConfig TF Serving can read ({err}); "
+                             "fix or remove it, nothing was published") from err
+    if config.WhichOneof("config") == "custom_model_config":
+        raise ValueError(f"{path} holds a custom_model_config; only a model_config_list can be edited")
+    return config
+
+
+def with_model(config, model_name: str, base_path: str):
+    """A copy of ``config`` listing ``model_name`` at ``base_path``; every other entry and this
+    entry's other settings (version policy, labels, ...) are kept."""
+    from tensorflow_serving.config import model_server_config_pb2
+
+    updated = model_server_config_pb2.ModelServerConfig()
+    updated.CopyFrom(config)
+    entries = updated.model_config_list.config
+    entry = next((e for e in entries if e.name == model_name), None) or entries.add(name=model_name)
+    entry.base_path = base_path
+    entry.model_platform = entry.model_platform or "tensorflow"
+    return updated
 
 
 def publish_version(saved_model_dir: str, serving_dir: str, model_name: str) -> Tuple[int, str]:
-    """Copy ``saved_model_dir`` to the next version of ``model_name``; return ``(version, path)``."""
+    """Copy ``saved_model_dir`` to the next version of ``model_name``; return ``(version, path)``.
+
+    ``<serving_dir>/models.config`` is read first (an unreadable one stops the push before
+    anything is written) and rewritten with this model's entry added or updated.
+    """
+    from google.protobuf import text_format
+
+    check_model_name(model_name)
+    config_path = storage.join(serving_dir, MODELS_CONFIG)
+    config = read_models_config(config_path)
     model_dir = storage.join(serving_dir, model_name)
     storage.makedirs(model_dir)
     version = (existing_versions(model_dir) or [0])[-1] + 1
@@ -70,7 +106,8 @@ def publish_version(saved_model_dir: str, serving_dir: str, model_name: str) -> 
         storage.copy_tree(saved_model_dir, target, last=(SAVED_MODEL_FILE,))
     else:
         _copy_and_rename(saved_model_dir, model_dir, version, target)
-    storage.write_text_atomically(storage.join(serving_dir, MODELS_CONFIG), models_config_text(serving_dir))
+    base_path = model_dir if storage.is_remote(model_dir) else os.path.abspath(model_dir)
+    storage.write_text_atomically(config_path, text_format.MessageToString(with_model(config, model_name, base_path)))
     return version, target
 
 

@@ -2,15 +2,52 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import os
-from typing import Dict, List
+import time
+from typing import Dict, Iterator, List
 
 from cifar_tfx import storage
 from cifar_tfx.data.datasets import DatasetSpec
 from cifar_tfx.trainer.hparams import HParams
 
 METADATA_FILE = "metadata.sqlite"
+LOCK_FILE = ".run.lock"
+
+
+class PipelineRootBusyError(RuntimeError):
+    """Another run holds the pipeline root; the message says which and what to do."""
+
+
+@contextlib.contextmanager
+def exclusive_root(pipeline_root: str) -> Iterator[None]:
+    """Hold ``<pipeline_root>/.run.lock`` for the duration; refuse at once if another run holds it.
+
+    Two runs on one root would share ML Metadata, caches and checkpoints, and the
+    Evaluator of each would judge its model without the other's (see issue history):
+    one run at a time. The lock is an ``flock``, released by the kernel if the run dies.
+    """
+    os.makedirs(pipeline_root, exist_ok=True)
+    path = os.path.join(pipeline_root, LOCK_FILE)
+    handle = open(path, "a+")
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise PipelineRootBusyError(
+                f"pipeline root {pipeline_root} is in use by {holder}; wait for that run to end "
+                "or give this one another --pipeline-root") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()} since {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+        handle.flush()
+        yield
+    finally:
+        handle.close()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,16 +80,21 @@ class ProducedArtifact:
 def run_local(run: LocalRun) -> List[ProducedArtifact]:
     """Build and run the pipeline; return the artifacts this run produced.
 
-    Raises whatever the failing component raised (for example
+    Raises :class:`PipelineRootBusyError` if another run holds the root, else whatever
+    the failing component raised (for example
     :class:`~cifar_tfx.components.data_validation.DataAnomalyError`).
     """
+    with exclusive_root(run.pipeline_root):
+        return _run_locked(run)
+
+
+def _run_locked(run: LocalRun) -> List[ProducedArtifact]:
     from tfx.orchestration import metadata
     from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner
 
     from cifar_tfx.data.reader import source_fingerprint
     from cifar_tfx.pipeline.pipeline import create_pipeline
 
-    os.makedirs(run.pipeline_root, exist_ok=True)
     connection = metadata.sqlite_metadata_connection_config(run.metadata_path)
     before = _max_artifact_id(connection)
     pipeline = create_pipeline(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from typing import Dict, Optional, Tuple
 
 GATE_FIELDS = ("min_accuracy", "max_regression")
@@ -50,20 +51,53 @@ class HParams:
     max_regression: float = 0.005        # allowed accuracy drop versus the last blessed model
 
     def __post_init__(self) -> None:
-        if self.depth < 8 or (self.depth - 2) % 6:
+        """Refuse any value that would waste a run, naming the field (the CLI turns this into exit 2)."""
+        def positive(name: str, value: float) -> None:
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+
+        def within(name: str, value: float, low: float, high: float) -> None:
+            if not (isinstance(value, (int, float)) and low <= value <= high):
+                raise ValueError(f"{name} must be within [{low:g}, {high:g}], got {value!r}")
+
+        if not isinstance(self.depth, int) or self.depth < 8 or (self.depth - 2) % 6:
             raise ValueError(f"depth must be 6n+2 with n >= 1 (8, 14, 20, 32, 44, 56, 110), got {self.depth}")
-        if self.batch_size < 1:
-            raise ValueError("batch_size must be positive")
+        if not isinstance(self.batch_size, int) or self.batch_size < 1:
+            raise ValueError(f"batch_size must be a whole number >= 1, got {self.batch_size!r}")
+        positive("learning_rate", self.learning_rate)
+        within("momentum", self.momentum, 0.0, 0.999)
+        within("weight_decay", self.weight_decay, 0.0, 1.0)
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}")
         if self.xla not in SWITCHES or self.distribute not in SWITCHES:
             raise ValueError(f"xla and distribute must be one of {SWITCHES}")
         if self.time_budget_minutes is None and self.epochs is None and self.train_steps is None:
             raise ValueError("set epochs, train_steps or time_budget_minutes")
-        if self.time_budget_minutes is not None and self.time_budget_minutes <= 0:
-            raise ValueError("time_budget_minutes must be positive")
-        if self.cutout_size < 0 or self.crop_padding < 0:
-            raise ValueError("cutout_size and crop_padding must be >= 0")
+        if self.epochs is not None:
+            positive("epochs", self.epochs)
+        if self.train_steps is not None and (not isinstance(self.train_steps, int) or self.train_steps < 1):
+            raise ValueError(f"train_steps must be a whole number >= 1, got {self.train_steps!r}")
+        if self.time_budget_minutes is not None:
+            positive("time_budget_minutes", self.time_budget_minutes)
+        fractions, factors = tuple(self.lr_drop_fractions), tuple(self.lr_drop_factors)
+        if len(fractions) != len(factors) or list(fractions) != sorted(set(fractions)) \
+                or not all(0 < f < 1 for f in fractions) or not all(0 < f <= 1 for f in factors):
+            raise ValueError("lr_drop_fractions must rise within (0, 1), one factor in (0, 1] for each")
+        if not isinstance(self.cutout_size, int) or not isinstance(self.crop_padding, int) \
+                or self.cutout_size < 0 or self.crop_padding < 0:
+            raise ValueError("cutout_size and crop_padding must be whole numbers >= 0")
+        if self.shuffle_buffer < 1:
+            raise ValueError("shuffle_buffer must be >= 1")
+        positive("log_every_seconds", self.log_every_seconds)
+        within("min_accuracy", self.min_accuracy, 0.0, 1.0)
+        within("max_regression", self.max_regression, 0.0, 1.0)
+
+    def check_fits(self, height: int, width: int) -> None:
+        """Refuse augmentation that does not fit an image of ``height`` x ``width`` pixels."""
+        if self.cutout_size > min(height, width):
+            raise ValueError(f"cutout_size {self.cutout_size} is larger than the {height}x{width} images")
+        if self.crop_padding > min(height, width) // 2:
+            raise ValueError(f"crop_padding {self.crop_padding} is more than half the {height}x{width} images")
 
     @property
     def blocks_per_stage(self) -> int:

@@ -30,6 +30,7 @@ class DatasetSpec:
     binary_folder: str = ""
     binary_train_members: Tuple[str, ...] = ()
     binary_test_members: Tuple[str, ...] = ()
+    max_batch_examples: int = 50_000  # a whole training split: larger batch files are refused unread
     # IDX files (the MNIST family's layout), per split: (images file, labels file); each may be gzipped.
     idx_files: Dict[str, Tuple[str, str]] = dataclasses.field(default_factory=dict)
     # Official download locations and md5 checksums published by the dataset authors, keyed by
@@ -45,6 +46,11 @@ class DatasetSpec:
     def image_bytes(self) -> int:
         """Bytes of one image: height * width * channels (uint8)."""
         return self.height * self.width * self.channels
+
+    @property
+    def max_batch_bytes(self) -> int:
+        """Largest batch file accepted: ``max_batch_examples`` records plus room for labels and names."""
+        return self.max_batch_examples * (self.record_bytes + 64) + (1 << 20)
 
     @property
     def record_bytes(self) -> int:

@@ -33,6 +33,7 @@ from cifar_tfx.data.errors import (
     MissingDataError,
     RecordError,
     UnsafeArchiveError,
+    UnsafePickleError,
 )
 from cifar_tfx.data import idx
 from cifar_tfx.data.safe_pickle import safe_loads
@@ -102,8 +103,8 @@ def _detect_folder(path: str, spec: DatasetSpec) -> Source:
 def _detect_archive_format(path: str, spec: DatasetSpec) -> str:
     if spec.formats == ("idx",):
         raise MissingDataError(f"{path} is a file; {spec.name} is read from the folder that holds its IDX files")
-    with _open_tar_stream(path) as tar:
-        for member in _guarded_members(tar, path):
+    with _open_tar_stream(path) as stream:
+        for member in _guarded_members(stream.tar, path):
             top = member.name.split("/", 1)[0]
             for fmt in spec.formats:
                 if top == spec.folder(fmt):
@@ -122,33 +123,59 @@ _STREAM_ERRORS = (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile, OSEr
 
 
 class _open_tar_stream:
-    """Context manager: a streaming (``r|*``) tar reader with readable errors."""
+    """Context manager: a streaming tar reader with readable errors and gzip integrity checks.
+
+    A gzipped archive is decompressed by :class:`gzip.GzipFile`, which checks the CRC-32
+    and length in the gzip trailer when it reaches the end of the stream; tarfile's own
+    stream mode never looks at them, so flipped bytes would pass. :meth:`verify_to_end`
+    reads whatever tarfile left unread so that the trailer is always checked.
+    """
 
     def __init__(self, path: str) -> None:
         self._path = path
         self._file = None
+        self._gzip = None
         self._tar = None
 
-    def __enter__(self) -> tarfile.TarFile:
+    def __enter__(self) -> "_open_tar_stream":
         try:
             self._file = storage.open_binary(self._path)
         except OSError as err:
             raise MissingDataError(f"cannot open {self._path}: {err}") from err
         try:
-            self._tar = tarfile.open(fileobj=self._file, mode="r|*")
-        except _STREAM_ERRORS as err:
+            magic = self._file.read(2)
             self._file.close()
+            self._file = storage.open_binary(self._path)
+            if magic == b"\x1f\x8b":
+                self._gzip = gzip.GzipFile(fileobj=self._file, mode="rb")
+            self._tar = tarfile.open(fileobj=self._gzip or self._file, mode="r|")
+        except _STREAM_ERRORS as err:
+            self.__exit__()
             raise CorruptArchiveError(f"{self._path} is not a readable tar archive: {err}") from err
+        return self
+
+    @property
+    def tar(self) -> tarfile.TarFile:
         return self._tar
 
+    def verify_to_end(self) -> None:
+        """Read the rest of the compressed stream: a wrong CRC or length raises ``CorruptArchiveError``."""
+        if self._gzip is None:
+            return
+        try:
+            while self._gzip.read(1 << 20):
+                pass
+        except _STREAM_ERRORS as err:
+            raise CorruptArchiveError(f"{self._path} is corrupt: {err} (the gzip checksum does not match "
+                                      "its content; download the archive again)") from err
+
     def __exit__(self, *exc: object) -> None:
-        if self._tar is not None:
-            try:
-                self._tar.close()
-            except _STREAM_ERRORS:
-                pass  # The interesting error, if any, is already propagating.
-        if self._file is not None:
-            self._file.close()
+        for closing in (self._tar, self._gzip, self._file):
+            if closing is not None:
+                try:
+                    closing.close()
+                except _STREAM_ERRORS:
+                    pass  # The interesting error, if any, is already propagating.
 
 
 def _guarded_members(tar: tarfile.TarFile, path: str) -> Iterator[tarfile.TarInfo]:
@@ -179,15 +206,22 @@ def _guarded_members(tar: tarfile.TarFile, path: str) -> Iterator[tarfile.TarInf
         yield member
 
 
-def _read_archive_members(path: str, wanted: Sequence[str]) -> Dict[str, bytes]:
-    """Stream the archive once and return the bytes of each ``wanted`` member path."""
+def _read_archive_members(path: str, wanted: Sequence[str], max_member_bytes: int) -> Dict[str, bytes]:
+    """Stream the archive once and return the bytes of each ``wanted`` member path.
+
+    A member declaring more than ``max_member_bytes`` is refused before it is read.
+    """
     found: Dict[str, bytes] = {}
     wanted_set = set(wanted)
-    with _open_tar_stream(path) as tar:
+    with _open_tar_stream(path) as stream:
+        tar = stream.tar
         for member in _guarded_members(tar, path):
             name = posixpath.normpath(member.name)
             if name not in wanted_set or not member.isfile():
                 continue
+            if member.size > max_member_bytes:
+                raise RecordError(f"{path}: {name} declares {member.size:,} bytes; a batch of this dataset "
+                                  f"holds at most {max_member_bytes:,}")
             try:
                 handle = tar.extractfile(member)
                 data = handle.read() if handle is not None else b""
@@ -198,6 +232,7 @@ def _read_archive_members(path: str, wanted: Sequence[str]) -> Dict[str, bytes]:
                     f"{path} is truncated: {name} has {len(data)} of {member.size} bytes"
                 )
             found[name] = data
+        stream.verify_to_end()
     missing = [name for name in wanted if name not in found]
     if missing:
         raise CorruptArchiveError(f"{path} lacks expected member(s): {', '.join(missing)}")
@@ -211,7 +246,10 @@ def _read_archive_members(path: str, wanted: Sequence[str]) -> Dict[str, bytes]:
 
 def parse_python_batch(raw: bytes, spec: DatasetSpec, where: str) -> Batch:
     """Parse a pickled batch (restricted unpickler) into a :class:`Batch`."""
-    obj = safe_loads(raw)
+    try:
+        obj = safe_loads(raw)
+    except UnsafePickleError as err:
+        raise UnsafePickleError(f"{where}: {err}") from err
     if not isinstance(obj, dict):
         raise RecordError(f"{where}: batch pickle holds {type(obj).__name__}, expected a dict")
     batch = {(k.decode("latin1") if isinstance(k, bytes) else k): v for k, v in obj.items()}
@@ -288,7 +326,7 @@ def read_batches(
     if source.kind == "archive":
         folder = spec.folder(source.fmt)
         wanted = [f"{folder}/{m}" for split in splits for m in members[split]]
-        raw = _read_archive_members(path, wanted)
+        raw = _read_archive_members(path, wanted, spec.max_batch_bytes)
         load = lambda member: (raw[f"{folder}/{member}"], f"{path}:{folder}/{member}")  # noqa: E731
     else:
         load = lambda member: _read_file(storage.join(source.root, member))  # noqa: E731

@@ -24,10 +24,72 @@ _RECONSTRUCT_MODULES = ("numpy.core.multiarray", "numpy._core.multiarray")
 _ALLOWED_DTYPES = ("u1", "|u1", "uint8")
 
 
-def _safe_reconstruct(subtype: Any, shape: Any, dtype_char: Any) -> np.ndarray:
-    if subtype is not np.ndarray:
+MAX_ARRAY_BYTES = 256 << 20  # a CIFAR training split is 150 MiB of pixels
+
+
+class _ArrayBuilder:
+    """Stands in for an ndarray while unpickling: checks the state numpy would get, then builds.
+
+    numpy's own ``__setstate__`` would allocate whatever shape the pickle declares; this
+    refuses a shape over :data:`MAX_ARRAY_BYTES`, a dtype other than uint8 and raw data
+    whose length is not the shape's, before any allocation.
+    """
+
+    def __init__(self) -> None:
+        self.array: Any = None
+
+    def __setstate__(self, state: Any) -> None:
+        if not isinstance(state, tuple) or len(state) != 5:
+            raise UnsafePickleError("numpy array state has an unexpected form; refused")
+        _, shape, dtype, fortran, raw = state
+        if not isinstance(shape, tuple) or not all(isinstance(d, int) and d >= 0 for d in shape):
+            raise UnsafePickleError(f"numpy array shape {shape!r} is not a tuple of sizes; refused")
+        size = 1
+        for dim in shape:
+            size *= dim
+        if size > MAX_ARRAY_BYTES:
+            raise UnsafePickleError(f"numpy array declares shape {shape} ({size:,} bytes), more than the "
+                                    f"{MAX_ARRAY_BYTES:,} a batch can hold; refused before allocating")
+        if dtype != np.dtype(np.uint8) or not isinstance(raw, bytes) or len(raw) != size:
+            raise UnsafePickleError(f"numpy array of shape {shape} has {len(raw) if isinstance(raw, bytes) else '?'} "
+                                    "bytes of data or a dtype other than uint8; refused")
+        self.array = np.frombuffer(raw, dtype=np.uint8).reshape(shape, order="F" if fortran else "C").copy()
+
+
+class _NdarrayType:
+    """What the name ``numpy.ndarray`` resolves to: an argument of ``_reconstruct``, never a constructor
+    (``numpy.ndarray((10**11,), 'u1')`` called by a pickle would allocate whatever it asks)."""
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        raise UnsafePickleError("pickle calls numpy.ndarray directly; only numpy's own array pickling is allowed")
+
+
+def _bytes(*args: Any) -> bytes:
+    # Python 3 writes b"" at protocol 2 as bytes(): the only call of bytes a batch needs.
+    if args:
+        raise UnsafePickleError("pickle calls bytes with arguments; refused")
+    return b""
+
+
+def _safe_reconstruct(subtype: Any, shape: Any, dtype_char: Any) -> _ArrayBuilder:
+    if subtype is not _NdarrayType:
         raise UnsafePickleError(f"pickle asks to reconstruct {subtype!r}; only numpy.ndarray is allowed")
-    return np.ndarray.__new__(np.ndarray, (0,), dtype=np.uint8)
+    return _ArrayBuilder()
+
+
+def _unwrap(obj: Any) -> Any:
+    """``obj`` with every :class:`_ArrayBuilder` replaced by the array it built."""
+    if isinstance(obj, _ArrayBuilder):
+        if obj.array is None:
+            raise UnsafePickleError("numpy array without its data; refused")
+        return obj.array
+    if isinstance(obj, dict):
+        return {key: _unwrap(value) for key, value in obj.items()}
+    if isinstance(obj, list):
+        return [_unwrap(value) for value in obj]
+    if isinstance(obj, tuple):
+        return tuple(_unwrap(value) for value in obj)
+    return obj
 
 
 def _latin1_encode(text: Any, encoding: Any = "latin1") -> bytes:
@@ -51,7 +113,9 @@ class RestrictedUnpickler(pickle.Unpickler):
         if module in _RECONSTRUCT_MODULES and name == "_reconstruct":
             return _safe_reconstruct
         if module == "numpy" and name == "ndarray":
-            return np.ndarray
+            return _NdarrayType
+        if module in ("builtins", "__builtin__") and name == "bytes":
+            return _bytes
         if module == "numpy" and name == "dtype":
             return _safe_dtype
         if module == "_codecs" and name == "encode":
@@ -68,7 +132,7 @@ class RestrictedUnpickler(pickle.Unpickler):
 def safe_loads(data: bytes) -> Any:
     """Unpickle ``data`` (Python-2 byte strings stay ``bytes``) with the restrictions above."""
     try:
-        return RestrictedUnpickler(io.BytesIO(data), encoding="bytes").load()
+        return _unwrap(RestrictedUnpickler(io.BytesIO(data), encoding="bytes").load())
     except UnsafePickleError:
         raise
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError) as err:

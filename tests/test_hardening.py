@@ -1,0 +1,282 @@
+"""Hostile and careless input: each case reproduces a failure of an earlier version and checks the refusal."""
+
+import dataclasses
+import gzip
+import io
+import os
+import pickle
+import re
+import subprocess
+import sys
+import tarfile
+
+import numpy as np
+import pytest
+from archive_fixtures import add_bytes, python_batch, write_python_archive
+
+from cifar_tfx.cli import EXIT_BAD_INPUT, main
+from cifar_tfx.data.datasets import CIFAR10
+from cifar_tfx.data.errors import CorruptArchiveError, RecordError, UnsafePickleError
+from cifar_tfx.data.reader import read_batches
+from cifar_tfx.data.safe_pickle import MAX_ARRAY_BYTES, safe_loads
+from cifar_tfx.data.verify import verify
+
+MINI = os.path.join(os.path.dirname(__file__), "data", "cifar10-mini", "cifar-10-python.tar.gz")
+
+# --- 1. silent corruption ---------------------------------------------------------------
+
+
+def _stored_archive(tmp_path):
+    """A python-layout archive gzipped without compression, so bytes sit where they are written."""
+    write_python_archive(str(tmp_path / "plain.tar"))
+    raw = open(tmp_path / "plain.tar", "rb").read()
+    if raw[:2] == b"\x1f\x8b":  # write_python_archive gzips; undo it to re-compress stored
+        raw = gzip.decompress(raw)
+    path = tmp_path / "stored.tar.gz"
+    path.write_bytes(gzip.compress(raw, compresslevel=0))
+    return path, raw
+
+
+def test_wrong_gzip_crc_is_corruption(tmp_path):
+    path, _ = _stored_archive(tmp_path)
+    data = bytearray(path.read_bytes())
+    data[-8] ^= 0x01  # first byte of the CRC-32 in the gzip trailer
+    path.write_bytes(bytes(data))
+    with pytest.raises(CorruptArchiveError, match="gzip checksum does not match"):
+        verify(str(path))
+
+
+def test_two_flipped_pixel_bytes_are_caught(tmp_path):
+    path, raw = _stored_archive(tmp_path)
+    data = bytearray(path.read_bytes())
+    # The middle of data_batch_3's pickle: pixel bytes, the tar and pickle structure stay valid.
+    offset = raw.index(b"cifar-10-batches-py/data_batch_3") + 512 + 1000
+    gz_offset = data.index(raw[offset:offset + 64])
+    data[gz_offset] ^= 0xFF
+    data[gz_offset + 1] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(CorruptArchiveError, match="corrupt"):
+        verify(str(path))
+
+
+def test_corrupt_middle_is_reported_as_corruption_not_missing_members(tmp_path):
+    path, raw = _stored_archive(tmp_path)
+    data = bytearray(path.read_bytes())
+    header = raw.index(b"cifar-10-batches-py/data_batch_4")
+    gz_offset = data.index(raw[header:header + 64])
+    data[gz_offset:gz_offset + 100] = b"\0" * 100  # wipe the member's tar header
+    path.write_bytes(bytes(data))
+    with pytest.raises(CorruptArchiveError) as info:
+        verify(str(path))
+    assert "lacks expected" not in str(info.value) and "corrupt" in str(info.value)
+
+
+# --- 4. memory ---------------------------------------------------------------------------
+
+
+def test_member_larger_than_any_batch_is_refused_before_reading(tmp_path):
+    archive = write_python_archive(str(tmp_path / "a.tar.gz"), batches={"data_batch_1": python_batch(n=400)})
+    tiny = dataclasses.replace(CIFAR10, max_batch_examples=1)  # a 400-image member is now "too big"
+    with pytest.raises(RecordError, match="declares .* bytes; a batch of this dataset holds at most"):
+        read_batches(archive, spec=tiny)
+    assert CIFAR10.max_batch_bytes < 200 * 2**20
+
+
+def test_bomb_member_is_refused_in_bounded_memory(tmp_path):
+    """A 1 GiB member (1 MB compressed) is refused without being inflated."""
+    path = tmp_path / "bomb.tar.gz"
+    with tarfile.open(path, "w:gz", compresslevel=1) as tar:
+        info = tarfile.TarInfo("cifar-10-batches-py/data_batch_1")
+        info.size = 2**30
+        tar.addfile(info, _Zeros(2**30))
+    code = ("import resource, sys; from cifar_tfx.data.verify import verify\n"
+            "try: verify(sys.argv[1])\nexcept Exception as e: print(type(e).__name__, e)\n"
+            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+    out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True).stdout
+    message, peak_kb = out.strip().rsplit("\n", 1)
+    assert message.startswith("RecordError") and "declares 1,073,741,824 bytes" in message
+    assert int(peak_kb) < 300_000, f"peak RSS {int(peak_kb) // 1024} MiB"
+
+
+class _Zeros(io.RawIOBase):
+    def __init__(self, size):
+        self.left = size
+
+    def readinto(self, buffer):
+        n = min(len(buffer), self.left)
+        buffer[:n] = b"\0" * n
+        self.left -= n
+        return n
+
+
+class _HugeArray:
+    """Pickles as numpy's own array pickling would, declaring a 10**11-byte array with 3 bytes of data."""
+
+    def __reduce__(self):
+        from numpy.core.multiarray import _reconstruct
+
+        return _reconstruct, (np.ndarray, (0,), b"b"), (1, (10**11,), np.dtype("u1"), False, b"abc")
+
+
+class _DirectNdarray:
+    def __reduce__(self):
+        return np.ndarray, ((10**11,), "u1")
+
+
+@pytest.mark.parametrize("payload, message", [
+    (_HugeArray(), "declares shape \\(100000000000,\\)"),
+    (_DirectNdarray(), "calls numpy.ndarray directly"),
+])
+def test_pickled_array_cannot_allocate_what_it_declares(payload, message):
+    with pytest.raises(UnsafePickleError, match=message):
+        safe_loads(pickle.dumps({"data": payload}, protocol=2))
+    assert MAX_ARRAY_BYTES < 2**30
+
+
+# --- 7. messages -------------------------------------------------------------------------
+
+
+def test_pickle_refusal_names_the_member(tmp_path):
+    evil = pickle.dumps({"data": _DirectNdarray()}, protocol=2)
+    archive = write_python_archive(str(tmp_path / "a.tar.gz"), batches={"data_batch_2": evil})
+    with pytest.raises(UnsafePickleError, match="a.tar.gz:cifar-10-batches-py/data_batch_2: pickle calls"):
+        read_batches(archive)
+
+
+def test_empty_bytes_in_a_protocol_2_pickle_are_plain_data():
+    batch = python_batch()
+    batch["batch_label"] = b""
+    assert safe_loads(pickle.dumps(batch, protocol=2))["batch_label"] == b""
+
+
+@pytest.mark.slow
+def test_bad_data_inside_the_pipeline_is_bad_input_with_the_file_name(tmp_path, capsys):
+    pytest.importorskip("tfx")
+    archive = tmp_path / "cifar-10-python.tar.gz"
+    write_python_archive(str(archive))
+    raw = bytearray(archive.read_bytes())
+    archive.write_bytes(bytes(raw[: len(raw) - 40]))  # the end of the stream is gone
+    code = main(["run", "--data", str(archive), "--pipeline-root", str(tmp_path / "p"),
+                 "--serving-dir", str(tmp_path / "s")])
+    err = capsys.readouterr().err
+    assert code == EXIT_BAD_INPUT
+    assert err.startswith("error: ") and str(archive) in err
+
+
+# --- 5. values that waste a run ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--epochs", "-3"], "epochs must be a finite number > 0"),
+    (["--epochs", "nan"], "epochs must be a finite number > 0"),
+    (["--epochs", "inf"], "epochs must be a finite number > 0"),
+    (["--train-steps", "0"], "train_steps must be a whole number >= 1"),
+    (["--learning-rate", "-0.1"], "learning_rate must be a finite number > 0"),
+    (["--min-accuracy", "2"], "min_accuracy must be within \\[0, 1\\]"),
+    (["--max-regression", "-1"], "max_regression must be within \\[0, 1\\]"),
+    (["--cutout-size", "99"], "cutout_size 99 is larger than the 32x32 images"),
+    (["--depth", "57"], "depth must be 6n\\+2"),
+    (["--time-budget-minutes", "0"], "time_budget_minutes must be a finite number > 0"),
+    (["--model-name", 'cifar"x'], "model name 'cifar\"x' is not usable"),
+    (["--serving-dir", "README.md"], "--serving-dir README.md is a file"),
+])
+def test_bad_run_values_exit_2_before_anything_runs(args, message, capsys, tmp_path):
+    code = main(["run", "--data", MINI, "--pipeline-root", str(tmp_path / "p"), *args])
+    assert code == EXIT_BAD_INPUT
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: ")
+    assert re.search(message, err), err
+    assert not (tmp_path / "p").exists()
+
+
+def test_synth_refuses_negative_counts_and_paths_under_files(tmp_path, capsys):
+    assert main(["data", "synth", "--out", str(tmp_path), "--train", "-5"]) == EXIT_BAD_INPUT
+    (tmp_path / "file").write_text("x")
+    assert main(["data", "synth", "--out", str(tmp_path / "file" / "sub")]) == EXIT_BAD_INPUT
+    err = capsys.readouterr().err
+    assert "--train must be at least 5" in err and "is not a writable folder" in err
+
+
+# --- 2. models.config --------------------------------------------------------------------
+
+
+def _fake_saved_model(folder):
+    os.makedirs(os.path.join(folder, "variables"))
+    for name in ("saved_model.pb", "variables/variables.index"):
+        with open(os.path.join(folder, name), "wb") as out:
+            out.write(b"x")
+    return folder
+
+
+HAND_WRITTEN = """
+model_config_list {
+  config {
+    name: "resnet_old"
+    base_path: "/models/resnet_old"
+    model_platform: "tensorflow"
+  }
+  config {
+    name: "cifar10"
+    base_path: "/elsewhere/cifar10"
+    model_platform: "tensorflow"
+    model_version_policy { specific { versions: 1 versions: 2 } }
+    version_labels { key: "stable" value: 1 }
+  }
+}
+"""
+
+
+def test_push_edits_models_config_and_keeps_everything_else(tmp_path):
+    pytest.importorskip("tensorflow_serving")
+    from google.protobuf import text_format
+    from tensorflow_serving.config import model_server_config_pb2
+
+    from cifar_tfx.components.serving_pusher import publish_version
+
+    serving = tmp_path / "serving"
+    serving.mkdir()
+    (serving / "models.config").write_text(HAND_WRITTEN)
+    publish_version(_fake_saved_model(str(tmp_path / "m")), str(serving), "cifar10")
+    config = text_format.Parse((serving / "models.config").read_text(), model_server_config_pb2.ModelServerConfig())
+    entries = {entry.name: entry for entry in config.model_config_list.config}
+    assert set(entries) == {"resnet_old", "cifar10"}
+    assert entries["resnet_old"].base_path == "/models/resnet_old"
+    assert entries["cifar10"].base_path == str(serving / "cifar10")
+    assert list(entries["cifar10"].model_version_policy.specific.versions) == [1, 2]
+    assert dict(entries["cifar10"].version_labels) == {"stable": 1}
+
+
+def test_unreadable_models_config_stops_the_push_before_anything_is_written(tmp_path):
+    pytest.importorskip("tensorflow_serving")
+    from cifar_tfx.components.serving_pusher import publish_version
+
+    serving = tmp_path / "serving"
+    serving.mkdir()
+    (serving / "models.config").write_text("model_config_list { config { name: ")
+    with pytest.raises(ValueError, match="not a ModelServerConfig TF Serving can read"):
+        publish_version(_fake_saved_model(str(tmp_path / "m")), str(serving), "cifar10")
+    assert sorted(os.listdir(serving)) == ["models.config"]
+
+
+@pytest.mark.parametrize("name", ['cifar"x', "", "../up", "a b", "-dash"])
+def test_model_names_tf_serving_cannot_take_are_refused(name):
+    from cifar_tfx.components.serving_pusher import check_model_name
+
+    with pytest.raises(ValueError, match="is not usable"):
+        check_model_name(name)
+
+
+# --- 3. one run per pipeline root --------------------------------------------------------
+
+
+def test_second_run_on_a_busy_root_is_refused_at_once(tmp_path, capsys):
+    from cifar_tfx.pipeline.local_runner import exclusive_root
+
+    with exclusive_root(str(tmp_path / "root")):
+        code = main(["run", "--data", MINI, "--pipeline-root", str(tmp_path / "root"),
+                     "--serving-dir", str(tmp_path / "s")])
+    err = capsys.readouterr().err
+    assert code == EXIT_BAD_INPUT
+    assert f"pipeline root {tmp_path / 'root'} is in use by pid {os.getpid()}" in err
+    with exclusive_root(str(tmp_path / "root")):  # free again once the holder is done
+        pass
