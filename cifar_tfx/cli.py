@@ -23,6 +23,7 @@ from cifar_tfx.data.errors import DataError
 EXIT_BAD_INPUT = 2
 EXIT_PIPELINE_FAILED = 3
 EXIT_NOT_PUSHED = 4
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 
 
 class BadArgumentError(Exception):
@@ -45,6 +46,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 def _cmd_download(args: argparse.Namespace) -> int:
     from cifar_tfx.data.download import download, download_dataset
 
+    check_writable_folder(args.dest, "--dest")
     spec = get_dataset(args.dataset)
     fmt = args.format or spec.formats[0]
     if args.url or args.md5:
@@ -126,6 +128,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     from cifar_tfx.serving.images import load_images
 
     spec = get_dataset(args.dataset)
+    if args.batch_size < 1 or args.top_k < 1 or not args.timeout > 0:
+        raise BadArgumentError("--batch-size and --top-k must be >= 1 and --timeout > 0")
     images = load_images(args.images, (spec.width, spec.height), resize=args.resize)
     if args.print_request:
         print(json.dumps(client.rest_request_body(images)))
@@ -404,6 +408,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
+    except KeyboardInterrupt:
+        # Downloads keep their .part to resume, synth and pushes stage then rename: nothing half-written.
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except (DataError, BadArgumentError) as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT

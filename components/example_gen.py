@@ -9,6 +9,7 @@ reading is :func:`cifar_tfx.data.reader.read_batches`, the same code as
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Any, Dict, Iterator, List, Union
 
@@ -24,11 +25,14 @@ from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 from cifar_tfx.components.example_codec import serialize_batch
 from cifar_tfx.data.datasets import SPLITS, get_dataset
 from cifar_tfx.data.reader import detect_source, read_batches, source_fingerprint
+from cifar_tfx.data.verify import check_no_leakage, duplicate_report, image_keys
 
 DATA_PATH_KEY = "data_path"
 DATASET_KEY = "dataset"
 NUM_SHARDS_KEY = "num_shards"
 FINGERPRINT_KEY = "data_fingerprint"
+MAX_TEST_OVERLAP_KEY = "max_test_overlap"
+DEFAULT_MAX_TEST_OVERLAP = 0.01  # of the test split; exact-pixel copies of training images
 EXAMPLES_KEY = "examples"
 FILE_PREFIX = "data_tfrecord"
 
@@ -40,6 +44,14 @@ def read_split_examples(split: str, data_path: str, dataset: str) -> Iterator[by
         yield from serialize_batch(batch.images, batch.labels)
 
 
+def check_splits(data_path: str, spec, max_test_overlap: float) -> Dict[str, int]:
+    """Exact duplicates within and across splits; raise ``DataLeakageError`` past ``max_test_overlap``."""
+    _, batches = read_batches(data_path, SPLITS, spec)
+    report = duplicate_report(image_keys(batches["train"]), image_keys(batches["test"]))
+    check_no_leakage(report, sum(len(b) for b in batches["test"]), data_path, max_test_overlap)
+    return report
+
+
 class CifarExampleGenSpec(types.ComponentSpec):
     """Parameters: where the data is, which dataset spec it follows, shards per split."""
 
@@ -48,6 +60,7 @@ class CifarExampleGenSpec(types.ComponentSpec):
         DATASET_KEY: ExecutionParameter(type=str),
         NUM_SHARDS_KEY: ExecutionParameter(type=int),
         FINGERPRINT_KEY: ExecutionParameter(type=str, optional=True),
+        MAX_TEST_OVERLAP_KEY: ExecutionParameter(type=float, optional=True),
     }
     INPUTS: Dict[str, ChannelParameter] = {}
     OUTPUTS = {EXAMPLES_KEY: ChannelParameter(type=standard_artifacts.Examples)}
@@ -70,12 +83,15 @@ class CifarExampleGenExecutor(base_beam_executor.BaseBeamExecutor):
         dataset = exec_properties[DATASET_KEY]
         shards = int(exec_properties[NUM_SHARDS_KEY])
         # Fail fast, before Beam starts, with the reader's own message.
-        detect_source(data_path, get_dataset(dataset))
+        spec = get_dataset(dataset)
+        detect_source(data_path, spec)
         fingerprint = source_fingerprint(data_path)
+        duplicates = check_splits(data_path, spec, float(exec_properties.get(MAX_TEST_OVERLAP_KEY) or 0.0))
 
         examples = artifact_utils.get_single_instance(output_dict[EXAMPLES_KEY])
         examples.set_string_custom_property(FINGERPRINT_KEY, fingerprint)
         examples.set_string_custom_property(DATA_PATH_KEY, data_path)
+        examples.set_string_custom_property("duplicates", json.dumps(duplicates, sort_keys=True))
         examples.split_names = artifact_utils.encode_split_names(list(SPLITS))
         with self._make_beam_pipeline() as pipeline:
             for split in SPLITS:
@@ -99,9 +115,12 @@ class CifarExampleGen(base_beam_component.BaseBeamComponent):
     EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(CifarExampleGenExecutor)
 
     def __init__(self, data_path: Union[str, data_types.RuntimeParameter], dataset: str = "cifar10",
-                 num_shards: int = 4, data_fingerprint: str = "") -> None:
+                 num_shards: int = 4, data_fingerprint: str = "",
+                 max_test_overlap: float = DEFAULT_MAX_TEST_OVERLAP) -> None:
         """``data_path`` may be a pipeline parameter (Kubeflow); ``data_fingerprint`` is the
-        runner's view of the data, part of the cache key where the runner can compute it."""
+        runner's view of the data, part of the cache key where the runner can compute it;
+        ``max_test_overlap`` the fraction of test images that may also be training images."""
         super().__init__(spec=CifarExampleGenSpec(
             data_path=data_path, dataset=dataset, num_shards=num_shards, data_fingerprint=data_fingerprint,
+            max_test_overlap=max_test_overlap,
             examples=types.Channel(type=standard_artifacts.Examples)))

@@ -9,6 +9,7 @@ import re
 import subprocess
 import sys
 import tarfile
+import zlib
 
 import numpy as np
 import pytest
@@ -89,9 +90,10 @@ def test_bomb_member_is_refused_in_bounded_memory(tmp_path):
         info = tarfile.TarInfo("cifar-10-batches-py/data_batch_1")
         info.size = 2**30
         tar.addfile(info, _Zeros(2**30))
-    code = ("import resource, sys; from cifar_tfx.data.verify import verify\n"
+    # VmHWM, the child's own peak (ru_maxrss would carry the parent's across fork+exec).
+    code = ("import sys; from cifar_tfx.data.verify import verify\n"
             "try: verify(sys.argv[1])\nexcept Exception as e: print(type(e).__name__, e)\n"
-            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+            "print([l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')][0])")
     out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True).stdout
     message, peak_kb = out.strip().rsplit("\n", 1)
     assert message.startswith("RecordError") and "declares 1,073,741,824 bytes" in message
@@ -280,3 +282,137 @@ def test_second_run_on_a_busy_root_is_refused_at_once(tmp_path, capsys):
     assert f"pipeline root {tmp_path / 'root'} is in use by pid {os.getpid()}" in err
     with exclusive_root(str(tmp_path / "root")):  # free again once the holder is done
         pass
+
+
+# --- 6. predict: one error line, never a traceback ----------------------------------------
+
+
+class _RawServer:
+    """A TCP server on 127.0.0.1 that answers every connection with ``respond(socket)``."""
+
+    def __init__(self, respond):
+        import socket
+        import threading
+
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.respond = respond
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                conn.recv(65536)
+                try:
+                    self.respond(conn)
+                except OSError:
+                    pass
+
+    def close(self):
+        self.sock.close()
+
+
+def _drip(conn):
+    import time
+
+    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n")
+    for _ in range(100):  # one byte a second: each read is quick, the whole answer is not
+        conn.sendall(b" ")
+        time.sleep(0.2)
+
+
+@pytest.mark.parametrize("respond, message", [
+    (lambda conn: None, "broke off the answer"),
+    (lambda conn: conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 15\r\n\r\n<html>hi</html>"),
+     "did not answer JSON"),
+    (lambda conn: conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 35\r\n\r\n" + b'{"predictions": [{"scores": [1]}]}\n'),
+     "each prediction needs 'probabilities'"),
+    (_drip, "no answer from .* within 1 s \\(the whole request\\)"),
+])
+def test_predict_server_faults_are_one_error_line(tmp_path, capsys, respond, message):
+    png = _png(tmp_path)
+    server = _RawServer(respond)
+    try:
+        code = main(["predict", png, "--server", server.url, "--timeout", "1"])
+    finally:
+        server.close()
+    err = capsys.readouterr().err
+    assert code == EXIT_BAD_INPUT and err.count("\n") == 1, err
+    assert re.search(message, err), err
+
+
+def _png(tmp_path, size=(32, 32)):
+    from PIL import Image
+
+    path = tmp_path / f"img{size[0]}.png"
+    Image.new("RGB", size).save(path)
+    return str(path)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--batch-size", "0"], "--batch-size and --top-k must be >= 1"),
+    (["--top-k", "-1"], "--batch-size and --top-k must be >= 1"),
+    (["--server", "http://[::1"], "is not a usable URL|cannot send to"),
+    (["--saved-model", "/nonexistent/model"], "is not a loadable SavedModel"),
+])
+def test_predict_bad_arguments_are_one_error_line(tmp_path, capsys, args, message):
+    code = main(["predict", _png(tmp_path), *args])
+    err = capsys.readouterr().err
+    assert code == EXIT_BAD_INPUT and err.count("\n") == 1, err
+    assert re.search(message, err), err
+
+
+def test_decompression_bomb_header_is_refused_before_decoding(tmp_path, capsys):
+    import struct
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = chunk(b"IHDR", struct.pack(">IIBBBBB", 30000, 30000, 8, 2, 0, 0, 0))
+    path = tmp_path / "bomb.png"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + header + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b""))
+    code = main(["predict", str(path), "--resize", "--print-request"])
+    assert code == EXIT_BAD_INPUT
+    assert re.search("declares 30000x30000 pixels|decompression bomb", capsys.readouterr().err)
+
+
+def test_ctrl_c_is_one_line_and_exit_130(monkeypatch, capsys):
+    import cifar_tfx.data.verify as verify_module
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(verify_module, "verify", interrupted)
+    assert main(["data", "verify", MINI]) == 130
+    assert capsys.readouterr().err == "interrupted\n"
+
+
+# --- 8. well-formed but wrong data --------------------------------------------------------
+
+
+def test_verify_reports_duplicates_within_and_across_splits(tmp_path):
+    first = python_batch(n=10, seed=1)
+    archive = write_python_archive(str(tmp_path / "a.tar.gz"), batches={
+        "data_batch_2": first, "data_batch_3": first,  # a batch shipped twice
+        "test_batch": python_batch(n=10, seed=1)})      # the test split equals a training batch
+    report = verify(archive)["duplicates"]
+    assert report == {"within_train": 10, "within_test": 0, "test_in_train": 10}
+
+
+def test_leakage_stops_ingestion_but_a_few_duplicates_pass(tmp_path):
+    from cifar_tfx.components.example_gen import check_splits
+    from cifar_tfx.data.errors import DataLeakageError
+
+    leaky = write_python_archive(str(tmp_path / "leaky.tar.gz"), batches={"test_batch": python_batch(n=4, seed=1)})
+    with pytest.raises(DataLeakageError, match="4 of 4 test images also occur in the training split"):
+        check_splits(leaky, CIFAR10, 0.01)
+    test = python_batch(n=200, seed=99)
+    test["data"][0] = python_batch(n=4, seed=1)["data"][0]  # one copied image of 200: 0.5 %
+    fine = write_python_archive(str(tmp_path / "fine.tar.gz"), batches={"test_batch": test})
+    assert check_splits(fine, CIFAR10, 0.01)["test_in_train"] == 1

@@ -31,3 +31,7 @@ class ChecksumError(DataError):
 
 class DownloadError(DataError):
     """A download failed (offline, refused, HTTP error)."""
+
+
+class DataLeakageError(DataError):
+    """Test images also occur in the training split beyond the tolerance."""

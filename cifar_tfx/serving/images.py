@@ -11,6 +11,9 @@ from PIL import Image, UnidentifiedImageError
 from cifar_tfx.data.errors import DataError
 
 
+MAX_PIXELS = 4096 * 4096  # larger images are refused from their header, before decoding
+
+
 def load_images(paths: Sequence[str], size: Tuple[int, int] = (32, 32), resize: bool = False) -> List[bytes]:
     """Bytes of each image file, checked to decode and to be ``size`` (width, height).
 
@@ -25,9 +28,12 @@ def load_images(paths: Sequence[str], size: Tuple[int, int] = (32, 32), resize: 
         with open(path, "rb") as handle:
             data = handle.read()
         try:
-            image = Image.open(io.BytesIO(data))
+            image = Image.open(io.BytesIO(data))  # reads the header only
+            if image.width * image.height > MAX_PIXELS:
+                raise DataError(f"{path} declares {image.width}x{image.height} pixels, more than "
+                                f"{MAX_PIXELS:,}; refused before decoding")
             image.load()
-        except (UnidentifiedImageError, OSError) as err:
+        except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as err:
             raise DataError(f"{path} is not a readable image: {err}") from err
         if image.size == size and image.format in ("PNG", "JPEG"):
             encoded.append(data)
