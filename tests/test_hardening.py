@@ -27,48 +27,52 @@ MINI = os.path.join(os.path.dirname(__file__), "data", "cifar10-mini", "cifar-10
 # --- 1. silent corruption ---------------------------------------------------------------
 
 
-def _stored_archive(tmp_path):
-    """A python-layout archive gzipped without compression, so bytes sit where they are written."""
-    write_python_archive(str(tmp_path / "plain.tar"))
-    raw = open(tmp_path / "plain.tar", "rb").read()
-    if raw[:2] == b"\x1f\x8b":  # write_python_archive gzips; undo it to re-compress stored
-        raw = gzip.decompress(raw)
-    path = tmp_path / "stored.tar.gz"
-    path.write_bytes(gzip.compress(raw, compresslevel=0))
-    return path, raw
+def _damaged_stored_archive(tmp_path, damage):
+    """A python-layout archive gzipped without compression (bytes sit where the tar has them),
+    then ``damage(gz_bytes, position_of)`` applied, where ``position_of(marker, skip)`` is the
+    offset in the .gz of the tar bytes ``skip`` past ``marker``."""
+    write_python_archive(str(tmp_path / "a.tar.gz"))
+    raw = gzip.decompress(open(tmp_path / "a.tar.gz", "rb").read())
+    data = bytearray(gzip.compress(raw, compresslevel=0))
+
+    def position_of(marker: bytes, skip: int = 0) -> int:
+        offset = raw.index(marker) + skip
+        return data.index(raw[offset:offset + 64])
+
+    damage(data, position_of)
+    path = tmp_path / "damaged.tar.gz"
+    path.write_bytes(bytes(data))
+    return str(path)
+
+
+def _flip(data, *positions):
+    for position in positions:
+        data[position] ^= 0xFF
 
 
 def test_wrong_gzip_crc_is_corruption(tmp_path):
-    path, _ = _stored_archive(tmp_path)
-    data = bytearray(path.read_bytes())
-    data[-8] ^= 0x01  # first byte of the CRC-32 in the gzip trailer
-    path.write_bytes(bytes(data))
+    path = _damaged_stored_archive(tmp_path, lambda data, at: _flip(data, len(data) - 8))  # the trailer's CRC-32
     with pytest.raises(CorruptArchiveError, match="gzip checksum does not match"):
-        verify(str(path))
+        verify(path)
 
 
 def test_two_flipped_pixel_bytes_are_caught(tmp_path):
-    path, raw = _stored_archive(tmp_path)
-    data = bytearray(path.read_bytes())
-    # The middle of data_batch_3's pickle: pixel bytes, the tar and pickle structure stay valid.
-    offset = raw.index(b"cifar-10-batches-py/data_batch_3") + 512 + 1000
-    gz_offset = data.index(raw[offset:offset + 64])
-    data[gz_offset] ^= 0xFF
-    data[gz_offset + 1] ^= 0xFF
-    path.write_bytes(bytes(data))
+    # Inside data_batch_3's pixels: the tar and pickle structure stay valid.
+    def damage(data, at):
+        where = at(b"cifar-10-batches-py/data_batch_3", 512 + 1000)
+        _flip(data, where, where + 1)
+
     with pytest.raises(CorruptArchiveError, match="corrupt"):
-        verify(str(path))
+        verify(_damaged_stored_archive(tmp_path, damage))
 
 
 def test_corrupt_middle_is_reported_as_corruption_not_missing_members(tmp_path):
-    path, raw = _stored_archive(tmp_path)
-    data = bytearray(path.read_bytes())
-    header = raw.index(b"cifar-10-batches-py/data_batch_4")
-    gz_offset = data.index(raw[header:header + 64])
-    data[gz_offset:gz_offset + 100] = b"\0" * 100  # wipe the member's tar header
-    path.write_bytes(bytes(data))
+    def damage(data, at):  # wipe data_batch_4's tar header
+        where = at(b"cifar-10-batches-py/data_batch_4")
+        data[where:where + 100] = b"\0" * 100
+
     with pytest.raises(CorruptArchiveError) as info:
-        verify(str(path))
+        verify(_damaged_stored_archive(tmp_path, damage))
     assert "lacks expected" not in str(info.value) and "corrupt" in str(info.value)
 
 
