@@ -29,7 +29,7 @@ def main() -> None:
     import tensorflow_transform as tft
     import tf_keras as keras
 
-    from cifar_tfx.components.example_codec import serialize_batch
+    from cifar_tfx.example_format import serialize_batch
     from cifar_tfx.data.datasets import CIFAR10
     from cifar_tfx.data.reader import read_batches
     from cifar_tfx.trainer.hparams import FULL, with_overrides

@@ -39,7 +39,7 @@ def main() -> None:
     import tensorflow as tf
     import tensorflow_transform as tft
 
-    from cifar_tfx.components.example_codec import encode_png
+    from cifar_tfx.example_format import encode_png
     from cifar_tfx.data.datasets import CIFAR10
     from cifar_tfx.data.synth import make_examples
     from cifar_tfx.trainer.export import export_saved_model

@@ -18,7 +18,7 @@ import sys
 from typing import List, Optional
 
 from cifar_tfx.data.datasets import DATASETS, FORMATS, get_dataset
-from cifar_tfx.data.errors import DataError
+from cifar_tfx.data.errors import DataError, UnknownNameError
 
 EXIT_BAD_INPUT = 2
 EXIT_PIPELINE_FAILED = 3
@@ -415,7 +415,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     except (DataError, BadArgumentError) as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except KeyError as err:
+    except UnknownNameError as err:
         print(f"error: {err.args[0]}", file=sys.stderr)
         return EXIT_BAD_INPUT
 

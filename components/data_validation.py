@@ -19,7 +19,7 @@ from tfx.dsl.component.experimental.decorators import component
 from tfx.types import artifact_utils
 from tfx.types.standard_artifacts import ExampleAnomalies, Schema
 
-from cifar_tfx.components.example_codec import CHANNELS_KEY, HEIGHT_KEY, IMAGE_KEY, LABEL_KEY, WIDTH_KEY
+from cifar_tfx.example_format import CHANNELS_KEY, HEIGHT_KEY, IMAGE_KEY, LABEL_KEY, WIDTH_KEY
 
 SCHEMA_FILE = "schema.pbtxt"
 ANOMALIES_FILE = "SchemaDiff.pb"

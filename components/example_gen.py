@@ -22,7 +22,7 @@ from tfx.types import artifact_utils, standard_artifacts
 from tfx.orchestration import data_types
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 
-from cifar_tfx.components.example_codec import serialize_batch
+from cifar_tfx.example_format import serialize_batch
 from cifar_tfx.data.datasets import SPLITS, get_dataset
 from cifar_tfx.data.reader import detect_source, read_batches, source_fingerprint
 from cifar_tfx.data.verify import check_no_leakage, duplicate_report, image_keys

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tensorflow_model_analysis as tfma
 
-from cifar_tfx.components.example_codec import LABEL_KEY
+from cifar_tfx.example_format import LABEL_KEY
 
 ACCURACY = "sparse_categorical_accuracy"
 

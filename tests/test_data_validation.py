@@ -11,7 +11,7 @@ from tfx.types import standard_artifacts  # noqa: E402
 from cifar_tfx.components.data_validation import (  # noqa: E402
     AnomalyGate, DataAnomalyError, describe_anomalies, pin_schema_proto,
 )
-from cifar_tfx.components.example_codec import serialize_batch  # noqa: E402
+from cifar_tfx.example_format import serialize_batch  # noqa: E402
 
 
 def _stats(tmp_path, name, images, labels):

@@ -9,7 +9,7 @@ tf = pytest.importorskip("tensorflow")
 
 from tfx.types import artifact_utils, standard_artifacts  # noqa: E402
 
-from cifar_tfx.components.example_codec import parse_example  # noqa: E402
+from cifar_tfx.example_format import parse_example  # noqa: E402
 from cifar_tfx.components.example_gen import CifarExampleGenExecutor  # noqa: E402
 from cifar_tfx.data.reader import read_batches  # noqa: E402
 

@@ -21,7 +21,7 @@ if not os.path.isdir(REAL):
 tf = pytest.importorskip("tensorflow")
 
 from cifar_tfx.cli import main  # noqa: E402
-from cifar_tfx.components.example_codec import encode_png  # noqa: E402
+from cifar_tfx.example_format import encode_png  # noqa: E402
 from cifar_tfx.data.datasets import FASHION_MNIST  # noqa: E402
 from cifar_tfx.data.idx import read_idx  # noqa: E402
 

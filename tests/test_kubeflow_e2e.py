@@ -14,7 +14,7 @@ tf = pytest.importorskip("tensorflow")
 
 from kfp_launcher import TaskFailed, load_documents, run_pipeline_spec  # noqa: E402
 
-from cifar_tfx.components.example_codec import encode_png  # noqa: E402
+from cifar_tfx.example_format import encode_png  # noqa: E402
 from cifar_tfx.data.datasets import CIFAR10  # noqa: E402
 from cifar_tfx.data.synth import make_examples, write_dataset  # noqa: E402
 from cifar_tfx.kubeflow.compiler import KubeflowTarget, VolumeMount, compile_pipeline  # noqa: E402

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.slow
 tf = pytest.importorskip("tensorflow")
 
 from cifar_tfx.cli import EXIT_NOT_PUSHED, main  # noqa: E402
-from cifar_tfx.components.example_codec import encode_png, serialize_batch  # noqa: E402
+from cifar_tfx.example_format import encode_png, serialize_batch  # noqa: E402
 from cifar_tfx.data.synth import make_examples, write_dataset  # noqa: E402
 
 

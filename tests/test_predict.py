@@ -25,7 +25,7 @@ import grpc  # noqa: E402
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc  # noqa: E402
 
 from cifar_tfx.cli import main  # noqa: E402
-from cifar_tfx.components.example_codec import encode_png, serialize_batch  # noqa: E402
+from cifar_tfx.example_format import encode_png, serialize_batch  # noqa: E402
 from cifar_tfx.data.datasets import CIFAR10  # noqa: E402
 from cifar_tfx.data.errors import DataError  # noqa: E402
 from cifar_tfx.serving import client  # noqa: E402

@@ -11,7 +11,7 @@ tf = pytest.importorskip("tensorflow")
 import tensorflow_transform as tft  # noqa: E402
 import tf_keras as keras  # noqa: E402
 
-from cifar_tfx.components.example_codec import encode_png, serialize_batch  # noqa: E402
+from cifar_tfx.example_format import encode_png, serialize_batch  # noqa: E402
 from cifar_tfx.data.datasets import CIFAR10  # noqa: E402
 from cifar_tfx.data.synth import make_examples  # noqa: E402
 from cifar_tfx.trainer.export import export_saved_model  # noqa: E402

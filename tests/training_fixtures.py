@@ -4,7 +4,7 @@ import os
 
 import tensorflow as tf
 
-from cifar_tfx.components.example_codec import serialize_batch
+from cifar_tfx.example_format import serialize_batch
 from cifar_tfx.data.synth import make_examples
 
 
@@ -23,7 +23,7 @@ def build_transform_output(train_file, out_dir):
     import tensorflow_transform.beam as tft_beam
     from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
 
-    from cifar_tfx.components import example_codec as codec
+    from cifar_tfx import example_format as codec
     from cifar_tfx.trainer.preprocessing import preprocessing_fn
 
     spec = {codec.IMAGE_KEY: tf.io.FixedLenFeature([1], tf.string),

@@ -17,7 +17,7 @@ from typing import Dict, Sequence
 import tensorflow as tf
 import tf_keras as keras
 
-from cifar_tfx.components.example_codec import IMAGE_KEY, LABEL_KEY
+from cifar_tfx.example_format import IMAGE_KEY, LABEL_KEY
 from cifar_tfx.trainer.preprocessing import IMAGE_XF
 
 EXAMPLES_INPUT = "examples"

@@ -14,6 +14,8 @@ import json
 import math
 from typing import Dict, Optional, Tuple
 
+from cifar_tfx.data.errors import UnknownNameError
+
 GATE_FIELDS = ("min_accuracy", "max_regression")
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 SWITCHES = ("auto", "on", "off")
@@ -151,7 +153,7 @@ def get_profile(name: str) -> HParams:
     try:
         return PROFILES[name]
     except KeyError:
-        raise KeyError(f"unknown profile {name!r}; known: {', '.join(sorted(PROFILES))}") from None
+        raise UnknownNameError(f"unknown profile {name!r}; known: {', '.join(sorted(PROFILES))}") from None
 
 
 def with_overrides(base: HParams, **overrides: object) -> HParams:

@@ -13,7 +13,7 @@ from typing import Any, Dict, Optional
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from cifar_tfx.components.example_codec import IMAGE_KEY, LABEL_KEY
+from cifar_tfx.example_format import IMAGE_KEY, LABEL_KEY
 
 IMAGE_XF = "image_xf"
 LABEL_XF = "label_xf"

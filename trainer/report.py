@@ -1,4 +1,4 @@
-"""Pictures people look at: training curves (and, from the Evaluator, confusion matrix)."""
+"""Pictures people look at: training curves with the learning rate, and the confusion matrix with per-class accuracy on the test split (computed by the Trainer)."""
 
 from __future__ import annotations
 

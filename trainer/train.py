@@ -1,7 +1,7 @@
 """The training run: build, resume, fit under the step schedule, checkpoint, evaluate.
 
 Everything here is plain TensorFlow: the TFX ``run_fn`` only unpacks its
-arguments and calls :func:`train_and_export`, and tests call these functions
+arguments and calls :func:`train_model` (then the export), and tests call these functions
 directly with a tf.Transform output and a few TFRecord files.
 """
 

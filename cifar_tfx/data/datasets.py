@@ -11,6 +11,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Dict, Tuple
 
+from cifar_tfx.data.errors import UnknownNameError
+
 
 @dataclasses.dataclass(frozen=True)
 class DatasetSpec:
@@ -67,7 +69,7 @@ class DatasetSpec:
     def download_files(self, fmt: str) -> Tuple[Tuple[str, str], ...]:
         """``(url, md5)`` of every file that makes up the ``fmt`` layout."""
         if fmt not in self.formats:
-            raise KeyError(f"{self.name} does not come in the {fmt!r} layout; it comes in {', '.join(self.formats)}")
+            raise UnknownNameError(f"{self.name} does not come in the {fmt!r} layout; it comes in {', '.join(self.formats)}")
         keys = [f"{name}.gz" for split in SPLITS for name in self.idx_files[split]] if fmt == "idx" else [fmt]
         return tuple((self.urls[key], self.md5[key]) for key in keys)
 
@@ -152,4 +154,4 @@ def get_dataset(name: str) -> DatasetSpec:
     try:
         return DATASETS[name]
     except KeyError:
-        raise KeyError(f"unknown dataset {name!r}; known: {', '.join(sorted(DATASETS))}") from None
+        raise UnknownNameError(f"unknown dataset {name!r}; known: {', '.join(sorted(DATASETS))}") from None

@@ -35,3 +35,7 @@ class DownloadError(DataError):
 
 class DataLeakageError(DataError):
     """Test images also occur in the training split beyond the tolerance."""
+
+
+class UnknownNameError(KeyError):
+    """A dataset, profile or layout name that is not defined; the message lists the known ones."""

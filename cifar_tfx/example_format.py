@@ -1,4 +1,4 @@
-"""The ``tf.train.Example`` layout of one image, shared by ExampleGen, Transform and the tests.
+"""The ``tf.train.Example`` layout of one image: feature keys and codec, shared by every layer.
 
 The image is stored PNG-encoded (lossless, so pixel-exact), not as raw bytes,
 because the Transform graph then starts from *encoded image bytes*: the same
