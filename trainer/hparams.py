@@ -90,7 +90,9 @@ class HParams:
             raise ValueError("cutout_size and crop_padding must be whole numbers >= 0")
         if self.shuffle_buffer < 1:
             raise ValueError("shuffle_buffer must be >= 1")
-        positive("log_every_seconds", self.log_every_seconds)
+        if not (isinstance(self.log_every_seconds, (int, float)) and 0 <= self.log_every_seconds < math.inf):
+            raise ValueError(f"log_every_seconds must be a finite number >= 0 (0: every step), "
+                             f"got {self.log_every_seconds!r}")
         within("min_accuracy", self.min_accuracy, 0.0, 1.0)
         within("max_regression", self.max_regression, 0.0, 1.0)
 
