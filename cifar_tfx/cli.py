@@ -5,6 +5,7 @@
     cifar-tfx data synth --out DIR      write the embedded synthetic dataset
     cifar-tfx run --data PATH           run the TFX pipeline locally
     cifar-tfx predict IMAGE...          classify images with TF Serving (REST/gRPC) or a SavedModel
+    cifar-tfx serving config|label|rollback   edit models.config for TF Serving
     cifar-tfx kubeflow compile ...      write the Kubeflow Pipelines 2 spec (open-source KFP or Vertex AI)
     cifar-tfx kubeflow submit SPEC      start a run of it and, with --wait, follow it to the end
 """
@@ -74,7 +75,7 @@ def _cmd_synth(args: argparse.Namespace) -> int:
 def _cmd_run(args: argparse.Namespace) -> int:
     _use_keras2()
     from cifar_tfx.data.reader import detect_source
-    from cifar_tfx.components.serving_pusher import check_model_name
+    from cifar_tfx.serving.model_config import check_model_name
     from cifar_tfx.pipeline.local_runner import LocalRun, PipelineRootBusyError, run_local
 
     spec = get_dataset(args.dataset)
@@ -222,6 +223,42 @@ def _cmd_kubeflow_submit(args: argparse.Namespace) -> int:
     return 0 if final_states[state] else EXIT_PIPELINE_FAILED
 
 
+def _cmd_serving(args: argparse.Namespace) -> int:
+    """``serving config|label|rollback``: edit or rebase ``models.config`` through TF Serving's proto."""
+    from google.protobuf import text_format
+
+    from cifar_tfx import storage
+    from cifar_tfx.serving import model_config
+
+    path = storage.join(args.serving_dir, model_config.MODELS_CONFIG)
+    try:
+        config = model_config.read_models_config(path)
+        if not config.model_config_list.config:
+            raise ValueError(f"{path} lists no model (push one first)")
+        if args.serving_command == "config":
+            text = text_format.MessageToString(model_config.rebased(config, args.base_path))
+            if args.out:
+                storage.write_text_atomically(args.out, text)
+                print(args.out)
+            else:
+                print(text, end="")
+            return 0
+        versions = model_config.existing_versions(storage.join(args.serving_dir, args.model))
+        if args.serving_command == "label":
+            updated = model_config.with_labels(config, args.model, model_config.parse_labels(args.labels), versions)
+            message = f"{args.model}: labels " + ", ".join(f"{k}={v}" for k, v in sorted(
+                model_config.entry_of(updated, args.model).version_labels.items()))
+        else:
+            updated, version, removed = model_config.rolled_back(config, args.model, versions, args.to)
+            message = f"{args.model}: serving version {version} only" + (
+                f"; removed labels on other versions: {', '.join(removed)}" if removed else "")
+    except ValueError as err:
+        raise BadArgumentError(str(err)) from err
+    model_config.write_models_config(path, updated)
+    print(message)
+    return 0
+
+
 def check_writable_folder(path: str, option: str) -> None:
     """Refuse, before anything runs, a local folder that cannot be created or written."""
     from cifar_tfx import storage
@@ -335,6 +372,23 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--json", action="store_true", help="JSON output")
     predict.add_argument("--print-request", action="store_true", help="print the REST body, send nothing")
     predict.set_defaults(func=_cmd_predict)
+
+    serving = commands.add_parser("serving", help="edit the serving folder's models.config (TF Serving's proto)")
+    serving_commands = serving.add_subparsers(dest="serving_command", required=True)
+    config = serving_commands.add_parser("config", help="print models.config with base paths for a container")
+    config.add_argument("serving_dir")
+    config.add_argument("--base-path", required=True, help="where the container mounts SERVING_DIR, e.g. /models")
+    config.add_argument("--out", help="write here instead of printing")
+    label = serving_commands.add_parser("label", help="set version labels, e.g. stable=3 canary=4")
+    label.add_argument("serving_dir")
+    label.add_argument("--model", default="cifar10")
+    label.add_argument("labels", nargs="+", metavar="NAME=VERSION")
+    rollback = serving_commands.add_parser("rollback", help="serve an older version only (default: the previous)")
+    rollback.add_argument("serving_dir")
+    rollback.add_argument("--model", default="cifar10")
+    rollback.add_argument("--to", type=int, help="version to serve")
+    for sub in (config, label, rollback):
+        sub.set_defaults(func=_cmd_serving)
 
     kubeflow = commands.add_parser("kubeflow", help="Kubeflow Pipelines 2")
     kubeflow_commands = kubeflow.add_subparsers(dest="kubeflow_command", required=True)

@@ -22,7 +22,6 @@ base path updated, everything else (other models, version policies, labels) is k
 from __future__ import annotations
 
 import os
-import re
 import tempfile
 from typing import Any, Dict, List, Tuple
 
@@ -33,58 +32,10 @@ from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import proto_utils
 
 from cifar_tfx import storage
+from cifar_tfx.serving.model_config import (
+    MODELS_CONFIG, check_model_name, existing_versions, read_models_config, with_model, write_models_config)
 
-MODELS_CONFIG = "models.config"
 SAVED_MODEL_FILE = "saved_model.pb"  # the file whose presence makes a SavedModel loadable
-MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
-
-
-def existing_versions(model_dir: str) -> List[int]:
-    """Numeric version folders under ``model_dir`` (what TF Serving would load)."""
-    if not storage.isdir(model_dir):
-        return []
-    return sorted(int(name) for name in storage.listdir(model_dir)
-                  if name.isdigit() and storage.isdir(storage.join(model_dir, name)))
-
-
-def check_model_name(name: str) -> str:
-    """``name`` if TF Serving can serve it under that name (and a URL and a folder can hold it)."""
-    if not MODEL_NAME.fullmatch(name or ""):
-        raise ValueError(f"model name {name!r} is not usable: letters, digits, '_', '.' and '-' only, "
-                         "starting with a letter or digit")
-    return name
-
-
-def read_models_config(path: str):
-    """The ``ModelServerConfig`` in ``path`` (empty if there is no file); a file TF Serving
-    could not parse raises ``ValueError`` naming it."""
-    from google.protobuf import text_format
-    from tensorflow_serving.config import model_server_config_pb2
-
-    config = model_server_config_pb2.ModelServerConfig()
-    if storage.exists(path):
-        try:
-            text_format.Parse(storage.read_bytes(path).decode("utf-8"), config)
-        except (text_format.ParseError, UnicodeDecodeError) as err:
-            raise ValueError(f"{path} is not a ModelServerConfig TF Serving can read ({err}); "
-                             "fix or remove it, nothing was published") from err
-    if config.WhichOneof("config") == "custom_model_config":
-        raise ValueError(f"{path} holds a custom_model_config; only a model_config_list can be edited")
-    return config
-
-
-def with_model(config, model_name: str, base_path: str):
-    """A copy of ``config`` listing ``model_name`` at ``base_path``; every other entry and this
-    entry's other settings (version policy, labels, ...) are kept."""
-    from tensorflow_serving.config import model_server_config_pb2
-
-    updated = model_server_config_pb2.ModelServerConfig()
-    updated.CopyFrom(config)
-    entries = updated.model_config_list.config
-    entry = next((e for e in entries if e.name == model_name), None) or entries.add(name=model_name)
-    entry.base_path = base_path
-    entry.model_platform = entry.model_platform or "tensorflow"
-    return updated
 
 
 def publish_version(saved_model_dir: str, serving_dir: str, model_name: str) -> Tuple[int, str]:
@@ -93,8 +44,6 @@ def publish_version(saved_model_dir: str, serving_dir: str, model_name: str) -> 
     ``<serving_dir>/models.config`` is read first (an unreadable one stops the push before
     anything is written) and rewritten with this model's entry added or updated.
     """
-    from google.protobuf import text_format
-
     check_model_name(model_name)
     config_path = storage.join(serving_dir, MODELS_CONFIG)
     config = read_models_config(config_path)
@@ -107,7 +56,7 @@ def publish_version(saved_model_dir: str, serving_dir: str, model_name: str) -> 
     else:
         _copy_and_rename(saved_model_dir, model_dir, version, target)
     base_path = model_dir if storage.is_remote(model_dir) else os.path.abspath(model_dir)
-    storage.write_text_atomically(config_path, text_format.MessageToString(with_model(config, model_name, base_path)))
+    write_models_config(config_path, with_model(config, model_name, base_path))
     return version, target
 
 

@@ -266,7 +266,7 @@ def test_unreadable_models_config_stops_the_push_before_anything_is_written(tmp_
 
 @pytest.mark.parametrize("name", ['cifar"x', "", "../up", "a b", "-dash"])
 def test_model_names_tf_serving_cannot_take_are_refused(name):
-    from cifar_tfx.components.serving_pusher import check_model_name
+    from cifar_tfx.serving.model_config import check_model_name
 
     with pytest.raises(ValueError, match="is not usable"):
         check_model_name(name)

@@ -3,6 +3,8 @@
 import glob
 import io
 
+import os
+
 import numpy as np
 import pytest
 
@@ -149,3 +151,24 @@ def test_serving_images_rejects_wrong_size(splits, tmp_path):
     small = encode_png(np.zeros((28, 28, 3), np.uint8))
     with pytest.raises(tf.errors.InvalidArgumentError, match="28,28,3"):
         loaded.signatures["serving_images"](images=tf.constant([small]))
+
+
+def test_exported_warmup_requests_parse_as_tf_serving_logs_and_run(splits, tmp_path):
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    model, _, _ = _train(splits, tmp_path, with_overrides(TINY, train_steps=2))
+    export_dir = export_saved_model(model, splits["tft"], CIFAR10.class_names, str(tmp_path / "export"),
+                                    warmup_image_shape=(32, 32, 3))
+    path = os.path.join(export_dir, "assets.extra", "tf_serving_warmup_requests")
+    logs = [prediction_log_pb2.PredictionLog.FromString(record.numpy())
+            for record in tf.data.TFRecordDataset(path)]
+    requests = [log.predict_log.request for log in logs]
+    assert sorted(r.model_spec.signature_name for r in requests) == sorted(
+        ["serving_images", "serving_default"] * 2)
+    loaded = tf.saved_model.load(export_dir)
+    for request in requests:  # replayed the way TF Serving does: each input by name into its signature
+        signature = loaded.signatures[request.model_spec.signature_name]
+        inputs = {name: tf.make_ndarray(tensor) for name, tensor in request.inputs.items()}
+        outputs = signature(**{name: tf.constant(value) for name, value in inputs.items()})
+        batch = len(next(iter(inputs.values())))
+        assert outputs["probabilities"].shape == (batch, 10)

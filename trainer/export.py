@@ -12,7 +12,7 @@ and return ``probabilities`` [B, classes] float32, ``class_id`` [B] int64 and
 
 from __future__ import annotations
 
-from typing import Dict, Sequence
+from typing import Dict, Optional, Sequence, Tuple
 
 import tensorflow as tf
 import tf_keras as keras
@@ -52,12 +52,21 @@ class ServingModule(tf.Module):
         return self._predict({IMAGE_KEY: tf.reshape(images, [-1, 1])})
 
 
-def export_saved_model(model: keras.Model, tft_output, class_names: Sequence[str], export_dir: str) -> str:
-    """Write the SavedModel with both signatures to ``export_dir``; return it."""
+def export_saved_model(model: keras.Model, tft_output, class_names: Sequence[str], export_dir: str,
+                       warmup_image_shape: Optional[Tuple[int, int, int]] = None) -> str:
+    """Write the SavedModel with both signatures to ``export_dir``; return it.
+
+    With ``warmup_image_shape`` (H, W, C), TF Serving warm-up requests for both signatures
+    are written to ``assets.extra/`` (see :mod:`cifar_tfx.trainer.warmup`).
+    """
     module = ServingModule(model, tft_output, class_names)
     signatures = {
         "serving_default": module.serve_examples.get_concrete_function(),
         "serving_images": module.serve_images.get_concrete_function(),
     }
     tf.saved_model.save(module, export_dir, signatures=signatures)
+    if warmup_image_shape is not None:
+        from cifar_tfx.trainer.warmup import write_warmup_requests
+
+        write_warmup_requests(export_dir, warmup_image_shape)
     return export_dir

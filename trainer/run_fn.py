@@ -74,4 +74,5 @@ def run_fn(fn_args) -> None:
                    "precision": result.runtime.precision, "xla": result.runtime.xla,
                    "hparams": json.loads(hparams.to_json())}, handle, indent=2)
     _copy_folder(report, os.path.join(fn_args.model_run_dir, "report"))
-    export_saved_model(model, tft_output, dataset.class_names, fn_args.serving_model_dir)
+    export_saved_model(model, tft_output, dataset.class_names, fn_args.serving_model_dir,
+                       warmup_image_shape=(dataset.height, dataset.width, dataset.channels))
