@@ -21,6 +21,8 @@ base path updated, everything else (other models, version policies, labels) is k
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 import tempfile
 from typing import Any, Dict, List, Tuple
@@ -32,6 +34,7 @@ from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import proto_utils
 
 from cifar_tfx import storage
+from cifar_tfx.serving.check import run_check
 from cifar_tfx.serving.model_config import (
     MODELS_CONFIG, check_model_name, existing_versions, read_models_config, with_model, write_models_config)
 
@@ -70,8 +73,15 @@ def _copy_and_rename(saved_model_dir: str, model_dir: str, version: int, target:
         raise
 
 
+CLASS_NAMES_KEY = "class_names"          # custom_config: the dataset's class names
+MAX_LATENCY_KEY = "max_latency_ms"        # custom_config: the serving check's latency bound
+SERVING_CHECK_PROPERTY = "serving_check"  # on the PushedModel: "passed" or why the check refused
+
+
 class ServingDirPusherExecutor(tfx_pusher_executor.Executor):
-    """Pushes a blessed model with :func:`publish_version`; an unblessed one touches nothing."""
+    """Pushes a blessed model with :func:`publish_version` if it passes the serving check
+    (:mod:`cifar_tfx.serving.check`, when ``custom_config`` names the class names); an
+    unblessed or refused model touches nothing."""
 
     def Do(self, input_dict: Dict[str, List[types.Artifact]], output_dict: Dict[str, List[types.Artifact]],
            exec_properties: Dict[str, Any]) -> None:
@@ -85,6 +95,14 @@ class ServingDirPusherExecutor(tfx_pusher_executor.Executor):
         base = destination.filesystem.base_directory  # <serving_dir>/<model_name>
         serving_dir, model_name = base.rstrip("/").rsplit("/", 1)
         model_path = self.GetModelPath(input_dict)
+        config = json.loads(exec_properties.get(standard_component_specs.CUSTOM_CONFIG_KEY) or "{}")
+        if CLASS_NAMES_KEY in config:  # the serving check: load, replay warm-up requests, time them
+            verdict = run_check(model_path, config[CLASS_NAMES_KEY], float(config[MAX_LATENCY_KEY]))
+            model_push.set_string_custom_property(SERVING_CHECK_PROPERTY, verdict["reason"] or "passed")
+            if not verdict["ok"]:
+                logging.warning("serving check failed, nothing published: %s", verdict["reason"])
+                self._MarkNotPushed(model_push)
+                return
         version, path = publish_version(model_path, serving_dir, model_name)
         storage.copy_tree(model_path, model_push.uri)
         self._MarkPushed(model_push, pushed_destination=path, pushed_version=str(version))

@@ -69,4 +69,8 @@ def read_outcome(produced) -> Outcome:
     if pushed is not None and pushed.properties.get("pushed") == 1:
         return Outcome(True, accuracy, str(pushed.properties.get("pushed_version")),
                        str(pushed.properties.get("pushed_destination")))
-    return Outcome(False, accuracy, failures=failed_bounds(evaluation.uri) if evaluation else ())
+    failures = failed_bounds(evaluation.uri) if evaluation else []
+    check = pushed.properties.get("serving_check") if pushed is not None else None
+    if check and check != "passed":
+        failures = list(failures) + [f"serving check failed: {check}"]
+    return Outcome(False, accuracy, failures=failures)

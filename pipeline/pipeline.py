@@ -22,7 +22,7 @@ from tfx.types.standard_artifacts import Model, ModelBlessing
 from cifar_tfx.components.data_validation import AnomalyGate, PinSchema
 from cifar_tfx.components.evaluator import GatedEvaluator
 from cifar_tfx.components.example_gen import CifarExampleGen
-from cifar_tfx.components.serving_pusher import ServingDirPusherExecutor
+from cifar_tfx.components.serving_pusher import CLASS_NAMES_KEY, MAX_LATENCY_KEY, ServingDirPusherExecutor
 from cifar_tfx.components.trainer import CifarTrainer
 from cifar_tfx.data.datasets import DatasetSpec
 from cifar_tfx.pipeline.evaluation import make_eval_config
@@ -146,6 +146,7 @@ def create_pipeline(
         push_destination=pusher_pb2.PushDestination(filesystem=pusher_pb2.PushDestination.Filesystem(
             base_directory=os.path.join(serving_dir, model_name))),
         custom_executor_spec=executor_spec.ExecutorClassSpec(ServingDirPusherExecutor),
+        custom_config={CLASS_NAMES_KEY: list(dataset.class_names), MAX_LATENCY_KEY: hparams.max_serving_latency_ms},
     )
     components += [evaluator, pusher]
     for component in components:

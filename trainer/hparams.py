@@ -16,7 +16,7 @@ from typing import Dict, Optional, Tuple
 
 from cifar_tfx.data.errors import UnknownNameError
 
-GATE_FIELDS = ("min_accuracy", "max_regression")
+GATE_FIELDS = ("min_accuracy", "max_regression", "max_serving_latency_ms")
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 SWITCHES = ("auto", "on", "off")
 
@@ -51,6 +51,7 @@ class HParams:
     # --- Evaluator gate ---
     min_accuracy: float = 0.93           # recipe: ResNet-56 reaches 93.0-93.6 %
     max_regression: float = 0.005        # allowed accuracy drop versus the last blessed model
+    max_serving_latency_ms: float = 5000.0  # serving check: slowest warm warm-up request (batch <= 8), CPU-sized
 
     def __post_init__(self) -> None:
         """Refuse any value that would waste a run, naming the field (the CLI turns this into exit 2)."""
@@ -95,6 +96,7 @@ class HParams:
                              f"got {self.log_every_seconds!r}")
         within("min_accuracy", self.min_accuracy, 0.0, 1.0)
         within("max_regression", self.max_regression, 0.0, 1.0)
+        positive("max_serving_latency_ms", self.max_serving_latency_ms)
 
     def check_fits(self, height: int, width: int) -> None:
         """Refuse augmentation that does not fit an image of ``height`` x ``width`` pixels."""
