@@ -43,14 +43,16 @@ def main() -> None:
     from cifar_tfx.data.datasets import CIFAR10
     from cifar_tfx.data.synth import make_examples
     from cifar_tfx.trainer.export import export_saved_model
+    from cifar_tfx.trainer.hparams import HParams
     from cifar_tfx.trainer.model import build_resnet
     from cifar_tfx.trainer.preprocessing import IMAGE_XF
-    from tests.training_fixtures import build_transform_output, write_split
+    from cifar_tfx.transform_fixtures import build_transform_output, write_split
 
     with tempfile.TemporaryDirectory() as tmp:
         train = write_split(os.path.join(tmp, "train.gz"), 1000, seed=1)
         tft_output = tft.TFTransformOutput(build_transform_output(train, os.path.join(tmp, "tft")))
-        model = build_resnet(args.depth)
+        model = build_resnet(args.depth, (CIFAR10.height, CIFAR10.width, CIFAR10.channels), CIFAR10.num_classes,
+                             HParams().weight_decay)
         signature = tf.saved_model.load(export_saved_model(model, tft_output, CIFAR10.class_names,
                                                            os.path.join(tmp, "export"))).signatures["serving_images"]
         images, _ = make_examples(128, seed=2)

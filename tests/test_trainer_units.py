@@ -11,16 +11,19 @@ from cifar_tfx.trainer.model import build_resnet  # noqa: E402
 from cifar_tfx.trainer.runtime import resolve_runtime  # noqa: E402
 from cifar_tfx.trainer.schedule import TrainingClock, learning_rate_at  # noqa: E402
 
+CIFAR_SHAPE = (32, 32, 3)
+DROPS = ((0.5, 0.75), (0.1, 0.01))  # the recipe's drops: at 1/2 and 3/4, to x0.1 and x0.01
+
 
 @pytest.mark.parametrize("depth, paper", [(20, 0.27e6), (56, 0.85e6), (110, 1.7e6)])
 def test_parameter_counts_match_the_paper(depth, paper):
-    model = build_resnet(depth)
+    model = build_resnet(depth, CIFAR_SHAPE, 10, FULL.weight_decay)
     trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
     assert abs(trainable / paper - 1) < 0.02, trainable
 
 
 def test_resnet56_structure():
-    model = build_resnet(56)
+    model = build_resnet(56, CIFAR_SHAPE, 10, FULL.weight_decay)
     convs = [layer for layer in model.layers if isinstance(layer, tf.keras.layers.Conv2D.__mro__[0]) or "conv" in layer.name]
     three_by_three = [layer for layer in convs if getattr(layer, "kernel_size", None) == (3, 3)]
     assert len(three_by_three) == 55  # 1 stem + 54 in blocks; + the dense layer = 56 weighted layers
@@ -31,21 +34,21 @@ def test_resnet56_structure():
 
 
 def test_input_shape_follows_the_data():
-    model = build_resnet(20, input_shape=(28, 28, 1))
+    model = build_resnet(20, (28, 28, 1), 10, FULL.weight_decay)
     assert model.input_shape == (None, 28, 28, 1)
     assert model.get_layer("stage3_block3_out").output_shape == (None, 7, 7, 64)
 
 
 def test_depth_must_be_6n_plus_2():
     with pytest.raises(ValueError, match="6n\\+2"):
-        build_resnet(21)
+        build_resnet(21, CIFAR_SHAPE, 10, FULL.weight_decay)
     with pytest.raises(ValueError, match="6n\\+2"):
         HParams(depth=18)
 
 
 def test_step_schedule_switches_exactly_at_half_and_three_quarters():
     clock = TrainingClock(planned_steps=200)
-    rates = [learning_rate_at(clock.fraction_done(step), 0.1) for step in range(200)]
+    rates = [learning_rate_at(clock.fraction_done(step), 0.1, *DROPS) for step in range(200)]
     assert rates[:100] == [0.1] * 100
     assert rates[100:150] == [pytest.approx(0.01)] * 50
     assert rates[150:] == [pytest.approx(0.001)] * 50
@@ -58,7 +61,7 @@ def test_budget_schedule_switches_at_elapsed_time_with_injected_clock():
     seen = {}
     for second in range(0, 601, 1):
         now[0] = 1000.0 + second
-        seen[second] = learning_rate_at(clock.fraction_done(step=0), 0.1)
+        seen[second] = learning_rate_at(clock.fraction_done(step=0), 0.1, *DROPS)
     assert seen[299] == 0.1 and seen[300] == pytest.approx(0.01)
     assert seen[449] == pytest.approx(0.01) and seen[450] == pytest.approx(0.001)
     now[0] = 1599.0
@@ -70,7 +73,7 @@ def test_budget_schedule_switches_at_elapsed_time_with_injected_clock():
 def test_budget_counts_time_of_earlier_attempts():
     now = [0.0]
     clock = TrainingClock(budget_seconds=100.0, elapsed_before=60.0, clock=lambda: now[0])
-    assert learning_rate_at(clock.fraction_done(0), 0.1) == pytest.approx(0.01)  # 60 % done
+    assert learning_rate_at(clock.fraction_done(0), 0.1, *DROPS) == pytest.approx(0.01)  # 60 % done
     now[0] = 40.0
     assert clock.finished(0)
 
@@ -141,6 +144,6 @@ def test_crop_and_flip_are_shifts_and_mirrors():
 
 def test_augmentation_varies_between_calls():
     images = tf.random.uniform([8, 32, 32, 3], 1.0, 2.0)
-    first = augment_batch(images).numpy()
-    second = augment_batch(images).numpy()
+    first = augment_batch(images, 4, True, 16).numpy()
+    second = augment_batch(images, 4, True, 16).numpy()
     assert not np.array_equal(first, second)

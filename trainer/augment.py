@@ -52,7 +52,7 @@ def cutout_mask(batch: tf.Tensor, height: int, width: int, size: int,
     return tf.cast(~inside, tf.float32)[..., None]
 
 
-def augment_batch(images: tf.Tensor, padding: int = 4, flip: bool = True, cutout_size: int = 16) -> tf.Tensor:
+def augment_batch(images: tf.Tensor, padding: int, flip: bool, cutout_size: int) -> tf.Tensor:
     """The recipe's augmentation of one normalised training batch."""
     out = crop_and_flip(images, padding, flip) if padding or flip else images
     if cutout_size:

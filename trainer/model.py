@@ -41,9 +41,10 @@ def _basic_block(x, filters: int, stride: int, weight_decay: float, name: str):
     return keras.layers.ReLU(name=f"{name}_out")(y)
 
 
-def build_resnet(depth: int, input_shape: Tuple[int, int, int] = (32, 32, 3), num_classes: int = 10,
-                 weight_decay: float = 1e-4) -> keras.Model:
-    """ResNet-``depth`` for ``input_shape`` images; ``depth`` must be 6n+2."""
+def build_resnet(depth: int, input_shape: Tuple[int, int, int], num_classes: int,
+                 weight_decay: float) -> keras.Model:
+    """ResNet-``depth`` for ``input_shape`` images; ``depth`` must be 6n+2 (values from ``HParams``
+    and the ``DatasetSpec``)."""
     if depth < 8 or (depth - 2) % 6:
         raise ValueError(f"depth must be 6n+2 (20, 32, 44, 56, 110, ...), got {depth}")
     blocks = (depth - 2) // 6

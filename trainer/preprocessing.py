@@ -33,11 +33,14 @@ def decode_images(encoded: tf.Tensor, height: int, width: int, channels: int) ->
 def preprocessing_fn(inputs: Dict[str, tf.Tensor], custom_config: Optional[Dict[str, Any]] = None) -> Dict[str, tf.Tensor]:
     """Raw features (encoded ``image``, ``label``) to ``image_xf`` float32 and ``label_xf`` int64.
 
-    ``custom_config`` carries the image shape (``height``, ``width``, ``channels``);
-    it defaults to CIFAR's 32x32x3.
+    ``custom_config`` carries the image shape (``height``, ``width``, ``channels``) of the
+    dataset's ``DatasetSpec``.
     """
     config = custom_config or {}
-    height, width, channels = (int(config.get(k, d)) for k, d in (("height", 32), ("width", 32), ("channels", 3)))
+    missing = [key for key in ("height", "width", "channels") if key not in config]
+    if missing:
+        raise ValueError(f"Transform custom_config lacks the image shape {missing} (the pipeline passes the dataset's)")
+    height, width, channels = (int(config[key]) for key in ("height", "width", "channels"))
     encoded = tf.reshape(inputs[IMAGE_KEY], [-1])
     pixels = tf.cast(decode_images(encoded, height, width, channels), tf.float32)
     mean = tft.mean(tf.reduce_mean(pixels, axis=[1, 2]), reduce_instance_dims=False)

@@ -12,10 +12,10 @@ import time
 from typing import Callable, Optional, Sequence
 
 
-def learning_rate_at(fraction_done: float, initial: float,
-                     drop_fractions: Sequence[float] = (0.5, 0.75),
-                     drop_factors: Sequence[float] = (0.1, 0.01)) -> float:
-    """``initial`` until the first drop fraction is reached, then ``initial * factor``.
+def learning_rate_at(fraction_done: float, initial: float, drop_fractions: Sequence[float],
+                     drop_factors: Sequence[float]) -> float:
+    """``initial`` until the first drop fraction is reached, then ``initial * factor``
+    (the values come from ``HParams``: ``lr_drop_fractions``, ``lr_drop_factors``).
 
     A drop applies from the first step whose fraction done is at or past its
     boundary: with 100 planned steps, steps 0-49 use 0.1, 50-74 use 0.01, 75-99 use 0.001.

@@ -1,10 +1,13 @@
-"""Small TFRecord splits plus a real tf.Transform output, built without running the pipeline."""
+"""Small TFRecord splits plus a real tf.Transform output, built without running the pipeline.
+
+Shared by the tests and the benchmarks (which time the Trainer and the export on them)."""
 
 import os
 
 import tensorflow as tf
 
 from cifar_tfx.example_format import serialize_batch
+from cifar_tfx.data.datasets import CIFAR10
 from cifar_tfx.data.synth import make_examples
 
 
@@ -17,7 +20,7 @@ def write_split(path, count, seed):
     return path
 
 
-def build_transform_output(train_file, out_dir):
+def build_transform_output(train_file, out_dir, dataset=CIFAR10):
     """Run the project's preprocessing_fn analysis over ``train_file`` with tf.Transform on Beam."""
     import apache_beam as beam
     import tensorflow_transform.beam as tft_beam
@@ -38,7 +41,9 @@ def build_transform_output(train_file, out_dir):
         rows.append({key: value.numpy() for key, value in parsed.items()})
     with beam.Pipeline() as pipeline, tft_beam.Context(temp_dir=os.path.join(out_dir, "tmp")):
         data = pipeline | beam.Create(rows, reshuffle=False)
-        transform_fn = (data, metadata) | tft_beam.AnalyzeDataset(preprocessing_fn)
+        shape = {"height": dataset.height, "width": dataset.width, "channels": dataset.channels}
+        transform_fn = (data, metadata) | tft_beam.AnalyzeDataset(
+            lambda inputs: preprocessing_fn(inputs, custom_config=shape))
         _ = transform_fn | tft_beam.WriteTransformFn(out_dir)
     from tensorflow_transform.tf_metadata import metadata_io  # raw metadata, as TFX's Transform writes it
 
