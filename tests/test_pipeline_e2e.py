@@ -81,9 +81,10 @@ def test_demo_run_trains_gates_and_pushes(demo_run, capsys):
 def test_impossible_bound_refuses_and_leaves_serving_dir_untouched(demo_run, capsys):
     root, args = demo_run
     before = _tree(root / "serving")
-    assert main(args + ["--min-accuracy", "1.01"]) == EXIT_NOT_PUSHED  # above any possible accuracy
+    # Two training steps cannot classify all 1,000 test images right: a bound of 1.0 must refuse.
+    assert main(args + ["--train-steps", "2", "--min-accuracy", "1.0"]) == EXIT_NOT_PUSHED
     out = capsys.readouterr().out
-    assert "not pushed: min-accuracy failed: accuracy " in out and "< 1.0100" in out
+    assert "not pushed: min-accuracy failed: accuracy " in out and "< 1.0000" in out
     assert _tree(root / "serving") == before
 
 
