@@ -140,10 +140,13 @@ def node_resources(target: KubeflowTarget) -> Dict[str, Any]:
     from kfp.pipeline_spec import pipeline_spec_pb2
 
     resource_spec = pipeline_spec_pb2.PipelineDeploymentConfig.PipelineContainerSpec.ResourceSpec
-    resources = {name: resource_spec(cpu_request=target.heavy_cpus, memory_request=target.heavy_memory_gb)
-                 for name in HEAVY_COMPONENTS}
+    if target.target == "kfp":  # Kubernetes schedules on requests
+        heavy = dict(cpu_request=target.heavy_cpus, memory_request=target.heavy_memory_gb)
+    else:  # Vertex AI picks a machine type from the limits
+        heavy = dict(cpu_limit=target.heavy_cpus, memory_limit=target.heavy_memory_gb)
+    resources = {name: resource_spec(**heavy) for name in HEAVY_COMPONENTS}
     trainer = resource_spec(cpu_limit=target.trainer_cpus, memory_limit=target.trainer_memory_gb)
-    if target.target == "kfp":  # Vertex picks a machine from the limits; Kubernetes schedules on requests
+    if target.target == "kfp":
         trainer.cpu_request = target.trainer_cpus
         trainer.memory_request = target.trainer_memory_gb
     if target.trainer_gpus:

@@ -128,6 +128,9 @@ def test_vertex_uses_its_accelerator_names_and_the_baseline_resolver(vertex_docs
     with_gpu = {name: c["resources"]["accelerator"] for name, c in containers.items()
                 if "accelerator" in c.get("resources", {})}
     assert with_gpu == {"Trainer": {"type": "NVIDIA_TESLA_T4", "count": "1"}}
+    for name in BEAM_COMPONENTS | {"Trainer"}:  # Vertex sizes machines from limits
+        resources = containers[name]["resources"]
+        assert resources["cpuLimit"] > 0 and resources["memoryLimit"] > 0, name
     resolvers = [name for name, executor in _deployment(spec).executors.items()
                  if "resolver" in json.dumps(json_format.MessageToDict(executor)).lower()]
     # TFX compiles its one LatestBlessedModel Resolver node into two KFP resolver steps.
