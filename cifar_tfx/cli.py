@@ -120,6 +120,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
             print(f"{artifact.component:>18} {artifact.output:<16} {uri}")
     print(f"pipeline {run.pipeline_name} finished; ML Metadata: {run.metadata_path}")
     outcome = read_outcome(produced)
+    if outcome.trained:
+        print(outcome.trained)
     print(outcome.line(run.model_name))
     return 0 if outcome.pushed else EXIT_NOT_PUSHED
 
@@ -283,9 +285,12 @@ def hparams_from_args(args: argparse.Namespace):
     """The ``--profile`` hyperparameters with every given override applied."""
     from cifar_tfx.trainer.hparams import get_profile, with_overrides
 
+    profile = args.profile or ("budget" if args.time_budget_minutes is not None else "demo")
+    flip = {"on": True, "off": False}.get(args.test_time_flip or "")
     try:
         return with_overrides(
-            get_profile(args.profile), depth=args.depth, epochs=args.epochs, train_steps=args.train_steps,
+            get_profile(profile), lr_schedule=args.lr_schedule, label_smoothing=args.label_smoothing,
+            test_time_flip=flip, depth=args.depth, epochs=args.epochs, train_steps=args.train_steps,
             time_budget_minutes=args.time_budget_minutes, batch_size=args.batch_size,
             learning_rate=args.learning_rate, cutout_size=args.cutout_size, precision=args.precision,
             xla=args.xla, distribute=args.distribute, min_accuracy=args.min_accuracy,
@@ -347,7 +352,8 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run the TFX pipeline locally (Beam DAG runner)")
     run.add_argument("--data", required=True, help="archive, extracted folder or `data synth` output")
     run.add_argument("--dataset", default="cifar10", choices=sorted(DATASETS))
-    run.add_argument("--profile", default="demo", help="hyperparameter profile (default: demo)")
+    run.add_argument("--profile", help="hyperparameter profile: demo, full (the paper's run), budget "
+                     "(default: budget with --time-budget-minutes, else demo)")
     run.add_argument("--pipeline-root", default="runs/pipeline", help="artifacts and ML Metadata")
     run.add_argument("--pipeline-name", help="default: <dataset>-resnet")
     run.add_argument("--serving-dir", default="runs/serving", help="TF Serving model base folder")
@@ -440,11 +446,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_training_options(run: argparse.ArgumentParser) -> None:
     training = run.add_argument_group("training overrides (default: the profile's value)")
-    training.add_argument("--depth", type=int, help="ResNet depth 6n+2 (20, 32, 44, 56, 110)")
+    training.add_argument("--depth", type=int, help="ResNet depth 6n+2 (20, 32, 44, 56, 110); "
+                          "the budget profile picks one from measured throughput unless given")
     training.add_argument("--epochs", type=float, help="training epochs (the schedule drops at 1/2, 3/4)")
     training.add_argument("--train-steps", type=int, help="training steps instead of epochs")
     training.add_argument("--time-budget-minutes", type=float,
-                          help="train for this wall-clock time instead (drops at 1/2, 3/4 of it)")
+                          help="train for this wall-clock time instead (the schedule counts in time)")
+    training.add_argument("--lr-schedule", choices=("step", "linear"),
+                          help="step: drops at 1/2 and 3/4 (the paper's); linear: decay to 0 at the end")
+    training.add_argument("--label-smoothing", type=float, help="0 for plain cross-entropy")
+    training.add_argument("--test-time-flip", choices=("on", "off"),
+                          help="serve (and gate) the mean prediction of the image and its mirror")
     training.add_argument("--batch-size", type=int)
     training.add_argument("--learning-rate", type=float, help="initial SGD learning rate")
     training.add_argument("--cutout-size", type=int, help="cutout square side in pixels; 0 disables")

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from typing import List, Optional, Sequence
+
+from cifar_tfx import storage
 
 from cifar_tfx.pipeline.evaluation import ACCURACY
 
@@ -15,6 +18,7 @@ class Outcome:
     version: Optional[str] = None
     path: Optional[str] = None
     failures: Sequence[str] = ()
+    trained: Optional[str] = None   # which network trained, and why (see :func:`training_summary`)
 
     def line(self, model_name: str) -> str:
         accuracy = "n/a" if self.accuracy is None else f"{self.accuracy:.4f}"
@@ -22,6 +26,21 @@ class Outcome:
             return f"pushed: {model_name} version {self.version} -> {self.path} (test accuracy {accuracy})"
         reasons = "; ".join(self.failures) or "the Evaluator did not bless the model"
         return f"not pushed: {reasons} (test accuracy {accuracy}); the serving directory is unchanged"
+
+
+def training_summary(model_run_uri: str) -> Optional[str]:
+    """``trained ResNet-20: 9,100 steps in 9.5 min (...)`` from the Trainer's ``report/training.json``."""
+    path = storage.join(model_run_uri, "report", "training.json")
+    if not storage.exists(path):
+        return None
+    report = json.loads(storage.read_bytes(path))
+    depth = report.get("hparams", {}).get("depth")
+    line = (f"trained ResNet-{depth}: {report.get('steps', 0):,} steps in "
+            f"{report.get('elapsed_seconds', 0) / 60:.1f} min, {report.get('images_per_second', 0):,.0f} img/s")
+    choice = report.get("depth_choice")
+    if choice:
+        line += f"; the budget chose it ({choice['reason']})"
+    return line
 
 
 def overall_accuracy(evaluation_uri: str) -> Optional[float]:
@@ -65,12 +84,14 @@ def read_outcome(produced) -> Outcome:
     by_output = {(a.component, a.output): a for a in produced}
     evaluation = by_output.get(("Evaluator", "evaluation"))
     pushed = by_output.get(("Pusher", "pushed_model"))
+    model_run = by_output.get(("Trainer", "model_run"))
+    trained = training_summary(model_run.uri) if model_run else None
     accuracy = overall_accuracy(evaluation.uri) if evaluation else None
     if pushed is not None and pushed.properties.get("pushed") == 1:
         return Outcome(True, accuracy, str(pushed.properties.get("pushed_version")),
-                       str(pushed.properties.get("pushed_destination")))
+                       str(pushed.properties.get("pushed_destination")), trained=trained)
     failures = failed_bounds(evaluation.uri) if evaluation else []
     check = pushed.properties.get("serving_check") if pushed is not None else None
     if check and check != "passed":
         failures = list(failures) + [f"serving check failed: {check}"]
-    return Outcome(False, accuracy, failures=failures)
+    return Outcome(False, accuracy, failures=failures, trained=trained)

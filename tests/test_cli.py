@@ -66,3 +66,29 @@ def test_synth_then_verify_round_trip(capsys, tmp_path):
 def test_unknown_dataset_is_rejected():
     with pytest.raises(SystemExit):
         main(["data", "verify", "x", "--dataset", "imagenet"])
+
+
+def _hparams_for(*args):
+    from cifar_tfx.cli import build_parser, hparams_from_args
+
+    return hparams_from_args(build_parser().parse_args(["run", "--data", "d", *args]))
+
+
+def test_a_budget_without_a_profile_runs_the_budget_profile_and_depth_wins():
+    from cifar_tfx.trainer.hparams import BUDGET, DEMO, FULL
+
+    chosen = _hparams_for("--time-budget-minutes", "10")
+    assert chosen.depth is None and chosen.time_budget_minutes == 10.0 and chosen.lr_schedule == BUDGET.lr_schedule
+    assert _hparams_for("--time-budget-minutes", "10", "--depth", "20").depth == 20
+    # the seed's rule stays one flag away: the full profile counted in time, steps at 1/2 and 3/4
+    seed = _hparams_for("--profile", "full", "--time-budget-minutes", "10")
+    assert (seed.depth, seed.lr_schedule, seed.label_smoothing) == (FULL.depth, "step", 0.0)
+    assert _hparams_for() == DEMO
+    levers = _hparams_for("--time-budget-minutes", "5", "--lr-schedule", "step", "--label-smoothing", "0",
+                          "--test-time-flip", "off")
+    assert (levers.lr_schedule, levers.label_smoothing, levers.test_time_flip) == ("step", 0.0, False)
+
+
+def test_a_budget_profile_counted_in_epochs_is_refused_with_the_reason(capsys):
+    assert main(["run", "--data", "d", "--profile", "budget", "--epochs", "3"]) == 2
+    assert "depth can be left to the trainer only in a time-budgeted run" in capsys.readouterr().err

@@ -6,7 +6,9 @@ import pytest
 tf = pytest.importorskip("tensorflow")
 
 from cifar_tfx.trainer.augment import augment_batch, crop_and_flip, cutout_mask  # noqa: E402
-from cifar_tfx.trainer.hparams import DEMO, FULL, HParams, get_profile, with_overrides  # noqa: E402
+from cifar_tfx.trainer.budget import choose_depth, predict_throughput  # noqa: E402
+from cifar_tfx.trainer.hparams import (BUDGET, DEMO, FULL, HParams, get_profile, with_overrides,  # noqa: E402
+                                       with_training_length)
 from cifar_tfx.trainer.model import build_resnet  # noqa: E402
 from cifar_tfx.trainer.runtime import resolve_runtime  # noqa: E402
 from cifar_tfx.trainer.schedule import TrainingClock, learning_rate_at  # noqa: E402
@@ -70,6 +72,58 @@ def test_budget_schedule_switches_at_elapsed_time_with_injected_clock():
     assert clock.finished(0)
 
 
+def test_linear_schedule_reaches_zero_at_the_end_after_its_warm_up():
+    clock = TrainingClock(planned_steps=100)
+    rates = [learning_rate_at(clock.fraction_done(step), 0.1, *DROPS, schedule="linear", warmup_fraction=0.1)
+             for step in range(100)]
+    assert rates[0] == pytest.approx(0.1 * 0.1)                       # warm-up starts at 10 %
+    assert rates[5] == pytest.approx(0.1 * 0.95 * (0.1 + 0.9 * 0.5))  # half-way through the warm-up
+    assert rates[10] == pytest.approx(0.09)                           # warm-up over: plain linear decay
+    assert rates[50] == pytest.approx(0.05) and rates[99] == pytest.approx(0.001)
+    assert rates[10:] == sorted(rates[10:], reverse=True)
+    assert learning_rate_at(1.2, 0.1, *DROPS, schedule="linear") == 0.0  # a budget overrun never goes negative
+    with pytest.raises(ValueError, match="schedule"):
+        learning_rate_at(0.5, 0.1, *DROPS, schedule="cosine")
+
+
+def test_throughput_fit_is_a_line_in_blocks_per_stage():
+    # seconds/image = 1e-4 + 2e-4 * n exactly: the fit recovers every candidate
+    rate = {depth: 1 / (1e-4 + 2e-4 * ((depth - 2) // 6)) for depth in (8, 14, 20, 32, 44, 56)}
+    predicted = predict_throughput({8: rate[8], 32: rate[32]})
+    assert predicted == pytest.approx(rate)
+    with pytest.raises(ValueError, match="two different depths"):
+        predict_throughput({20: 1000.0})
+
+
+def test_budget_picks_the_deepest_network_with_enough_epochs():
+    measured = {8: 2500.0, 32: 700.0}
+    choice = choose_depth(measured, train_examples=20_000, seconds_left=1770, min_epochs=40)
+    assert choice.epochs[choice.depth] >= 40
+    deeper = [d for d in choice.epochs if d > choice.depth]
+    assert deeper and all(choice.epochs[d] < 40 for d in deeper)
+    assert f"ResNet-{choice.depth} (the deepest with >= 40 epochs)" in choice.reason()
+    # more time buys a deeper network; less time a shallower one
+    assert choose_depth(measured, 20_000, 4 * 1770, 40).depth > choice.depth
+    assert choose_depth(measured, 20_000, 1770 / 4, 40).depth < choice.depth
+    # nothing gets enough epochs: the shallowest trains, and the log says so
+    tiny = choose_depth(measured, 60_000, 60, 40)
+    assert tiny.depth == 8 and "none gets 40 epochs" in tiny.reason()
+
+
+def test_budget_profile_leaves_depth_to_the_run_and_only_to_a_budgeted_one():
+    assert BUDGET.depth is None and BUDGET.time_budget_minutes and BUDGET.epochs is None
+    assert HParams.from_json(BUDGET.to_json()) == BUDGET
+    assert with_overrides(BUDGET, depth=20).depth == 20  # an explicit depth always wins
+    with pytest.raises(ValueError, match="only in a time-budgeted run"):
+        with_overrides(BUDGET, epochs=10.0)
+    with pytest.raises(ValueError, match="picks its depth from a time budget"):
+        with_training_length(BUDGET, epochs=10.0)
+    assert with_training_length(BUDGET, minutes=5.0).time_budget_minutes == 5.0
+    for field, value in (("lr_schedule", "cosine"), ("label_smoothing", 0.9), ("warmup_fraction", -0.1)):
+        with pytest.raises(ValueError, match=field):
+            with_overrides(BUDGET, **{field: value})
+
+
 def test_budget_counts_time_of_earlier_attempts():
     now = [0.0]
     clock = TrainingClock(budget_seconds=100.0, elapsed_before=60.0, clock=lambda: now[0])
@@ -85,7 +139,7 @@ def test_profiles_and_overrides():
     budget = with_overrides(FULL, time_budget_minutes=30.0, depth=20)
     assert budget.epochs is None and budget.planned_steps(50_000) is None and budget.depth == 20
     assert HParams.from_json(budget.to_json()) == budget
-    with pytest.raises(KeyError, match="known: demo, full"):
+    with pytest.raises(KeyError, match="known: budget, demo, full"):
         get_profile("huge")
 
 

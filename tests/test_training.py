@@ -1,5 +1,6 @@
 """Training and export on small real TFRecords with a real tf.Transform graph."""
 
+import dataclasses
 import glob
 import io
 
@@ -19,7 +20,8 @@ from cifar_tfx.data.synth import make_examples  # noqa: E402
 from cifar_tfx.trainer.export import export_saved_model  # noqa: E402
 from cifar_tfx.trainer.hparams import DEMO, with_overrides  # noqa: E402
 from cifar_tfx.trainer.preprocessing import IMAGE_XF  # noqa: E402
-from cifar_tfx.trainer.train import train_model  # noqa: E402
+from cifar_tfx.trainer.model import predict_probabilities  # noqa: E402
+from cifar_tfx.trainer.train import training_loss, train_model  # noqa: E402
 from cifar_tfx.transform_fixtures import build_transform_output, write_split  # noqa: E402
 
 TINY = with_overrides(DEMO, depth=8, batch_size=32, train_steps=6, shuffle_buffer=64, log_every_seconds=0.0)
@@ -128,6 +130,56 @@ def test_gpu_code_paths_run_on_cpu(splits, tmp_path, override):
         assert result.runtime.xla
     if "distribute" in override:
         assert result.runtime.mirrored
+
+
+def test_budget_run_probes_chooses_a_depth_and_a_resumed_attempt_keeps_it(splits, tmp_path):
+    ticks = [0.0]
+
+    def clock():
+        ticks[0] += 1.0
+        return ticks[0]
+
+    hparams = dataclasses.replace(with_overrides(TINY, time_budget_minutes=90 / 60, budget_min_epochs=5.0,
+                                                 lr_schedule="linear", label_smoothing=0.1), depth=None)
+    _, first, log = _train(splits, tmp_path, hparams, clock=clock)
+    choice = first.depth_choice
+    assert first.hparams.depth == choice["depth"] and set(choice["measured_images_per_second"]) == {8, 32}
+    assert "budget: training ResNet-" in log and "counted in the budget" in log
+    assert f"training ResNet-{choice['depth']} on 256 images" in log
+    assert choice["probe_seconds"] > 0 and first.elapsed_seconds >= 90  # the probe's time is part of the budget
+    saved = tmp_path / "ckpt" / "depth_choice.json"
+    assert saved.exists()
+    # a retried attempt on the same checkpoints trains the same network without probing again
+    _, second, log = _train(splits, tmp_path, with_overrides(hparams, time_budget_minutes=200 / 60), clock=clock)
+    assert second.hparams.depth == choice["depth"] and "chosen by the first attempt" in log
+    assert second.resumed_from_step == first.steps_done > 0
+
+
+def test_label_smoothing_loss_matches_its_definition():
+    probabilities = tf.constant([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8]])
+    labels = tf.constant([0, 2])
+    smoothed = training_loss(3, 0.3)(labels, probabilities).numpy()
+    targets = np.array([[0.8, 0.1, 0.1], [0.1, 0.1, 0.8]])  # 0.7 on the label + 0.3 / 3 everywhere
+    expected = -(targets * np.log(probabilities.numpy())).sum(axis=1)
+    np.testing.assert_allclose(smoothed, expected, rtol=1e-5)
+    plain = training_loss(3, 0.0)(labels, probabilities).numpy()
+    assert plain == pytest.approx(-np.log([0.7, 0.8]).mean(), rel=1e-5)
+
+
+def test_test_time_flip_serves_the_mirror_average(splits, tmp_path):
+    model, _, _ = _train(splits, tmp_path, with_overrides(TINY, train_steps=3, precision="float32"))
+    export_dir = export_saved_model(model, splits["tft"], CIFAR10.class_names, str(tmp_path / "export"),
+                                    test_time_flip=True)
+    images, _ = make_examples(4, seed=5)
+    served = tf.saved_model.load(export_dir).signatures["serving_images"](
+        images=tf.constant([encode_png(i) for i in images]))["probabilities"].numpy()
+    normalised = splits["tft"].transform_features_layer()(
+        {"image": tf.constant([[encode_png(i)] for i in images])})[IMAGE_XF]
+    plain = model(normalised, training=False).numpy()
+    mirrored = model(normalised[:, :, ::-1, :], training=False).numpy()
+    np.testing.assert_allclose(served, (plain + mirrored) / 2, atol=1e-5)
+    assert not np.allclose(served, plain, atol=1e-4)  # the flip changed something to average
+    np.testing.assert_allclose(predict_probabilities(model, normalised, True).numpy(), served, atol=1e-5)
 
 
 def test_both_signatures_agree(splits, tmp_path):

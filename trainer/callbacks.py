@@ -22,12 +22,15 @@ class StepScheduleController(keras.callbacks.Callback):
     """
 
     def __init__(self, clock: TrainingClock, initial_rate: float, drop_fractions, drop_factors,
-                 writer: Optional[tf.summary.SummaryWriter] = None) -> None:
+                 writer: Optional[tf.summary.SummaryWriter] = None, schedule: str = "step",
+                 warmup_fraction: float = 0.0) -> None:
         super().__init__()
         self.clock = clock
         self.initial_rate = initial_rate
         self.drop_fractions = tuple(drop_fractions)
         self.drop_factors = tuple(drop_factors)
+        self.schedule = schedule
+        self.warmup_fraction = warmup_fraction
         self.writer = writer
         self.rates: List[float] = []  # learning rate of each step run by this callback
         self._rate = initial_rate
@@ -38,7 +41,8 @@ class StepScheduleController(keras.callbacks.Callback):
     def on_train_batch_begin(self, batch: int, logs: Optional[Dict] = None) -> None:
         step = self._step()
         self._rate = learning_rate_at(self.clock.fraction_done(step), self.initial_rate,
-                                      self.drop_fractions, self.drop_factors)
+                                      self.drop_fractions, self.drop_factors, self.schedule,
+                                      self.warmup_fraction)
         self.model.optimizer.learning_rate.assign(self._rate)
 
     def on_train_batch_end(self, batch: int, logs: Optional[Dict] = None) -> None:

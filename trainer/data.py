@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Iterable, List, Tuple
+from typing import Iterable, List, Optional, Tuple
 
 import tensorflow as tf
 
@@ -24,11 +24,13 @@ def count_records(files: List[str]) -> int:
     return int(dataset.reduce(tf.constant(0, tf.int64), lambda count, _: count + 1))
 
 def make_dataset(files: List[str], tft_output, batch_size: int, training: bool,
-                 hparams: HParams) -> tf.data.Dataset:
+                 hparams: HParams, limit: Optional[int] = None) -> tf.data.Dataset:
     """Batches of ``(image_xf [B, H, W, C] float32, label [B] int64)``.
 
-    Training: cached, shuffled, repeated forever, whole batches only, augmented.
-    Evaluation: one pass, in file order, untouched.
+    Training: decoded and normalised once, cached in memory *after* the Transform
+    graph (decoding PNGs every epoch cost CPU the network needs), shuffled, repeated
+    forever, whole batches only, augmented. Evaluation: one pass, in file order,
+    untouched. ``limit`` keeps only the first records (the depth probe's small set).
     """
     tft_layer = tft_output.transform_features_layer()
     feature_spec = tft_output.raw_feature_spec()
@@ -39,12 +41,15 @@ def make_dataset(files: List[str], tft_output, batch_size: int, training: bool,
         return transformed[IMAGE_XF], transformed[LABEL_XF]
 
     dataset = tf.data.TFRecordDataset(files, compression_type="GZIP", num_parallel_reads=tf.data.AUTOTUNE)
-    if training:
-        dataset = dataset.cache().shuffle(hparams.shuffle_buffer, reshuffle_each_iteration=True).repeat()
-    dataset = dataset.batch(batch_size, drop_remainder=training)
-    dataset = dataset.map(transform, num_parallel_calls=tf.data.AUTOTUNE)
-    if training:
-        dataset = dataset.map(
-            lambda images, labels: (augment_batch(images, hparams.crop_padding, hparams.flip, hparams.cutout_size), labels),
-            num_parallel_calls=tf.data.AUTOTUNE)
+    if limit is not None:
+        dataset = dataset.take(limit)
+    if not training:
+        dataset = dataset.batch(batch_size).map(transform, num_parallel_calls=tf.data.AUTOTUNE)
+        return dataset.prefetch(tf.data.AUTOTUNE)
+    dataset = (dataset.batch(256).map(transform, num_parallel_calls=tf.data.AUTOTUNE).unbatch()
+               .cache().shuffle(hparams.shuffle_buffer, reshuffle_each_iteration=True).repeat()
+               .batch(batch_size, drop_remainder=True))
+    dataset = dataset.map(
+        lambda images, labels: (augment_batch(images, hparams.crop_padding, hparams.flip, hparams.cutout_size), labels),
+        num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.prefetch(tf.data.AUTOTUNE)

@@ -18,6 +18,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 from cifar_tfx.example_format import IMAGE_KEY, LABEL_KEY
+from cifar_tfx.trainer.model import predict_probabilities
 from cifar_tfx.trainer.preprocessing import IMAGE_XF
 
 EXAMPLES_INPUT = "examples"
@@ -27,9 +28,11 @@ IMAGES_INPUT = "images"
 class ServingModule(tf.Module):
     """The network, the Transform layer and the class names, with the two signature functions."""
 
-    def __init__(self, model: keras.Model, tft_output, class_names: Sequence[str]) -> None:
+    def __init__(self, model: keras.Model, tft_output, class_names: Sequence[str],
+                 test_time_flip: bool = False) -> None:
         super().__init__()
         self.model = model
+        self.test_time_flip = test_time_flip
         self.tft_layer = tft_output.transform_features_layer()
         spec = dict(tft_output.raw_feature_spec())
         spec.pop(LABEL_KEY, None)
@@ -38,7 +41,7 @@ class ServingModule(tf.Module):
 
     def _predict(self, raw_features: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
         images = self.tft_layer(raw_features)[IMAGE_XF]
-        probabilities = tf.cast(self.model(images, training=False), tf.float32)
+        probabilities = predict_probabilities(self.model, images, self.test_time_flip)
         class_id = tf.argmax(probabilities, axis=-1)
         return {"probabilities": probabilities, "class_id": class_id,
                 "class_name": tf.gather(self.class_names, class_id)}
@@ -53,13 +56,17 @@ class ServingModule(tf.Module):
 
 
 def export_saved_model(model: keras.Model, tft_output, class_names: Sequence[str], export_dir: str,
-                       warmup_image_shape: Optional[Tuple[int, int, int]] = None) -> str:
+                       warmup_image_shape: Optional[Tuple[int, int, int]] = None,
+                       test_time_flip: bool = False) -> str:
     """Write the SavedModel with both signatures to ``export_dir``; return it.
+
+    ``test_time_flip`` serves the mirror-averaged prediction (the one the Trainer
+    evaluated and the Evaluator gates, since both run this graph).
 
     With ``warmup_image_shape`` (H, W, C), TF Serving warm-up requests for both signatures
     are written to ``assets.extra/`` (see :mod:`cifar_tfx.trainer.warmup`).
     """
-    module = ServingModule(model, tft_output, class_names)
+    module = ServingModule(model, tft_output, class_names, test_time_flip)
     signatures = {
         "serving_default": module.serve_examples.get_concrete_function(),
         "serving_images": module.serve_images.get_concrete_function(),

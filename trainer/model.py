@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Tuple
 
+import tensorflow as tf
 import tf_keras as keras
 
 STAGE_FILTERS = (16, 32, 64)
@@ -60,3 +61,16 @@ def build_resnet(depth: int, input_shape: Tuple[int, int, int], num_classes: int
     logits = keras.layers.Dense(num_classes, kernel_initializer="he_normal", name="logits")(x)
     probabilities = keras.layers.Activation("softmax", dtype="float32", name="probabilities")(logits)
     return keras.Model(inputs, probabilities, name=f"resnet{depth}")
+
+
+def predict_probabilities(model: keras.Model, images: tf.Tensor, test_time_flip: bool) -> tf.Tensor:
+    """``model``'s float32 class probabilities for ``[B, H, W, C]`` images, as served.
+
+    With ``test_time_flip`` the prediction is the mean over the image and its
+    left-right mirror (the training flips images, so both are in-distribution).
+    """
+    probabilities = tf.cast(model(images, training=False), tf.float32)
+    if test_time_flip:
+        mirrored = tf.cast(model(tf.reverse(images, axis=[2]), training=False), tf.float32)
+        probabilities = (probabilities + mirrored) / 2.0
+    return probabilities

@@ -62,6 +62,7 @@ def run_fn(fn_args) -> None:
     model, result = train_model(
         train_files=fn_args.train_files, eval_files=fn_args.eval_files, tft_output=tft_output,
         hparams=hparams, dataset=dataset, checkpoint_dir=checkpoint_dir, log_dir=fn_args.model_run_dir)
+    hparams = result.hparams or hparams  # a budget run's chosen depth filled in
     report = tempfile.mkdtemp(prefix="report-")  # written locally, then copied (model_run_dir may be gs://)
     plot_training(result.history, result.learning_rates, os.path.join(report, "training.png"),
                   title=f"ResNet-{hparams.depth}: eval accuracy {result.eval_accuracy:.2%}")
@@ -72,7 +73,9 @@ def run_fn(fn_args) -> None:
                    "checkpoint_dir": checkpoint_dir, "elapsed_seconds": result.elapsed_seconds,
                    "images_per_second": result.images_per_second, "eval_accuracy": result.eval_accuracy,
                    "precision": result.runtime.precision, "xla": result.runtime.xla,
-                   "hparams": json.loads(hparams.to_json())}, handle, indent=2)
+                   "hparams": json.loads(hparams.to_json()), "depth_choice": result.depth_choice},
+                  handle, indent=2)
     _copy_folder(report, os.path.join(fn_args.model_run_dir, "report"))
     export_saved_model(model, tft_output, dataset.class_names, fn_args.serving_model_dir,
-                       warmup_image_shape=(dataset.height, dataset.width, dataset.channels))
+                       warmup_image_shape=(dataset.height, dataset.width, dataset.channels),
+                       test_time_flip=hparams.test_time_flip)

@@ -13,17 +13,31 @@ from typing import Callable, Optional, Sequence
 
 
 def learning_rate_at(fraction_done: float, initial: float, drop_fractions: Sequence[float],
-                     drop_factors: Sequence[float]) -> float:
-    """``initial`` until the first drop fraction is reached, then ``initial * factor``
-    (the values come from ``HParams``: ``lr_drop_fractions``, ``lr_drop_factors``).
+                     drop_factors: Sequence[float], schedule: str = "step",
+                     warmup_fraction: float = 0.0) -> float:
+    """The learning rate of a step run when ``fraction_done`` of the training is done.
 
+    ``step`` (the seed's rule): ``initial`` until the first drop fraction is reached,
+    then ``initial * factor`` (``HParams.lr_drop_fractions``, ``lr_drop_factors``).
     A drop applies from the first step whose fraction done is at or past its
     boundary: with 100 planned steps, steps 0-49 use 0.1, 50-74 use 0.01, 75-99 use 0.001.
+
+    ``linear``: ``initial * (1 - fraction_done)``, reaching 0 when the run ends.
+
+    With ``warmup_fraction`` > 0 either rule is scaled by a ramp from 0.1 to 1 over
+    that first fraction of the run.
     """
-    rate = initial
-    for boundary, factor in zip(drop_fractions, drop_factors):
-        if fraction_done >= boundary:
-            rate = initial * factor
+    if schedule == "linear":
+        rate = initial * max(0.0, 1.0 - fraction_done)
+    elif schedule == "step":
+        rate = initial
+        for boundary, factor in zip(drop_fractions, drop_factors):
+            if fraction_done >= boundary:
+                rate = initial * factor
+    else:
+        raise ValueError(f"unknown learning-rate schedule {schedule!r}")
+    if warmup_fraction > 0 and fraction_done < warmup_fraction:
+        rate *= 0.1 + 0.9 * fraction_done / warmup_fraction
     return rate
 
 

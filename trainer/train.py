@@ -8,6 +8,7 @@ directly with a tf.Transform output and a few TFRecord files.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import os
 import sys
@@ -19,10 +20,11 @@ import tensorflow as tf
 import tf_keras as keras
 
 from cifar_tfx.data.datasets import DatasetSpec
+from cifar_tfx.trainer.budget import PROBE_DEPTHS, DepthChoice, choose_depth
 from cifar_tfx.trainer.callbacks import EpochCheckpoint, ProgressLogger, StepScheduleController
 from cifar_tfx.trainer.data import count_records, expand_patterns, make_dataset
 from cifar_tfx.trainer.hparams import HParams
-from cifar_tfx.trainer.model import build_resnet
+from cifar_tfx.trainer.model import build_resnet, predict_probabilities
 from cifar_tfx.trainer.runtime import Runtime, detect_cpu_bf16, detect_gpus, make_strategy, resolve_runtime
 from cifar_tfx.trainer.schedule import TrainingClock
 
@@ -41,6 +43,8 @@ class TrainResult:
     eval_accuracy: float = float("nan")
     eval_loss: float = float("nan")
     confusion: Optional[np.ndarray] = None  # [true class, predicted class] counts on the eval split
+    hparams: Optional[HParams] = None       # what trained: a budget run's chosen depth filled in
+    depth_choice: Optional[Dict[str, object]] = None  # DepthChoice.to_json() of a budget-chosen depth
 
 
 def apply_precision(runtime: Runtime) -> None:
@@ -48,8 +52,37 @@ def apply_precision(runtime: Runtime) -> None:
     keras.mixed_precision.set_global_policy(runtime.precision)
 
 
+def describe_recipe(hparams: HParams) -> str:
+    """The schedule and regularisers of a run, for its log line."""
+    if hparams.lr_schedule == "linear":
+        schedule = f"lr {hparams.learning_rate:g} decaying linearly to 0"
+    else:
+        drops = ", ".join(f"x{factor:g} at {fraction:.0%}" for fraction, factor
+                          in zip(hparams.lr_drop_fractions, hparams.lr_drop_factors))
+        schedule = f"lr {hparams.learning_rate:g} stepped {drops}"
+    parts = [schedule + (f" after a {hparams.warmup_fraction:.0%} warm-up" if hparams.warmup_fraction else "")]
+    if hparams.label_smoothing:
+        parts.append(f"label smoothing {hparams.label_smoothing:g}")
+    parts.append(f"cutout {hparams.cutout_size}" if hparams.cutout_size else "no cutout")
+    if hparams.test_time_flip:
+        parts.append("test-time flip")
+    return ", ".join(parts)
+
+
+def training_loss(num_classes: int, label_smoothing: float):
+    """Cross-entropy on integer labels, with the one-hot target smoothed by ``label_smoothing``."""
+    if not label_smoothing:
+        return keras.losses.SparseCategoricalCrossentropy()
+
+    def smoothed_crossentropy(labels: tf.Tensor, probabilities: tf.Tensor) -> tf.Tensor:
+        one_hot = tf.one_hot(tf.cast(tf.reshape(labels, [-1]), tf.int32), num_classes)
+        return keras.losses.categorical_crossentropy(one_hot, probabilities, label_smoothing=label_smoothing)
+
+    return smoothed_crossentropy
+
+
 def build_and_compile(hparams: HParams, dataset: DatasetSpec, runtime: Runtime) -> keras.Model:
-    """ResNet-``depth`` with SGD+momentum, sparse cross-entropy and accuracy; XLA if asked."""
+    """ResNet-``depth`` with SGD+momentum, (smoothed) cross-entropy and accuracy; XLA if asked."""
     model = build_resnet(hparams.depth, (dataset.height, dataset.width, dataset.channels),
                          dataset.num_classes, hparams.weight_decay)
     optimizer = keras.optimizers.SGD(learning_rate=tf.Variable(hparams.learning_rate, trainable=False,
@@ -57,19 +90,88 @@ def build_and_compile(hparams: HParams, dataset: DatasetSpec, runtime: Runtime) 
                                      momentum=hparams.momentum)
     if runtime.precision == "mixed_float16":
         optimizer = keras.mixed_precision.LossScaleOptimizer(optimizer)
-    model.compile(optimizer=optimizer, loss=keras.losses.SparseCategoricalCrossentropy(),
+    model.compile(optimizer=optimizer, loss=training_loss(dataset.num_classes, hparams.label_smoothing),
                   metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
                   jit_compile=runtime.xla)
     return model
 
 
-def confusion_matrix(model: keras.Model, dataset: tf.data.Dataset, num_classes: int) -> np.ndarray:
-    """``[true, predicted]`` counts of ``model`` over ``dataset``."""
+def evaluate(model: keras.Model, dataset: tf.data.Dataset, num_classes: int, test_time_flip: bool):
+    """``(loss, accuracy, confusion)`` of what will be served over ``dataset``.
+
+    The predictions are the served ones (:func:`predict_probabilities`, mirror-averaged
+    when ``test_time_flip``); ``confusion`` counts ``[true, predicted]``.
+    """
     matrix = np.zeros((num_classes, num_classes), dtype=np.int64)
+    total_loss = 0.0
     for images, labels in dataset:
-        predicted = np.argmax(model(images, training=False).numpy(), axis=-1)
-        np.add.at(matrix, (labels.numpy().astype(np.int64), predicted), 1)
-    return matrix
+        probabilities = predict_probabilities(model, images, test_time_flip).numpy()
+        truth = labels.numpy().astype(np.int64).reshape(-1)
+        total_loss -= float(np.log(np.maximum(probabilities[np.arange(len(truth)), truth], 1e-12)).sum())
+        np.add.at(matrix, (truth, np.argmax(probabilities, axis=-1)), 1)
+    count = int(matrix.sum())
+    if not count:
+        raise ValueError("the evaluation split is empty")
+    return total_loss / count, float(np.trace(matrix)) / count, matrix
+
+
+class _StepTimes(keras.callbacks.Callback):
+    def __init__(self, clock: Callable[[], float]) -> None:
+        super().__init__()
+        self.clock = clock
+        self.times: List[float] = []
+
+    def on_train_batch_end(self, batch: int, logs: Optional[Dict] = None) -> None:
+        self.times.append(self.clock())
+
+
+def measure_throughput(hparams: HParams, dataset: DatasetSpec, runtime: Runtime, strategy,
+                       probe_ds: tf.data.Dataset, depth: int, steps: int = 24, warmup: int = 4,
+                       clock: Callable[[], float] = time.monotonic) -> float:
+    """Training images/s of ResNet-``depth`` on ``probe_ds``, after ``warmup`` (tracing) steps."""
+    with strategy.scope():
+        model = build_and_compile(dataclasses.replace(hparams, depth=depth), dataset, runtime)
+    timer = _StepTimes(clock)
+    model.fit(probe_ds, epochs=1, steps_per_epoch=warmup + steps, callbacks=[timer], verbose=0)
+    seconds = timer.times[-1] - timer.times[warmup - 1]
+    return steps * hparams.batch_size / seconds if seconds > 0 else float("inf")
+
+
+DEPTH_CHOICE_FILE = "depth_choice.json"
+
+
+def resolve_depth(hparams: HParams, dataset: DatasetSpec, runtime: Runtime, strategy, train_files: List[str],
+                  tft_output, train_examples: int, checkpoint_dir: str, stream: TextIO,
+                  clock: Callable[[], float] = time.monotonic):
+    """``(hparams with depth set, DepthChoice JSON or None, seconds the probe took)``.
+
+    A budget run without a depth probes once; the choice is kept beside the checkpoints so
+    a resumed attempt trains the same network (and does not probe, or pay for it, again).
+    """
+    if hparams.depth is not None:
+        return hparams, None, 0.0
+    saved = os.path.join(checkpoint_dir, DEPTH_CHOICE_FILE)
+    if tf.io.gfile.exists(saved):
+        with tf.io.gfile.GFile(saved) as handle:
+            choice = json.load(handle)
+        stream.write(f"budget: ResNet-{choice['depth']}, chosen by the first attempt ({choice['reason']})\n")
+        return dataclasses.replace(hparams, depth=int(choice["depth"])), choice, 0.0
+    started = clock()
+    probe_ds = make_dataset(train_files, tft_output, hparams.batch_size, True,
+                            dataclasses.replace(hparams, shuffle_buffer=8 * hparams.batch_size),
+                            limit=8 * hparams.batch_size)
+    measured = {depth: measure_throughput(hparams, dataset, runtime, strategy, probe_ds, depth, clock=clock)
+                for depth in PROBE_DEPTHS}
+    probe_seconds = clock() - started
+    picked: DepthChoice = choose_depth(measured, train_examples, hparams.time_budget_minutes * 60.0 - probe_seconds,
+                                       hparams.budget_min_epochs)
+    choice = dict(picked.to_json(), probe_seconds=probe_seconds)
+    tf.io.gfile.makedirs(checkpoint_dir)
+    with tf.io.gfile.GFile(saved, "w") as handle:
+        json.dump(choice, handle, indent=2)
+    stream.write(f"budget: training ResNet-{picked.depth} ({probe_seconds:.0f} s probe, counted in the budget; "
+                 f"{picked.reason()})\n")
+    return dataclasses.replace(hparams, depth=picked.depth), choice, probe_seconds
 
 
 def train_model(*, train_files: Sequence[str], eval_files: Sequence[str], tft_output, hparams: HParams,
@@ -88,6 +190,8 @@ def train_model(*, train_files: Sequence[str], eval_files: Sequence[str], tft_ou
     planned = hparams.planned_steps(train_examples)
 
     strategy = make_strategy(runtime)
+    hparams, depth_choice, probe_seconds = resolve_depth(hparams, dataset, runtime, strategy, train_files, tft_output,
+                                                         train_examples, checkpoint_dir, stream, clock)
     with strategy.scope():
         model = build_and_compile(hparams, dataset, runtime)
         elapsed_var = tf.Variable(0.0, dtype=tf.float64, trainable=False, name="elapsed_seconds")
@@ -98,13 +202,13 @@ def train_model(*, train_files: Sequence[str], eval_files: Sequence[str], tft_ou
     start_step = int(model.optimizer.iterations.numpy())
     budget = hparams.time_budget_minutes * 60.0 if hparams.time_budget_minutes is not None else None
     run_clock = TrainingClock(planned_steps=planned, budget_seconds=budget,
-                              elapsed_before=float(elapsed_var.numpy()), clock=clock)
+                              elapsed_before=float(elapsed_var.numpy()) + probe_seconds, clock=clock)
     if start_step:
         stream.write(f"resuming from {manager.latest_checkpoint} at step {start_step}, "
                      f"{run_clock.elapsed_before:.0f} s already trained\n")
     stream.write(f"training ResNet-{hparams.depth} on {train_examples} images, batch {hparams.batch_size}, "
                  f"{'budget %.1f min' % hparams.time_budget_minutes if budget else '%d steps' % planned}; "
-                 f"precision {runtime.precision}, XLA {'on' if runtime.xla else 'off'}, "
+                 f"{describe_recipe(hparams)}; precision {runtime.precision}, XLA {'on' if runtime.xla else 'off'}, "
                  f"{strategy.num_replicas_in_sync} replica(s)\n")
 
     def save() -> str:
@@ -113,7 +217,7 @@ def train_model(*, train_files: Sequence[str], eval_files: Sequence[str], tft_ou
 
     writer = tf.summary.create_file_writer(os.path.join(log_dir, "train")) if log_dir else None
     controller = StepScheduleController(run_clock, hparams.learning_rate, hparams.lr_drop_fractions,
-                                        hparams.lr_drop_factors, writer)
+                                        hparams.lr_drop_factors, writer, hparams.lr_schedule, hparams.warmup_fraction)
     callbacks = [controller, ProgressLogger(run_clock, hparams.batch_size, hparams.log_every_seconds, stream),
                  EpochCheckpoint(save)]
     history: Dict[str, List[float]] = {}
@@ -130,10 +234,11 @@ def train_model(*, train_files: Sequence[str], eval_files: Sequence[str], tft_ou
     result = TrainResult(runtime=runtime, steps_done=steps_done, resumed_from_step=start_step,
                          elapsed_seconds=run_clock.elapsed(),
                          images_per_second=(steps_done - start_step) * hparams.batch_size / seconds if seconds > 0 else 0.0,
-                         learning_rates=controller.rates, history=history)
+                         learning_rates=controller.rates, history=history, hparams=hparams,
+                         depth_choice=depth_choice)
     eval_ds = make_dataset(eval_files, tft_output, hparams.batch_size, False, hparams)
-    result.eval_loss, result.eval_accuracy = (float(v) for v in model.evaluate(eval_ds, verbose=0))
-    result.confusion = confusion_matrix(model, eval_ds, dataset.num_classes)
+    result.eval_loss, result.eval_accuracy, result.confusion = evaluate(model, eval_ds, dataset.num_classes,
+                                                                        hparams.test_time_flip)
     stream.write(f"trained {steps_done} steps in {result.elapsed_seconds:.0f} s "
                  f"({result.images_per_second:,.0f} img/s); eval accuracy {result.eval_accuracy:.4f}\n")
     if writer is not None:

@@ -1,0 +1,93 @@
+"""What each budget lever buys: train the same data for the same wall-clock budget, one lever at a time.
+
+    .venv/bin/python -m benchmarks.budget_levers --pipeline-root runs/pipeline --dataset fashion_mnist \
+        --minutes 3 [--variants seed step-d14 linear-d14 linear-ls-d14 budget]
+
+Reads the newest ExampleGen examples and Transform graph of a pipeline root that
+has run once (``cifar-tfx run --data ... --pipeline-root ...``), then trains each
+variant with :func:`cifar_tfx.trainer.train.train_model`, one after the other in one
+process, and prints the steps, images/s and test accuracy of each, with and without
+test-time flip (the same trained weights, evaluated both ways). Nothing else should
+run on the machine meanwhile: the budget is wall-clock time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import glob
+import io
+import os
+import tempfile
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+
+def variants(minutes: float):
+    """name -> HParams: the seed's rule, then one lever added at a time, then the budget profile."""
+    from cifar_tfx.trainer.hparams import BUDGET, FULL, with_overrides
+
+    seed = with_overrides(FULL, time_budget_minutes=minutes)   # ResNet-56, drops at 1/2 and 3/4
+    step = {depth: dataclasses.replace(seed, depth=depth) for depth in (8, 14, 20, 32)}
+    result = {"seed": seed}
+    for depth, hparams in step.items():
+        linear = dataclasses.replace(hparams, lr_schedule="linear", warmup_fraction=BUDGET.warmup_fraction)
+        result[f"step-d{depth}"] = hparams
+        result[f"linear-d{depth}"] = linear
+        result[f"linear-ls-d{depth}"] = dataclasses.replace(linear, label_smoothing=0.1)
+        result[f"linear-ls-nocutout-d{depth}"] = dataclasses.replace(
+            linear, label_smoothing=0.1, cutout_size=0)
+    result["budget"] = with_overrides(BUDGET, time_budget_minutes=minutes)
+    return result
+
+
+def newest(pattern: str) -> str:
+    found = sorted(glob.glob(pattern), key=lambda path: int(os.path.basename(path)))
+    if not found:
+        raise SystemExit(f"nothing matches {pattern}: run the pipeline on this root first")
+    return found[-1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--pipeline-root", required=True)
+    parser.add_argument("--dataset", default="cifar10")
+    parser.add_argument("--minutes", type=float, default=3.0)
+    parser.add_argument("--variants", nargs="+", default=["seed", "step-d14", "linear-d14", "linear-ls-d14", "budget"])
+    args = parser.parse_args()
+
+    import tensorflow_transform as tft
+    import tf_keras as keras
+
+    from cifar_tfx.data.datasets import get_dataset
+    from cifar_tfx.trainer.data import make_dataset
+    from cifar_tfx.trainer.train import evaluate, train_model
+
+    dataset = get_dataset(args.dataset)
+    examples = newest(os.path.join(args.pipeline_root, "*ExampleGen", "examples", "*"))
+    tft_output = tft.TFTransformOutput(newest(os.path.join(args.pipeline_root, "Transform", "transform_graph", "*")))
+    train_files = [os.path.join(examples, "Split-train", "*")]
+    eval_files = [os.path.join(examples, "Split-test", "*")]
+    table = variants(args.minutes)
+    unknown = [name for name in args.variants if name not in table]
+    if unknown:
+        raise SystemExit(f"unknown variants {unknown}; known: {', '.join(table)}")
+    for name in args.variants:
+        hparams = dataclasses.replace(table[name], log_every_seconds=60.0)
+        with tempfile.TemporaryDirectory() as tmp:
+            log = io.StringIO()
+            model, result = train_model(train_files=train_files, eval_files=eval_files, tft_output=tft_output,
+                                        hparams=hparams, dataset=dataset, checkpoint_dir=tmp, stream=log)
+            eval_ds = make_dataset(glob.glob(eval_files[0]), tft_output, 256, False, hparams)
+            flips = {flip: evaluate(model, eval_ds, dataset.num_classes, flip)[1] for flip in (False, True)}
+        keras.mixed_precision.set_global_policy("float32")
+        chosen = f" (chose ResNet-{result.hparams.depth})" if hparams.depth is None else ""
+        print(f"{name:>24}: ResNet-{result.hparams.depth}{chosen}, {args.minutes:g} min, {result.steps_done} steps, "
+              f"{result.images_per_second:,.0f} img/s, test accuracy {flips[False]:.4f}, "
+              f"with test-time flip {flips[True]:.4f}", flush=True)
+        if hparams.depth is None:
+            print("    " + next(line for line in log.getvalue().splitlines() if line.startswith("budget:")), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,82 @@
+"""Which network a wall-clock budget can afford, from throughput measured on this machine.
+
+A budget run with ``depth=None`` first times a few steps of two probe networks
+(:data:`PROBE_DEPTHS`) on the real input pipeline, fits seconds per image as a
+straight line in n (the blocks per stage of a 6n+2 ResNet: every block costs about
+the same, the stem, head and input pipeline are the intercept) and then trains the
+deepest candidate that still gets ``budget_min_epochs`` epochs in the time left.
+When none does, the shallowest candidate trains. Everything here is plain Python;
+:func:`cifar_tfx.trainer.train.measure_throughput` does the timing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Dict, Mapping, Sequence
+
+CANDIDATE_DEPTHS = (8, 14, 20, 32, 44, 56)
+PROBE_DEPTHS = (8, 32)   # n = 1 and n = 5: far enough apart for the fit, cheap enough to time
+
+
+def blocks_per_stage(depth: int) -> int:
+    """n in 6n+2."""
+    return (depth - 2) // 6
+
+
+@dataclasses.dataclass(frozen=True)
+class DepthChoice:
+    """The chosen depth, what it rests on, and a one-line reason for the log."""
+
+    depth: int
+    measured: Dict[int, float]       # depth -> images/s timed by the probe
+    predicted: Dict[int, float]      # candidate depth -> images/s from the fit
+    epochs: Dict[int, float]         # candidate depth -> epochs it would get in the time left
+    min_epochs: float
+    seconds_left: float
+
+    def reason(self) -> str:
+        probed = ", ".join(f"ResNet-{d} {rate:,.0f} img/s" for d, rate in sorted(self.measured.items()))
+        table = ", ".join(f"{d}: {self.epochs[d]:.0f}" for d in sorted(self.epochs))
+        got = self.epochs[self.depth]
+        why = (f"the deepest with >= {self.min_epochs:g} epochs" if got >= self.min_epochs
+               else f"none gets {self.min_epochs:g} epochs: the shallowest")
+        return (f"probe: {probed}; epochs in the {self.seconds_left / 60:.1f} min left, by depth: {table} "
+                f"-> ResNet-{self.depth} ({why})")
+
+    def to_json(self) -> Dict[str, object]:
+        return {"depth": self.depth, "measured_images_per_second": self.measured,
+                "predicted_images_per_second": self.predicted, "predicted_epochs": self.epochs,
+                "min_epochs": self.min_epochs, "seconds_left": self.seconds_left, "reason": self.reason()}
+
+
+def predict_throughput(measured: Mapping[int, float], candidates: Sequence[int] = CANDIDATE_DEPTHS
+                       ) -> Dict[int, float]:
+    """Images/s of each candidate depth, from a least-squares line through seconds/image vs n.
+
+    Needs at least two measured depths with different n. A fit that would give a
+    non-positive cost (measurement noise) falls back to cost proportional to n + 1.
+    """
+    points = [(blocks_per_stage(depth), 1.0 / rate) for depth, rate in measured.items() if rate > 0]
+    if len({n for n, _ in points}) < 2:
+        raise ValueError(f"need throughput of two different depths, got {dict(measured)}")
+    mean_n = sum(n for n, _ in points) / len(points)
+    mean_cost = sum(cost for _, cost in points) / len(points)
+    slope = sum((n - mean_n) * (cost - mean_cost) for n, cost in points) / sum((n - mean_n) ** 2 for n, _ in points)
+    intercept = mean_cost - slope * mean_n
+    if slope <= 0 or intercept + slope <= 0:
+        per_block = mean_cost / (mean_n + 1)
+        slope, intercept = per_block, per_block
+    return {depth: 1.0 / max(intercept + slope * blocks_per_stage(depth), 1e-9) for depth in candidates}
+
+
+def choose_depth(measured: Mapping[int, float], train_examples: int, seconds_left: float, min_epochs: float,
+                 candidates: Sequence[int] = CANDIDATE_DEPTHS) -> DepthChoice:
+    """The deepest candidate whose predicted epochs in ``seconds_left`` reach ``min_epochs``."""
+    if train_examples < 1:
+        raise ValueError("no training examples")
+    predicted = predict_throughput(measured, candidates)
+    epochs = {depth: rate * max(seconds_left, 0.0) / train_examples for depth, rate in predicted.items()}
+    enough = [depth for depth in candidates if epochs[depth] >= min_epochs]
+    depth = max(enough) if enough else min(candidates)
+    return DepthChoice(depth=depth, measured=dict(measured), predicted=predicted, epochs=epochs,
+                       min_epochs=min_epochs, seconds_left=seconds_left)
