@@ -13,11 +13,15 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
+import time
+import traceback
 from typing import List, Optional
 
+from cifar_tfx import console
 from cifar_tfx.data.datasets import DATASETS, FORMATS, get_dataset
 from cifar_tfx.data.errors import DataError, UnknownNameError
 
@@ -95,17 +99,26 @@ def _cmd_run(args: argparse.Namespace) -> int:
                    pipeline_root=args.pipeline_root, data_path=args.data, dataset=spec, hparams=hparams,
                    serving_dir=args.serving_dir, model_name=args.model_name or spec.name,
                    enable_cache=not args.no_cache)
+    log_path = None if args.verbose else run_log_path(args.pipeline_root)
+    if log_path:
+        print(f"library output (TensorFlow, Beam, TFX warnings) goes to {log_path}; --verbose shows it",
+              file=sys.stderr)
     try:
-        produced = run_local(run)
+        with (console.library_output_to(log_path) if log_path else contextlib.nullcontext()):
+            produced = run_local(run)
     except PipelineRootBusyError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except Exception as err:  # noqa: BLE001 - report which component failed and why, then exit non-zero
+        if args.debug:
+            traceback.print_exc()
         data_error = _data_error_in(err)
         if data_error is not None:  # bad input found inside a component (Beam wraps it)
             print(f"error: {data_error}", file=sys.stderr)
             return EXIT_BAD_INPUT
         print(f"pipeline failed: {_root_message(err)}", file=sys.stderr)
+        if not args.debug:
+            print(f"(the traceback: --debug; library output: {log_path or 'above'})", file=sys.stderr)
         return EXIT_PIPELINE_FAILED
     from tfx.utils import path_constants
 
@@ -119,7 +132,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
                 uri = os.path.join(uri, path_constants.SERVING_MODEL_DIR) + "  (SavedModel)"
             print(f"{artifact.component:>18} {artifact.output:<16} {uri}")
     print(f"pipeline {run.pipeline_name} finished; ML Metadata: {run.metadata_path}")
-    outcome = read_outcome(produced)
+    with (console.library_output_to(log_path) if log_path else contextlib.nullcontext()):
+        outcome = read_outcome(produced)  # TFMA's loaders warn too
     if outcome.trained:
         print(outcome.trained)
     print(outcome.line(run.model_name))
@@ -310,6 +324,11 @@ def _data_error_in(err: BaseException) -> Optional[DataError]:
     return None
 
 
+def run_log_path(pipeline_root: str) -> str:
+    """``<pipeline_root>/logs/run-YYYYmmdd-HHMMSS.log``: where a quiet run's library output goes."""
+    return os.path.join(os.path.abspath(pipeline_root), "logs", time.strftime("run-%Y%m%d-%H%M%S.log"))
+
+
 def _root_message(err: BaseException) -> str:
     """The innermost exception's message (Beam wraps component errors)."""
     while err.__cause__ is not None or err.__context__ is not None:
@@ -359,6 +378,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--serving-dir", default="runs/serving", help="TF Serving model base folder")
     run.add_argument("--model-name", help="model name under --serving-dir (default: the dataset's name)")
     run.add_argument("--no-cache", action="store_true", help="re-run every component even if unchanged")
+    run.add_argument("--verbose", action="store_true",
+                     help="show library output (TensorFlow, Beam, TFX) instead of writing it to the run log")
+    run.add_argument("--debug", action="store_true", help="print the traceback when a component fails")
     _add_training_options(run)
     run.set_defaults(func=_cmd_run)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Dict, Iterator, List, Union
+from typing import Any, Dict, Iterator, List, Tuple, Union
 
 import apache_beam as beam
 from tfx import types
@@ -44,12 +44,16 @@ def read_split_examples(split: str, data_path: str, dataset: str) -> Iterator[by
         yield from serialize_batch(batch.images, batch.labels)
 
 
-def check_splits(data_path: str, spec, max_test_overlap: float) -> Dict[str, int]:
-    """Exact duplicates within and across splits; raise ``DataLeakageError`` past ``max_test_overlap``."""
+def check_splits(data_path: str, spec, max_test_overlap: float) -> Tuple[Dict[str, int], Dict[str, int]]:
+    """``(duplicates, examples per split)``; raise ``DataLeakageError`` past ``max_test_overlap``.
+
+    Duplicates are exact image copies within and across the splits.
+    """
     _, batches = read_batches(data_path, SPLITS, spec)
+    counts = {split: sum(len(batch) for batch in batches[split]) for split in SPLITS}
     report = duplicate_report(image_keys(batches["train"]), image_keys(batches["test"]))
-    check_no_leakage(report, sum(len(b) for b in batches["test"]), data_path, max_test_overlap)
-    return report
+    check_no_leakage(report, counts["test"], data_path, max_test_overlap)
+    return report, counts
 
 
 class CifarExampleGenSpec(types.ComponentSpec):
@@ -86,12 +90,14 @@ class CifarExampleGenExecutor(base_beam_executor.BaseBeamExecutor):
         spec = get_dataset(dataset)
         detect_source(data_path, spec)
         fingerprint = source_fingerprint(data_path)
-        duplicates = check_splits(data_path, spec, float(exec_properties.get(MAX_TEST_OVERLAP_KEY) or 0.0))
+        duplicates, counts = check_splits(data_path, spec, float(exec_properties.get(MAX_TEST_OVERLAP_KEY) or 0.0))
 
         examples = artifact_utils.get_single_instance(output_dict[EXAMPLES_KEY])
         examples.set_string_custom_property(FINGERPRINT_KEY, fingerprint)
         examples.set_string_custom_property(DATA_PATH_KEY, data_path)
         examples.set_string_custom_property("duplicates", json.dumps(duplicates, sort_keys=True))
+        for split, count in counts.items():
+            examples.set_int_custom_property(f"{split}_examples", count)
         examples.split_names = artifact_utils.encode_split_names(list(SPLITS))
         with self._make_beam_pipeline() as pipeline:
             for split in SPLITS:

@@ -90,13 +90,13 @@ def run_local(run: LocalRun) -> List[ProducedArtifact]:
 
 def _run_locked(run: LocalRun) -> List[ProducedArtifact]:
     from tfx.orchestration import metadata
-    from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner
 
     from cifar_tfx.data.reader import source_fingerprint
+    from cifar_tfx.pipeline.announcing_runner import AnnouncingBeamDagRunner
     from cifar_tfx.pipeline.pipeline import create_pipeline
 
     connection = metadata.sqlite_metadata_connection_config(run.metadata_path)
-    before = _max_artifact_id(connection)
+    before = max_artifact_id(connection)
     pipeline = create_pipeline(
         pipeline_name=run.pipeline_name,
         pipeline_root=os.path.abspath(run.pipeline_root),
@@ -110,8 +110,8 @@ def _run_locked(run: LocalRun) -> List[ProducedArtifact]:
         metadata_connection_config=connection,
         beam_pipeline_args=["--direct_num_workers=1"],
     )
-    BeamDagRunner().run(pipeline)
-    return _artifacts_since(connection, before)
+    AnnouncingBeamDagRunner().run(pipeline)
+    return artifacts_since(connection, before)
 
 
 def _store(connection):
@@ -120,12 +120,14 @@ def _store(connection):
     return metadata_store.MetadataStore(connection)
 
 
-def _max_artifact_id(connection) -> int:
+def max_artifact_id(connection) -> int:
+    """The highest artifact id in the ML Metadata store at ``connection`` (0 when empty)."""
     artifacts = _store(connection).get_artifacts()
     return max((a.id for a in artifacts), default=0)
 
 
-def _artifacts_since(connection, after_id: int) -> List[ProducedArtifact]:
+def artifacts_since(connection, after_id: int) -> List[ProducedArtifact]:
+    """Artifacts registered after ``after_id``, oldest first, with the component and output they came from."""
     store = _store(connection)
     types: Dict[int, str] = {t.id: t.name for t in store.get_artifact_types()}
     produced = []

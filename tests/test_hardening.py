@@ -419,4 +419,5 @@ def test_leakage_stops_ingestion_but_a_few_duplicates_pass(tmp_path):
     test = python_batch(n=200, seed=99)
     test["data"][0] = python_batch(n=4, seed=1)["data"][0]  # one copied image of 200: 0.5 %
     fine = write_python_archive(str(tmp_path / "fine.tar.gz"), batches={"test_batch": test})
-    assert check_splits(fine, CIFAR10, 0.01)["test_in_train"] == 1
+    duplicates, counts = check_splits(fine, CIFAR10, 0.01)
+    assert duplicates["test_in_train"] == 1 and counts["test"] == 200

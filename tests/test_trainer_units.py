@@ -95,19 +95,19 @@ def test_throughput_fit_is_a_line_in_blocks_per_stage():
         predict_throughput({20: 1000.0})
 
 
-def test_budget_picks_the_deepest_network_with_enough_epochs():
+def test_budget_picks_the_deepest_network_that_sees_enough_images():
     measured = {8: 2500.0, 32: 700.0}
-    choice = choose_depth(measured, train_examples=20_000, seconds_left=1770, min_epochs=40)
-    assert choice.epochs[choice.depth] >= 40
-    deeper = [d for d in choice.epochs if d > choice.depth]
-    assert deeper and all(choice.epochs[d] < 40 for d in deeper)
-    assert f"ResNet-{choice.depth} (the deepest with >= 40 epochs)" in choice.reason()
+    choice = choose_depth(measured, train_examples=20_000, seconds_left=1770, min_images=1_000_000)
+    assert choice.images[choice.depth] >= 1_000_000
+    deeper = [d for d in choice.images if d > choice.depth]
+    assert deeper and all(choice.images[d] < 1_000_000 for d in deeper)
+    assert f"ResNet-{choice.depth} (the deepest that sees >= 1.00M; " in choice.reason()
     # more time buys a deeper network; less time a shallower one
-    assert choose_depth(measured, 20_000, 4 * 1770, 40).depth > choice.depth
-    assert choose_depth(measured, 20_000, 1770 / 4, 40).depth < choice.depth
-    # nothing gets enough epochs: the shallowest trains, and the log says so
-    tiny = choose_depth(measured, 60_000, 60, 40)
-    assert tiny.depth == 8 and "none gets 40 epochs" in tiny.reason()
+    assert choose_depth(measured, 20_000, 4 * 1770, 1_000_000).depth > choice.depth
+    assert choose_depth(measured, 20_000, 1770 / 4, 1_000_000).depth < choice.depth
+    # nothing sees enough: the shallowest trains, and the log says so
+    tiny = choose_depth(measured, 60_000, 60, 1_000_000)
+    assert tiny.depth == 8 and "none sees 1.00M" in tiny.reason()
 
 
 def test_budget_profile_leaves_depth_to_the_run_and_only_to_a_budgeted_one():

@@ -139,7 +139,7 @@ def test_budget_run_probes_chooses_a_depth_and_a_resumed_attempt_keeps_it(splits
         ticks[0] += 1.0
         return ticks[0]
 
-    hparams = dataclasses.replace(with_overrides(TINY, time_budget_minutes=90 / 60, budget_min_epochs=5.0,
+    hparams = dataclasses.replace(with_overrides(TINY, time_budget_minutes=90 / 60, budget_min_images=1500,
                                                  lr_schedule="linear", label_smoothing=0.1), depth=None)
     _, first, log = _train(splits, tmp_path, hparams, clock=clock)
     choice = first.depth_choice

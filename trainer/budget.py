@@ -4,8 +4,10 @@ A budget run with ``depth=None`` first times a few steps of two probe networks
 (:data:`PROBE_DEPTHS`) on the real input pipeline, fits seconds per image as a
 straight line in n (the blocks per stage of a 6n+2 ResNet: every block costs about
 the same, the stem, head and input pipeline are the intercept) and then trains the
-deepest candidate that still gets ``budget_min_epochs`` epochs in the time left.
-When none does, the shallowest candidate trains. Everything here is plain Python;
+deepest candidate that still sees enough training images in the time left
+(``HParams.budget_min_images``, by default the dataset's ``budget_min_images``:
+a deeper network is better only if it gets enough optimizer steps). When none
+does, the shallowest candidate trains. Everything here is plain Python;
 :func:`cifar_tfx.trainer.train.measure_throughput` does the timing.
 """
 
@@ -30,23 +32,24 @@ class DepthChoice:
     depth: int
     measured: Dict[int, float]       # depth -> images/s timed by the probe
     predicted: Dict[int, float]      # candidate depth -> images/s from the fit
-    epochs: Dict[int, float]         # candidate depth -> epochs it would get in the time left
-    min_epochs: float
+    images: Dict[int, float]         # candidate depth -> training images it would see in the time left
+    min_images: int
+    train_examples: int
     seconds_left: float
 
     def reason(self) -> str:
         probed = ", ".join(f"ResNet-{d} {rate:,.0f} img/s" for d, rate in sorted(self.measured.items()))
-        table = ", ".join(f"{d}: {self.epochs[d]:.0f}" for d in sorted(self.epochs))
-        got = self.epochs[self.depth]
-        why = (f"the deepest with >= {self.min_epochs:g} epochs" if got >= self.min_epochs
-               else f"none gets {self.min_epochs:g} epochs: the shallowest")
-        return (f"probe: {probed}; epochs in the {self.seconds_left / 60:.1f} min left, by depth: {table} "
-                f"-> ResNet-{self.depth} ({why})")
+        table = ", ".join(f"{d}: {self.images[d] / 1e6:.2f}M" for d in sorted(self.images))
+        seen = self.images[self.depth]
+        why = (f"the deepest that sees >= {self.min_images / 1e6:.2f}M" if seen >= self.min_images
+               else f"none sees {self.min_images / 1e6:.2f}M: the shallowest")
+        return (f"probe: {probed}; images seen in the {self.seconds_left / 60:.1f} min left, by depth: {table} "
+                f"-> ResNet-{self.depth} ({why}; {seen / self.train_examples:.0f} epochs)")
 
     def to_json(self) -> Dict[str, object]:
         return {"depth": self.depth, "measured_images_per_second": self.measured,
-                "predicted_images_per_second": self.predicted, "predicted_epochs": self.epochs,
-                "min_epochs": self.min_epochs, "seconds_left": self.seconds_left, "reason": self.reason()}
+                "predicted_images_per_second": self.predicted, "predicted_images_seen": self.images,
+                "min_images": self.min_images, "seconds_left": self.seconds_left, "reason": self.reason()}
 
 
 def predict_throughput(measured: Mapping[int, float], candidates: Sequence[int] = CANDIDATE_DEPTHS
@@ -69,14 +72,14 @@ def predict_throughput(measured: Mapping[int, float], candidates: Sequence[int] 
     return {depth: 1.0 / max(intercept + slope * blocks_per_stage(depth), 1e-9) for depth in candidates}
 
 
-def choose_depth(measured: Mapping[int, float], train_examples: int, seconds_left: float, min_epochs: float,
+def choose_depth(measured: Mapping[int, float], train_examples: int, seconds_left: float, min_images: int,
                  candidates: Sequence[int] = CANDIDATE_DEPTHS) -> DepthChoice:
-    """The deepest candidate whose predicted epochs in ``seconds_left`` reach ``min_epochs``."""
+    """The deepest candidate predicted to see ``min_images`` training images in ``seconds_left``."""
     if train_examples < 1:
         raise ValueError("no training examples")
     predicted = predict_throughput(measured, candidates)
-    epochs = {depth: rate * max(seconds_left, 0.0) / train_examples for depth, rate in predicted.items()}
-    enough = [depth for depth in candidates if epochs[depth] >= min_epochs]
+    images = {depth: rate * max(seconds_left, 0.0) for depth, rate in predicted.items()}
+    enough = [depth for depth in candidates if images[depth] >= min_images]
     depth = max(enough) if enough else min(candidates)
-    return DepthChoice(depth=depth, measured=dict(measured), predicted=predicted, epochs=epochs,
-                       min_epochs=min_epochs, seconds_left=seconds_left)
+    return DepthChoice(depth=depth, measured=dict(measured), predicted=predicted, images=images,
+                       min_images=min_images, train_examples=train_examples, seconds_left=seconds_left)

@@ -44,7 +44,8 @@ class HParams:
     epochs: Optional[float] = 164.0      # 64k iterations x 128 / 50k images ≈ 164 epochs
     train_steps: Optional[int] = None    # overrides epochs when set
     time_budget_minutes: Optional[float] = None  # when set, training is counted in wall-clock time
-    budget_min_epochs: float = 12.0      # depth=None: the deepest network that still gets this many epochs
+    budget_min_images: Optional[int] = None  # depth=None: the deepest network that still sees this many
+                                         # training images in the budget; None: the dataset's own figure
     # --- augmentation (training split only) ---
     crop_padding: int = 4                # pixels of zero padding before the random crop
     flip: bool = True                    # random horizontal flip
@@ -101,7 +102,9 @@ class HParams:
             raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
         within("warmup_fraction", self.warmup_fraction, 0.0, 0.5)
         within("label_smoothing", self.label_smoothing, 0.0, 0.5)
-        positive("budget_min_epochs", self.budget_min_epochs)
+        if self.budget_min_images is not None and (not isinstance(self.budget_min_images, int)
+                                                   or self.budget_min_images < 1):
+            raise ValueError(f"budget_min_images must be a whole number >= 1, got {self.budget_min_images!r}")
         if not isinstance(self.cutout_size, int) or not isinstance(self.crop_padding, int) \
                 or self.cutout_size < 0 or self.crop_padding < 0:
             raise ValueError("cutout_size and crop_padding must be whole numbers >= 0")
@@ -161,11 +164,10 @@ DEMO = HParams(
 )
 
 BUDGET = HParams(  # "the best model in N minutes"; each lever measured in BENCHMARKS.md ("Budget levers")
-    depth=None,              # the deepest 6n+2 network that gets budget_min_epochs in the time left after the probe
+    depth=None,              # the deepest 6n+2 network that sees the dataset's budget_min_images in the time
+                             # left after the probe (DatasetSpec.budget_min_images)
     epochs=None,
     time_budget_minutes=30.0,
-    budget_min_epochs=12.0,  # Fashion-MNIST: ResNet-14 with 15 epochs beat ResNet-20 with 11 (10 min), and
-                             # with 4.5 epochs beat ResNet-8 with 8 (3 min)
     lr_schedule="linear",    # +1.8 points over the step rule in 3 min (ResNet-14, Fashion-MNIST)
     warmup_fraction=0.02,    # a cheap guard for the first steps at the full rate (not measured on its own)
     label_smoothing=0.0,     # 0.1 measured: no gain (-0.2 / +0.0 points, within noise)

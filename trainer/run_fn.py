@@ -73,7 +73,8 @@ def run_fn(fn_args) -> None:
                    "checkpoint_dir": checkpoint_dir, "elapsed_seconds": result.elapsed_seconds,
                    "images_per_second": result.images_per_second, "eval_accuracy": result.eval_accuracy,
                    "precision": result.runtime.precision, "xla": result.runtime.xla,
-                   "hparams": json.loads(hparams.to_json()), "depth_choice": result.depth_choice},
+                   "dataset": dataset.name, "hparams": json.loads(hparams.to_json()),
+                   "depth_choice": result.depth_choice},
                   handle, indent=2)
     _copy_folder(report, os.path.join(fn_args.model_run_dir, "report"))
     export_saved_model(model, tft_output, dataset.class_names, fn_args.serving_model_dir,

@@ -11,7 +11,6 @@ import dataclasses
 import json
 import math
 import os
-import sys
 import time
 from typing import Callable, Dict, List, Optional, Sequence, TextIO
 
@@ -19,6 +18,7 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
+from cifar_tfx import console
 from cifar_tfx.data.datasets import DatasetSpec
 from cifar_tfx.trainer.budget import PROBE_DEPTHS, DepthChoice, choose_depth
 from cifar_tfx.trainer.callbacks import EpochCheckpoint, ProgressLogger, StepScheduleController
@@ -164,7 +164,7 @@ def resolve_depth(hparams: HParams, dataset: DatasetSpec, runtime: Runtime, stra
                 for depth in PROBE_DEPTHS}
     probe_seconds = clock() - started
     picked: DepthChoice = choose_depth(measured, train_examples, hparams.time_budget_minutes * 60.0 - probe_seconds,
-                                       hparams.budget_min_epochs)
+                                       hparams.budget_min_images or dataset.budget_min_images)
     choice = dict(picked.to_json(), probe_seconds=probe_seconds)
     tf.io.gfile.makedirs(checkpoint_dir)
     with tf.io.gfile.GFile(saved, "w") as handle:
@@ -179,7 +179,7 @@ def train_model(*, train_files: Sequence[str], eval_files: Sequence[str], tft_ou
                 clock: Callable[[], float] = time.monotonic, stream: Optional[TextIO] = None,
                 gpus: Optional[int] = None):
     """Train (resuming from ``checkpoint_dir`` if it holds a checkpoint); return ``(model, TrainResult)``."""
-    stream = stream or sys.stderr
+    stream = stream or console.stream()  # the terminal, also while library output goes to the run log
     gpus = detect_gpus() if gpus is None else gpus
     runtime = resolve_runtime(hparams, gpus, cpu_bf16=not gpus and detect_cpu_bf16())
     apply_precision(runtime)

@@ -1,0 +1,254 @@
+"""``cifar-tfx report``: one self-contained HTML page for one pipeline run.
+
+Everything comes from what the run left behind: ML Metadata (components, wall times,
+artifacts), the Trainer's TensorBoard events and report folder, the Evaluator's TFMA
+output, the ExampleGen TFRecords and the trained SavedModel (for the misclassified
+images). Pictures are embedded as base64 PNGs, so the file can be mailed or archived.
+"""
+
+from __future__ import annotations
+
+import base64
+import glob
+import html
+import json
+import os
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from cifar_tfx import storage
+from cifar_tfx.data.datasets import DATASETS, DatasetSpec
+from cifar_tfx.pipeline import report_figures
+from cifar_tfx.pipeline.outcome import failed_bounds, overall_accuracy, training_summary
+from cifar_tfx.pipeline.run_record import RunRecord, load_run
+
+MISCLASSIFIED_SHOWN = 32
+_STYLE = """body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}
+table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:.25em .6em;text-align:left}
+img{max-width:100%;border:1px solid #eee}.ok{color:#070}.bad{color:#b00}code{font-size:90%}"""
+
+
+def _img(png: bytes, alt: str) -> str:
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
+
+
+def _table(rows: Sequence[Tuple[object, ...]], header: Sequence[str] = ()) -> str:
+    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row) + "</tr>" for row in rows)
+    return f"<table>{'<tr>' + head + '</tr>' if head else ''}{body}</table>"
+
+
+def _training_json(record: RunRecord) -> Dict[str, object]:
+    model_run = record.artifact("Trainer", "model_run")
+    path = storage.join(model_run.uri, "report", "training.json") if model_run else None
+    return json.loads(storage.read_bytes(path)) if path and storage.exists(path) else {}
+
+
+def _scalars(model_run_uri: str) -> Dict[str, List[Tuple[int, float, float]]]:
+    import tensorflow as tf
+
+    rows: Dict[str, List[Tuple[int, float, float]]] = {}
+    for path in sorted(glob.glob(os.path.join(model_run_uri, "train", "events.out.tfevents.*"))):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            for value in event.summary.value:
+                rows.setdefault(value.tag, []).append(
+                    (event.step, event.wall_time, float(tf.make_ndarray(value.tensor))))
+    return {tag: sorted(values) for tag, values in rows.items()}
+
+
+def _per_class_accuracy(evaluation_uri: str, class_names: Sequence[str]) -> Dict[str, float]:
+    import tensorflow_model_analysis as tfma
+
+    from cifar_tfx.pipeline.evaluation import ACCURACY
+
+    found = {}
+    for slice_key, metrics in tfma.load_eval_result(evaluation_uri).slicing_metrics:
+        if len(slice_key) == 1:
+            (_, label), = slice_key
+            for per_output in metrics.values():
+                for per_class in per_output.values():
+                    if ACCURACY in per_class:
+                        name = class_names[int(label)] if 0 <= int(label) < len(class_names) else str(label)
+                        found[int(label)] = (name, float(per_class[ACCURACY]["doubleValue"]))
+    return {name: value for _, (name, value) in sorted(found.items())}
+
+
+def _gate(evaluation_uri: str) -> List[Tuple[str, str]]:
+    import tensorflow_model_analysis as tfma
+
+    rows = []
+    result = tfma.load_eval_result(evaluation_uri)
+    for spec in result.config.metrics_specs:
+        for metric in spec.metrics:
+            for per_slice in metric.per_slice_thresholds:
+                threshold = per_slice.threshold
+                if threshold.HasField("value_threshold"):
+                    rows.append(("minimum accuracy", f"{threshold.value_threshold.lower_bound.value:.4f}"))
+                if threshold.HasField("change_threshold"):
+                    rows.append(("allowed drop against the last blessed model",
+                                 f"{-threshold.change_threshold.absolute.value:.4f}"))
+    try:
+        baseline = overall_accuracy_of(evaluation_uri, "baseline")
+    except Exception:  # noqa: BLE001 - TFMA raises various errors when there was no baseline model
+        baseline = None
+    rows.append(("last blessed model's accuracy (baseline)", "none: first blessed model" if baseline is None
+                 else f"{baseline:.4f}"))
+    return rows
+
+
+def overall_accuracy_of(evaluation_uri: str, model_name: str) -> Optional[float]:
+    """Overall accuracy of one model (``candidate``, ``baseline``) of a multi-model evaluation."""
+    import tensorflow_model_analysis as tfma
+
+    from cifar_tfx.pipeline.evaluation import ACCURACY
+
+    for slice_key, metrics in tfma.load_eval_result(evaluation_uri, model_name=model_name).slicing_metrics:
+        if slice_key == ():
+            for per_output in metrics.values():
+                for per_class in per_output.values():
+                    if ACCURACY in per_class:
+                        return float(per_class[ACCURACY]["doubleValue"])
+    return None
+
+
+def _read_examples(examples_uri: str, split: str, limit: Optional[int]):
+    """``(serialized records, labels)`` of one ExampleGen split (the first ``limit``)."""
+    import tensorflow as tf
+
+    from cifar_tfx.example_format import LABEL_KEY
+
+    files = sorted(tf.io.gfile.glob(storage.join(examples_uri, f"Split-{split}", "*")))
+    dataset = tf.data.TFRecordDataset(files, compression_type="GZIP")
+    if limit is not None:
+        dataset = dataset.take(limit)
+    records, labels = [], []
+    for batch in dataset.batch(1024):
+        parsed = tf.io.parse_example(batch, {LABEL_KEY: tf.io.FixedLenFeature([1], tf.int64)})
+        records.extend(batch.numpy().tolist())
+        labels.extend(parsed[LABEL_KEY].numpy().reshape(-1).tolist())
+    return records, labels
+
+
+def _misclassified(model_uri: str, records: List[bytes], labels: List[int], class_names: Sequence[str]):
+    import tensorflow as tf
+
+    from cifar_tfx.example_format import IMAGE_KEY
+
+    serve = tf.saved_model.load(storage.join(model_uri, "Format-Serving")).signatures["serving_default"]
+    wrong: List[Tuple[bytes, int, int]] = []
+    for start in range(0, len(records), 256):
+        chunk = records[start:start + 256]
+        predicted = serve(examples=tf.constant(chunk))["class_id"].numpy()
+        for record, truth, guess in zip(chunk, labels[start:start + 256], predicted):
+            if int(guess) != int(truth):
+                wrong.append((record, int(truth), int(guess)))
+        if len(wrong) >= MISCLASSIFIED_SHOWN:
+            break
+    images, captions = [], []
+    for record, truth, guess in wrong[:MISCLASSIFIED_SHOWN]:
+        encoded = tf.io.parse_single_example(record, {IMAGE_KEY: tf.io.FixedLenFeature([1], tf.string)})[IMAGE_KEY]
+        images.append(tf.io.decode_image(encoded[0], expand_animations=False).numpy())
+        captions.append(f"{class_names[truth]} -> {class_names[guess]}")
+    return images, captions
+
+
+def _dataset_of(record: RunRecord, training: Dict[str, object]) -> DatasetSpec:
+    name = str(training.get("dataset") or "")
+    if name in DATASETS:
+        return DATASETS[name]
+    return next((spec for spec in DATASETS.values() if record.pipeline_name.startswith(spec.name.replace("_", "-"))),
+                DATASETS["cifar10"])
+
+
+def build_report(pipeline_root: str, run: str = "latest", max_examples: int = 2000) -> Tuple[str, RunRecord]:
+    """``(HTML page, run record)`` for ``run`` of the pipeline at ``pipeline_root``."""
+    record = load_run(pipeline_root, run)
+    training = _training_json(record)
+    spec = _dataset_of(record, training)
+    names = list(spec.class_names)
+    parts = [f"<h1>{html.escape(record.pipeline_name)}: run {html.escape(record.run_id)}</h1>"]
+
+    evaluation = record.artifact("Evaluator", "evaluation")
+    blessing = record.artifact("Evaluator", "blessing")
+    pushed = record.artifact("Pusher", "pushed_model")
+    parts.append("<h2>Gate decision</h2>")
+    if evaluation is not None:
+        accuracy = overall_accuracy(evaluation.uri)
+        blessed = blessing is not None and blessing.properties.get("blessed") == 1
+        verdict = "blessed" if blessed else "not blessed: " + ("; ".join(failed_bounds(evaluation.uri)) or "see below")
+        parts.append(f'<p class="{"ok" if blessed else "bad"}">Test accuracy '
+                     f'{"n/a" if accuracy is None else f"{accuracy:.4f}"}: {html.escape(verdict)}</p>')
+        parts.append(_table(_gate(evaluation.uri)))
+    else:
+        parts.append("<p class=bad>The run stopped before the Evaluator.</p>")
+    if pushed is not None:
+        if pushed.properties.get("pushed") == 1:
+            parts.append(f"<p>Pushed as version {html.escape(str(pushed.properties.get('pushed_version')))} to "
+                         f"<code>{html.escape(str(pushed.properties.get('pushed_destination')))}</code>.</p>")
+        else:
+            check = pushed.properties.get("serving_check")
+            parts.append("<p>Not pushed" + (f" (serving check: {html.escape(str(check))})"
+                                             if check and check != "passed" else "") + ".</p>")
+
+    model_run = record.artifact("Trainer", "model_run")
+    if model_run is not None:
+        parts.append("<h2>Training</h2>")
+        summary = training_summary(model_run.uri)
+        if summary:
+            parts.append(f"<p>{html.escape(summary)}</p>")
+        scalars = _scalars(model_run.uri)
+        if scalars:
+            parts.append(_img(report_figures.training_curves(scalars), "training curves"))
+        confusion = storage.join(model_run.uri, "report", "confusion.png")
+        if storage.exists(confusion):
+            parts.append("<h2>Test split: confusion matrix (Trainer)</h2>")
+            parts.append(_img(storage.read_bytes(confusion), "confusion matrix"))
+    if evaluation is not None:
+        per_class = _per_class_accuracy(evaluation.uri, names)
+        if per_class:
+            parts.append("<h2>Per-class accuracy (Evaluator)</h2>")
+            parts.append(_img(report_figures.per_class_accuracy(per_class), "per-class accuracy"))
+
+    examples = record.artifact("CifarExampleGen", "examples")
+    model = record.artifact("Trainer", "model")
+    if examples is not None and model is not None:
+        records, labels = _read_examples(examples.uri, "test", max_examples)
+        images, captions = _misclassified(model.uri, records, labels, names)
+        parts.append(f"<h2>Misclassified test images (first {len(images)} in the first {len(records):,})</h2>")
+        parts.append(_img(report_figures.misclassified_grid(images, captions), "misclassified images")
+                     if images else "<p>None.</p>")
+    if examples is not None:
+        labels_by_split = {split: _read_examples(examples.uri, split, None)[1] for split in ("train", "test")}
+        parts.append("<h2>Data</h2>")
+        parts.append(_img(report_figures.class_counts(report_figures.per_split_counts(labels_by_split, names),
+                                                      names), "images per class"))
+        parts.append(_table([(key, value) for key, value in sorted(examples.properties.items())]))
+
+    parts.append("<h2>Components</h2>")
+    parts.append(_table([(c.node, c.state, f"{c.seconds:.1f} s", ", ".join(sorted(c.outputs)) or "-")
+                         for c in record.components], ("component", "state", "wall time", "outputs")))
+    if training.get("hparams"):
+        parts.append("<h2>Hyperparameters</h2>")
+        parts.append(_table(sorted(training["hparams"].items())))
+        choice = training.get("depth_choice")
+        if choice:
+            parts.append(f"<p>Depth chosen for the budget: {html.escape(str(choice.get('reason')))}</p>")
+    parts.append("<h2>Lineage</h2>")
+    lineage = [(f"{c.node}.{key}", artifact.uri) for c in record.components
+               for key, artifacts in sorted(c.outputs.items()) for artifact in artifacts]
+    parts.append(_table(lineage, ("artifact", "URI")))
+    page = (f"<!doctype html><html><head><meta charset=utf-8><title>{html.escape(record.pipeline_name)} "
+            f"{html.escape(record.run_id)}</title><style>{_STYLE}</style></head><body>"
+            + "\n".join(parts) + "</body></html>")
+    return page, record
+
+
+def write_report(pipeline_root: str, run: str = "latest", out: Optional[str] = None) -> str:
+    """Write the report (default ``<pipeline_root>/reports/<run id>.html``); return its path."""
+    page, record = build_report(pipeline_root, run)
+    path = out or os.path.join(pipeline_root, "reports", f"{record.run_id}.html")
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(page)
+    return path
