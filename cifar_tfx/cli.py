@@ -98,7 +98,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     run = LocalRun(pipeline_name=args.pipeline_name or default_pipeline_name(spec.name),
                    pipeline_root=args.pipeline_root, data_path=args.data, dataset=spec, hparams=hparams,
                    serving_dir=args.serving_dir, model_name=args.model_name or spec.name,
-                   enable_cache=not args.no_cache)
+                   enable_cache=not args.no_cache, beam_args=tuple(args.beam_arg), workers=args.workers)
     log_path = None if args.verbose else run_log_path(args.pipeline_root)
     if log_path:
         print(f"library output (TensorFlow, Beam, TFX warnings) goes to {log_path}; --verbose shows it",
@@ -134,10 +134,38 @@ def _cmd_run(args: argparse.Namespace) -> int:
     print(f"pipeline {run.pipeline_name} finished; ML Metadata: {run.metadata_path}")
     with (console.library_output_to(log_path) if log_path else contextlib.nullcontext()):
         outcome = read_outcome(produced)  # TFMA's loaders warn too
+        report = _write_run_report(args.pipeline_root)
     if outcome.trained:
         print(outcome.trained)
+    print(report)
     print(outcome.line(run.model_name))
     return 0 if outcome.pushed else EXIT_NOT_PUSHED
+
+
+def _write_run_report(pipeline_root: str) -> str:
+    """``report: PATH`` for the run just finished, or why there is none (the run's outcome stands)."""
+    from cifar_tfx.pipeline.run_report import write_report
+
+    try:
+        return f"report: {write_report(pipeline_root)}"
+    except Exception as err:  # noqa: BLE001 - a report that cannot be drawn must not turn a pushed run into a failure
+        return f"report not written ({type(err).__name__}: {err}); try `cifar-tfx report {pipeline_root}`"
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    _use_keras2()
+    from cifar_tfx.pipeline.run_record import RunNotFoundError
+    from cifar_tfx.pipeline.run_report import write_report
+
+    log_path = None if args.verbose else os.path.join(os.path.abspath(args.pipeline_root), "logs",
+                                                      time.strftime("report-%Y%m%d-%H%M%S.log"))
+    try:
+        with (console.library_output_to(log_path) if log_path else contextlib.nullcontext()):
+            path = write_report(args.pipeline_root, args.run, args.out)
+    except RunNotFoundError as err:
+        raise BadArgumentError(str(err)) from err
+    print(path)
+    return 0
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
@@ -324,6 +352,13 @@ def _data_error_in(err: BaseException) -> Optional[DataError]:
     return None
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
 def run_log_path(pipeline_root: str) -> str:
     """``<pipeline_root>/logs/run-YYYYmmdd-HHMMSS.log``: where a quiet run's library output goes."""
     return os.path.join(os.path.abspath(pipeline_root), "logs", time.strftime("run-%Y%m%d-%H%M%S.log"))
@@ -378,11 +413,23 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--serving-dir", default="runs/serving", help="TF Serving model base folder")
     run.add_argument("--model-name", help="model name under --serving-dir (default: the dataset's name)")
     run.add_argument("--no-cache", action="store_true", help="re-run every component even if unchanged")
+    run.add_argument("--beam-arg", action="append", default=[], metavar="ARG",
+                     help="a Beam option for ExampleGen, StatisticsGen, Transform and Evaluator (repeatable), "
+                          "e.g. --beam-arg=--runner=DataflowRunner")
+    run.add_argument("--workers", type=_positive_int, default=1,
+                     help="DirectRunner workers: 1 runs in this process (default), more in multi-processing mode")
     run.add_argument("--verbose", action="store_true",
                      help="show library output (TensorFlow, Beam, TFX) instead of writing it to the run log")
     run.add_argument("--debug", action="store_true", help="print the traceback when a component fails")
     _add_training_options(run)
     run.set_defaults(func=_cmd_run)
+
+    report = commands.add_parser("report", help="write one self-contained HTML page about a pipeline run")
+    report.add_argument("pipeline_root", help="the --pipeline-root of the run")
+    report.add_argument("--run", default="latest", help="run id (ML Metadata pipeline_run) or latest (default)")
+    report.add_argument("--out", help="HTML file to write (default: PIPELINE_ROOT/reports/<run id>.html)")
+    report.add_argument("--verbose", action="store_true", help="show library output instead of logging it")
+    report.set_defaults(func=_cmd_report)
 
     predict = commands.add_parser("predict", help="classify image files with the served model")
     predict.add_argument("images", nargs="+", help="PNG or JPEG files")

@@ -7,7 +7,7 @@ import dataclasses
 import fcntl
 import os
 import time
-from typing import Dict, Iterator, List
+from typing import Dict, Iterator, List, Tuple
 
 from cifar_tfx import storage
 from cifar_tfx.data.datasets import DatasetSpec
@@ -62,6 +62,17 @@ class LocalRun:
     serving_dir: str
     model_name: str = "cifar10"
     enable_cache: bool = True
+    beam_args: Tuple[str, ...] = ()   # extra Beam options for the Beam-based components (--beam-arg)
+    workers: int = 1                  # DirectRunner workers: 1 in-process, more in multi-processing mode
+
+    @property
+    def beam_pipeline_args(self) -> List[str]:
+        """DirectRunner options for ``workers``, then ``beam_args`` (so a given ``--runner`` and its options win)."""
+        if self.workers < 1:
+            raise ValueError(f"workers must be >= 1, got {self.workers}")
+        direct = ["--direct_num_workers=1"] if self.workers == 1 else [
+            "--direct_running_mode=multi_processing", f"--direct_num_workers={self.workers}"]
+        return direct + list(self.beam_args)
 
     @property
     def metadata_path(self) -> str:
@@ -108,7 +119,7 @@ def _run_locked(run: LocalRun) -> List[ProducedArtifact]:
         data_fingerprint=source_fingerprint(run.data_path),
         enable_cache=run.enable_cache,
         metadata_connection_config=connection,
-        beam_pipeline_args=["--direct_num_workers=1"],
+        beam_pipeline_args=run.beam_pipeline_args,
     )
     AnnouncingBeamDagRunner().run(pipeline)
     return artifacts_since(connection, before)

@@ -29,6 +29,15 @@ table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding
 img{max-width:100%;border:1px solid #eee}.ok{color:#070}.bad{color:#b00}code{font-size:90%}"""
 
 
+# Once loaded, the page records on <body> how many of its pictures decoded (a headless browser reads it).
+_SELF_CHECK = """<script>window.addEventListener("load", function () {
+  var images = Array.prototype.slice.call(document.images);
+  var ok = images.filter(function (i) { return i.complete && i.naturalWidth > 0; }).length;
+  document.body.setAttribute("data-images-loaded", ok);
+  document.body.setAttribute("data-images-broken", images.length - ok);
+});</script>"""
+
+
 def _img(png: bytes, alt: str) -> str:
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
 
@@ -240,7 +249,7 @@ def build_report(pipeline_root: str, run: str = "latest", max_examples: int = 20
     parts.append(_table(lineage, ("artifact", "URI")))
     page = (f"<!doctype html><html><head><meta charset=utf-8><title>{html.escape(record.pipeline_name)} "
             f"{html.escape(record.run_id)}</title><style>{_STYLE}</style></head><body>"
-            + "\n".join(parts) + "</body></html>")
+            + "\n".join(parts) + _SELF_CHECK + "</body></html>")
     return page, record
 
 

@@ -8,6 +8,9 @@ import hashlib
 import json
 import math
 import os
+import re
+import shutil
+import subprocess
 
 import numpy as np
 import pytest
@@ -77,6 +80,41 @@ def test_demo_run_trains_gates_and_pushes(demo_run, capsys):
     assert first_drop == math.ceil(469 / 2) and second_drop == math.ceil(469 * 3 / 4)
     for picture in ("training.png", "confusion.png"):
         assert os.path.getsize(os.path.join(run_dirs[0], "report", picture)) > 10_000
+
+
+REPORT_SECTIONS = ("Gate decision", "Training", "confusion matrix", "Per-class accuracy (Evaluator)",
+                   "Misclassified test images", "Data", "Components", "Hyperparameters", "Lineage")
+
+
+def test_the_run_wrote_a_self_contained_report_that_a_browser_renders(demo_run, capsys):
+    root, _ = demo_run
+    reports = glob.glob(str(root / "pipeline" / "reports" / "*.html"))
+    assert len(reports) == 1, "the demo run writes its report"
+    page = open(reports[0], encoding="utf-8").read()
+    for section in REPORT_SECTIONS:
+        assert section in page, section
+    assert page.count('src="data:image/png;base64,') >= 6   # curves, confusion, per class, misclassified, counts
+    assert not re.search(r"(src|href)=\"(https?:|file:|/)", page), "nothing outside the file is referenced"
+    assert "Test accuracy " in page and "blessed" in page and "minimum accuracy" in page
+    assert re.search(r"<td>Trainer</td><td>COMPLETE</td><td>\d+\.\d s</td>", page)
+    # `cifar-tfx report` writes the same page again, to a chosen file
+    out = root / "again.html"
+    assert main(["report", str(root / "pipeline"), "--out", str(out)]) == 0
+    assert capsys.readouterr().out.strip() == str(out) and all(s in out.read_text() for s in REPORT_SECTIONS)
+    assert main(["report", str(root / "pipeline"), "--run", "no-such-run"]) == 2
+
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        pytest.skip("no headless Chromium (Debian package chromium) to render the report with")
+    common = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=5000"]
+    dom = subprocess.run(common + ["--dump-dom", f"file://{reports[0]}"], capture_output=True, text=True,
+                         timeout=120).stdout
+    loaded = re.search(r'data-images-loaded="(\d+)"', dom)
+    assert loaded and int(loaded.group(1)) >= 6 and 'data-images-broken="0"' in dom
+    shot = root / "report.png"
+    subprocess.run(common + ["--window-size=1200,2400", f"--screenshot={shot}", f"file://{reports[0]}"],
+                   capture_output=True, timeout=120)
+    assert shot.stat().st_size > 50_000  # a page of pictures, not a blank one
 
 
 def test_impossible_bound_refuses_and_leaves_serving_dir_untouched(demo_run, capsys):
@@ -164,3 +202,12 @@ def test_runs_train_on_what_they_are_given(tmp_path):
     assert main(args) == 0
     assert len(glob.glob(str(root / "CifarExampleGen" / "examples" / "*"))) == len(ingested) + 1
     assert len(_training_reports(str(root))) == 3, "and the new data was trained on"
+
+
+def test_two_beam_workers_run_the_pipeline_in_multiprocessing_mode(tmp_path):
+    data = tmp_path / "data"
+    write_dataset(str(data), train=300, test=100, seed=4)
+    args = ["run", "--data", str(data), "--profile", "demo", "--train-steps", "2", "--min-accuracy", "0",
+            "--workers", "2", "--pipeline-root", str(tmp_path / "pipeline"), "--serving-dir", str(tmp_path / "serving")]
+    assert main(args) == 0
+    assert sorted(os.listdir(tmp_path / "serving" / "cifar10")) == ["1"]

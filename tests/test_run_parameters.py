@@ -84,3 +84,25 @@ def test_checkpoint_folder_changes_with_every_input_and_sits_beside_the_trainer_
     assert base not in others and len(others) == 3
     assert checkpoint_dir_for("gs://b/r/p/run-1/Trainer/model_run", DEMO, ["gs://x"], "gs://y").startswith(
         "gs://b/r/p/run-1/checkpoints/")
+
+
+def test_beam_options_reach_exactly_the_beam_components():
+    from tfx.dsl.components.base import base_beam_component
+
+    from cifar_tfx.data.datasets import CIFAR10
+    from cifar_tfx.pipeline.local_runner import LocalRun
+    from cifar_tfx.pipeline.pipeline import create_pipeline
+
+    run = LocalRun(pipeline_name="p", pipeline_root="/tmp/r", data_path="/tmp/d", dataset=CIFAR10, hparams=DEMO,
+                   serving_dir="/tmp/s", workers=2, beam_args=("--runner=FlinkRunner", "--parallelism=4"))
+    assert run.beam_pipeline_args == ["--direct_running_mode=multi_processing", "--direct_num_workers=2",
+                                      "--runner=FlinkRunner", "--parallelism=4"]
+    pipeline = create_pipeline(pipeline_name="p", pipeline_root="/tmp/r", data_path="/tmp/d", dataset=CIFAR10,
+                               hparams=DEMO, serving_dir="/tmp/s", beam_pipeline_args=run.beam_pipeline_args)
+    with_args = {c.id: list(c.executor_spec.beam_pipeline_args) for c in pipeline.components
+                 if isinstance(c, base_beam_component.BaseBeamComponent)}
+    assert set(with_args) == {"CifarExampleGen", "StatisticsGen", "Transform", "Evaluator"}
+    assert all(args == run.beam_pipeline_args for args in with_args.values())
+    assert LocalRun(**{**run.__dict__, "workers": 1, "beam_args": ()}).beam_pipeline_args == ["--direct_num_workers=1"]
+    with pytest.raises(ValueError, match="workers must be >= 1"):
+        _ = LocalRun(**{**run.__dict__, "workers": 0}).beam_pipeline_args
