@@ -43,11 +43,11 @@ def training_summary(model_run_uri: str) -> Optional[str]:
     return line
 
 
-def overall_accuracy(evaluation_uri: str) -> Optional[float]:
-    """Overall-slice accuracy of a TFMA evaluation output."""
+def overall_accuracy(evaluation_uri: str, model_name: Optional[str] = None) -> Optional[float]:
+    """Overall-slice accuracy of a TFMA evaluation output (of ``model_name``, e.g. ``baseline``, if given)."""
     import tensorflow_model_analysis as tfma
 
-    for slice_key, metrics in tfma.load_eval_result(evaluation_uri).slicing_metrics:
+    for slice_key, metrics in tfma.load_eval_result(evaluation_uri, model_name=model_name).slicing_metrics:
         if slice_key == ():
             for per_output in metrics.values():
                 for per_class in per_output.values():

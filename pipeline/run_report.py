@@ -15,8 +15,6 @@ import json
 import os
 from typing import Dict, List, Optional, Sequence, Tuple
 
-import numpy as np
-
 from cifar_tfx import storage
 from cifar_tfx.data.datasets import DATASETS, DatasetSpec
 from cifar_tfx.pipeline import report_figures
@@ -98,27 +96,12 @@ def _gate(evaluation_uri: str) -> List[Tuple[str, str]]:
                     rows.append(("allowed drop against the last blessed model",
                                  f"{-threshold.change_threshold.absolute.value:.4f}"))
     try:
-        baseline = overall_accuracy_of(evaluation_uri, "baseline")
+        baseline = overall_accuracy(evaluation_uri, "baseline")
     except Exception:  # noqa: BLE001 - TFMA raises various errors when there was no baseline model
         baseline = None
     rows.append(("last blessed model's accuracy (baseline)", "none: first blessed model" if baseline is None
                  else f"{baseline:.4f}"))
     return rows
-
-
-def overall_accuracy_of(evaluation_uri: str, model_name: str) -> Optional[float]:
-    """Overall accuracy of one model (``candidate``, ``baseline``) of a multi-model evaluation."""
-    import tensorflow_model_analysis as tfma
-
-    from cifar_tfx.pipeline.evaluation import ACCURACY
-
-    for slice_key, metrics in tfma.load_eval_result(evaluation_uri, model_name=model_name).slicing_metrics:
-        if slice_key == ():
-            for per_output in metrics.values():
-                for per_class in per_output.values():
-                    if ACCURACY in per_class:
-                        return float(per_class[ACCURACY]["doubleValue"])
-    return None
 
 
 def _read_examples(examples_uri: str, split: str, limit: Optional[int]):

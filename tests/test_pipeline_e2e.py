@@ -158,7 +158,7 @@ def test_anomaly_stops_the_run_before_training(small_synth, tmp_path):
     """A schema pinned to 28x28 meets 32x32 data: AnomalyGate fails the run, naming the features."""
     import dataclasses
 
-    from cifar_tfx.cli import _root_message
+    from cifar_tfx.cli import root_message
     from cifar_tfx.data.datasets import CIFAR10
     from cifar_tfx.pipeline.local_runner import LocalRun, run_local
     from cifar_tfx.trainer.hparams import DEMO
@@ -168,7 +168,7 @@ def test_anomaly_stops_the_run_before_training(small_synth, tmp_path):
                    dataset=wrong_shape, hparams=DEMO, serving_dir=str(tmp_path / "serving"))
     with pytest.raises(Exception) as info:
         run_local(run)
-    message = _root_message(info.value)
+    message = root_message(info.value)
     assert message.startswith("DataAnomalyError: data validation found anomalies")
     assert "train: height: " in message and "test: width: " in message
     assert not (tmp_path / "pipeline" / "Transform").exists() and not (tmp_path / "serving").exists()

@@ -134,8 +134,9 @@ FASHION_MNIST = DatasetSpec(
         "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
         "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
     ),
-    # 10 min on 2 CPU cores: ResNet-14 seeing 0.93M images beat ResNet-20 seeing 0.67M (92.4 vs 92.1 %).
-    budget_min_images=800_000,
+    # 10 min on 2 CPU cores, the seed's step rule: ResNet-14 seeing 0.93M images beat ResNet-20 seeing
+    # 0.67M (92.4 vs 92.1 %); BENCHMARKS.md has the budget runs on both sides of this value.
+    budget_min_images=700_000,
     idx_files={
         "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
         "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),

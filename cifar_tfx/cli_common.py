@@ -1,0 +1,43 @@
+"""What every ``cifar-tfx`` command shares: exit codes, the bad-argument error, small argument checks."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+EXIT_BAD_INPUT = 2
+EXIT_PIPELINE_FAILED = 3
+EXIT_NOT_PUSHED = 4
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
+
+
+class BadArgumentError(Exception):
+    """A command-line value that cannot work; reported as one ``error:`` line, exit 2."""
+
+
+def use_keras2() -> None:
+    """tensorflow-transform 1.16 needs Keras 2; this must happen before TensorFlow loads."""
+    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+
+
+def check_writable_folder(path: str, option: str) -> None:
+    """Refuse, before anything runs, a local folder that cannot be created or written."""
+    from cifar_tfx import storage
+
+    if storage.is_remote(path):
+        return
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise BadArgumentError(f"{option} {path} is a file, not a folder")
+    existing = path
+    while not os.path.exists(existing):
+        existing = os.path.dirname(os.path.abspath(existing))
+    if not os.path.isdir(existing) or not os.access(existing, os.W_OK | os.X_OK):
+        raise BadArgumentError(f"{option} {path} cannot be created or written ({existing} is not a writable folder)")
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value

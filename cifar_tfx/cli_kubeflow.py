@@ -1,0 +1,120 @@
+"""``cifar-tfx kubeflow compile|submit``: the Kubeflow Pipelines 2 spec and its runs."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Optional
+
+from cifar_tfx.cli_common import EXIT_BAD_INPUT, EXIT_PIPELINE_FAILED, BadArgumentError, use_keras2
+from cifar_tfx.cli_run import add_training_options, default_pipeline_name, hparams_from_args
+from cifar_tfx.data.datasets import DATASETS, get_dataset
+
+
+def _cmd_kubeflow_compile(args: argparse.Namespace) -> int:
+    use_keras2()
+    from cifar_tfx.kubeflow.compiler import KubeflowTarget, compile_pipeline, parse_node_selector
+
+    hparams = hparams_from_args(args)
+    try:
+        target = KubeflowTarget(
+            image=args.image, pipeline_root=args.pipeline_root, data_path=args.data, serving_dir=args.serving_dir,
+            target=args.target, model_name=args.model_name or args.dataset, trainer_gpus=args.gpus,
+            gpu_type=args.gpu_type or "",
+            data_volume=_volume(args.data_pvc, "/mnt/data"), serving_volume=_volume(args.serving_pvc, "/mnt/models"),
+            gpu_node_selector=parse_node_selector(args.gpu_node_selector))
+    except ValueError as err:
+        raise BadArgumentError(str(err)) from err
+    spec = get_dataset(args.dataset)
+    print(compile_pipeline(target, spec, hparams, args.output, pipeline_name=default_pipeline_name(spec.name)))
+    return 0
+
+
+def _volume(value: Optional[str], default_mount: str):
+    """``NAME`` or ``NAME:MOUNT_PATH`` as a :class:`VolumeMount` (``None`` stays ``None``)."""
+    from cifar_tfx.kubeflow.compiler import VolumeMount
+
+    if value is None:
+        return None
+    claim, _, mount = value.partition(":")
+    return VolumeMount(claim=claim, mount_path=mount or default_mount)
+
+
+def _cmd_kubeflow_submit(args: argparse.Namespace) -> int:
+    from cifar_tfx.kubeflow import submit
+
+    try:
+        spec = submit.load_spec(args.spec)
+        options = submit.SubmitOptions(
+            spec_path=args.spec, parameters=submit.parse_parameters(args.param, spec), run_name=args.run_name,
+            experiment=args.experiment, enable_caching=False if args.no_cache else None,
+            service_account=args.service_account, pipeline_root=args.pipeline_root)
+        if args.target == "vertex":
+            if not args.project or not args.region:
+                raise submit.SubmitError("--target vertex needs --project and --region")
+            job, run = submit.submit_vertex(options, args.project, args.region)
+            get_state, final_states = (lambda: submit.vertex_run_state(job)), submit.VERTEX_FINAL_STATES
+        else:
+            if not args.host:
+                raise submit.SubmitError("--host is required for --target kfp (the KFP API address)")
+            client = submit.kfp_client(args.host, args.namespace, args.token)
+            run = submit.submit_kfp(client, options, args.namespace)
+            get_state, final_states = (lambda: submit.kfp_run_state(client, run.run_id)), submit.KFP_FINAL_STATES
+        print(f"run {run.run_id}: {run.url}", flush=True)
+        if not args.wait:
+            return 0
+        state = submit.wait_for_run(get_state, final_states, args.timeout, poll_seconds=args.poll_seconds)
+    except submit.SubmitError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(f"run {run.run_id} finished: {state}")
+    return 0 if final_states[state] else EXIT_PIPELINE_FAILED
+
+
+def add_kubeflow_commands(commands) -> None:
+    """The ``kubeflow`` command group."""
+    kubeflow = commands.add_parser("kubeflow", help="Kubeflow Pipelines 2")
+    kubeflow_commands = kubeflow.add_subparsers(dest="kubeflow_command", required=True)
+    compile_ = kubeflow_commands.add_parser("compile", help="write the KFP-2 pipeline spec (YAML)")
+    compile_.add_argument("--target", choices=("kfp", "vertex"), default="kfp",
+                          help="kfp: open-source KFP 2 (default); vertex: Vertex AI Pipelines")
+    compile_.add_argument("--image", required=True, help="container image built from kubeflow/Dockerfile")
+    compile_.add_argument("--pipeline-root", required=True, help="gs://bucket/path for the run's artifacts")
+    compile_.add_argument("--data", required=True,
+                          help="default of the data_path parameter: gs:// URI or a path on --data-pvc")
+    compile_.add_argument("--serving-dir", required=True,
+                          help="TF Serving base folder: gs:// URI or a path on --serving-pvc")
+    compile_.add_argument("--data-pvc", metavar="NAME[:MOUNT]",
+                          help="kfp: PVC with the data, mounted into ExampleGen (default mount /mnt/data)")
+    compile_.add_argument("--serving-pvc", metavar="NAME[:MOUNT]",
+                          help="kfp: PVC with the serving folder, mounted into the Pusher (default /mnt/models)")
+    compile_.add_argument("--gpu-node-selector", action="append", default=[], metavar="LABEL=VALUE",
+                          help="kfp: node label the Trainer pod must match (repeatable)")
+    compile_.add_argument("--model-name", help="default: the dataset's name")
+    compile_.add_argument("--dataset", default="cifar10", choices=sorted(DATASETS))
+    compile_.add_argument("--profile", default="full")
+    compile_.add_argument("--gpus", type=int, default=1, help="GPUs for the Trainer node (0: CPU only)")
+    compile_.add_argument("--gpu-type", help="accelerator: kfp default nvidia.com/gpu, vertex NVIDIA_TESLA_T4")
+    compile_.add_argument("--output", default="cifar10-resnet-pipeline.yaml")
+    add_training_options(compile_)
+    compile_.set_defaults(func=_cmd_kubeflow_compile)
+
+    submit = kubeflow_commands.add_parser("submit", help="start a run of a compiled spec (and wait for it)")
+    submit.add_argument("spec", help="the YAML written by `kubeflow compile`")
+    submit.add_argument("--target", choices=("kfp", "vertex"), default="kfp")
+    submit.add_argument("--host", help="kfp: KFP API address, e.g. http://localhost:8080")
+    submit.add_argument("--namespace", help="kfp: namespace of a multi-user deployment")
+    submit.add_argument("--token", help="kfp: bearer token for the API server")
+    submit.add_argument("--project", help="vertex: Google Cloud project")
+    submit.add_argument("--region", help="vertex: region, e.g. us-central1")
+    submit.add_argument("--experiment", help="experiment to file the run under")
+    submit.add_argument("--run-name")
+    submit.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                        help="pipeline parameter (repeatable): data_path, epochs, time_budget_minutes, min_accuracy")
+    submit.add_argument("--pipeline-root", help="override the spec's defaultPipelineRoot")
+    submit.add_argument("--no-cache", action="store_true", help="run every task, take nothing from the cache")
+    submit.add_argument("--service-account")
+    submit.add_argument("--wait", action="store_true", help="wait for the run; exit 0 succeeded, 3 failed")
+    submit.add_argument("--timeout", type=float, default=24 * 3600.0, help="seconds to wait (default 24 h)")
+    submit.add_argument("--poll-seconds", type=float, default=15.0, help=argparse.SUPPRESS)
+    submit.set_defaults(func=_cmd_kubeflow_submit)

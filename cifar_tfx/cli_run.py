@@ -1,0 +1,211 @@
+"""``cifar-tfx run`` (the local pipeline) and ``cifar-tfx report`` (its HTML report)."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+import time
+import traceback
+from typing import Optional
+
+from cifar_tfx import console
+from cifar_tfx.cli_common import (EXIT_BAD_INPUT, EXIT_NOT_PUSHED, EXIT_PIPELINE_FAILED, BadArgumentError,
+                                  check_writable_folder, positive_int, use_keras2)
+from cifar_tfx.data.datasets import DATASETS, get_dataset
+from cifar_tfx.data.errors import DataError
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    use_keras2()
+    from cifar_tfx.data.reader import detect_source
+    from cifar_tfx.serving.model_config import check_model_name
+    from cifar_tfx.pipeline.local_runner import LocalRun, PipelineRootBusyError, run_local
+
+    spec = get_dataset(args.dataset)
+    hparams = hparams_from_args(args)
+    try:
+        hparams.check_fits(spec.height, spec.width)
+    except ValueError as err:
+        raise BadArgumentError(str(err)) from err
+    detect_source(args.data, spec)  # a bad --data fails here, before TFX starts
+    check_writable_folder(args.serving_dir, "--serving-dir")
+    check_writable_folder(args.pipeline_root, "--pipeline-root")
+    try:
+        check_model_name(args.model_name or spec.name)
+    except ValueError as err:
+        raise BadArgumentError(str(err)) from err
+    run = LocalRun(pipeline_name=args.pipeline_name or default_pipeline_name(spec.name),
+                   pipeline_root=args.pipeline_root, data_path=args.data, dataset=spec, hparams=hparams,
+                   serving_dir=args.serving_dir, model_name=args.model_name or spec.name,
+                   enable_cache=not args.no_cache, beam_args=tuple(args.beam_arg), workers=args.workers)
+    log_path = None if args.verbose else run_log_path(args.pipeline_root)
+    if log_path:
+        print(f"library output (TensorFlow, Beam, TFX warnings) goes to {log_path}; --verbose shows it",
+              file=sys.stderr)
+    try:
+        with (console.library_output_to(log_path) if log_path else contextlib.nullcontext()):
+            produced = run_local(run)
+    except PipelineRootBusyError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except Exception as err:  # noqa: BLE001 - report which component failed and why, then exit non-zero
+        if args.debug:
+            traceback.print_exc()
+        data_error = data_error_in(err)
+        if data_error is not None:  # bad input found inside a component (Beam wraps it)
+            print(f"error: {data_error}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        print(f"pipeline failed: {root_message(err)}", file=sys.stderr)
+        if not args.debug:
+            print(f"(the traceback: --debug; library output: {log_path or 'above'})", file=sys.stderr)
+        return EXIT_PIPELINE_FAILED
+    from tfx.utils import path_constants
+
+    from cifar_tfx.pipeline.outcome import read_outcome
+
+    for artifact in produced:
+        if artifact.component in ("CifarExampleGen", "ExampleValidator", "Transform", "Trainer", "Evaluator") \
+                and artifact.output in ("examples", "anomalies", "transform_graph", "model", "model_run", "evaluation"):
+            uri = artifact.uri
+            if (artifact.component, artifact.output) == ("Trainer", "model"):
+                uri = os.path.join(uri, path_constants.SERVING_MODEL_DIR) + "  (SavedModel)"
+            print(f"{artifact.component:>18} {artifact.output:<16} {uri}")
+    print(f"pipeline {run.pipeline_name} finished; ML Metadata: {run.metadata_path}")
+    with (console.library_output_to(log_path) if log_path else contextlib.nullcontext()):
+        outcome = read_outcome(produced)  # TFMA's loaders warn too
+        report = _write_run_report(args.pipeline_root)
+    if outcome.trained:
+        print(outcome.trained)
+    print(report)
+    print(outcome.line(run.model_name))
+    return 0 if outcome.pushed else EXIT_NOT_PUSHED
+
+
+def _write_run_report(pipeline_root: str) -> str:
+    """``report: PATH`` for the run just finished, or why there is none (the run's outcome stands)."""
+    from cifar_tfx.pipeline.run_report import write_report
+
+    try:
+        return f"report: {write_report(pipeline_root)}"
+    except Exception as err:  # noqa: BLE001 - a report that cannot be drawn must not turn a pushed run into a failure
+        return f"report not written ({type(err).__name__}: {err}); try `cifar-tfx report {pipeline_root}`"
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    use_keras2()
+    from cifar_tfx.pipeline.run_record import RunNotFoundError
+    from cifar_tfx.pipeline.run_report import write_report
+
+    log_path = None if args.verbose else os.path.join(os.path.abspath(args.pipeline_root), "logs",
+                                                      time.strftime("report-%Y%m%d-%H%M%S.log"))
+    try:
+        with (console.library_output_to(log_path) if log_path else contextlib.nullcontext()):
+            path = write_report(args.pipeline_root, args.run, args.out)
+    except RunNotFoundError as err:
+        raise BadArgumentError(str(err)) from err
+    print(path)
+    return 0
+
+
+def default_pipeline_name(dataset: str) -> str:
+    """``<dataset>-resnet`` with characters KFP refuses in names replaced (``fashion-mnist-resnet``)."""
+    return dataset.replace("_", "-") + "-resnet"
+
+
+def hparams_from_args(args: argparse.Namespace):
+    """The ``--profile`` hyperparameters with every given override applied."""
+    from cifar_tfx.trainer.hparams import get_profile, with_overrides
+
+    profile = args.profile or ("budget" if args.time_budget_minutes is not None else "demo")
+    flip = {"on": True, "off": False}.get(args.test_time_flip or "")
+    try:
+        return with_overrides(
+            get_profile(profile), lr_schedule=args.lr_schedule, label_smoothing=args.label_smoothing,
+            test_time_flip=flip, depth=args.depth, epochs=args.epochs, train_steps=args.train_steps,
+            time_budget_minutes=args.time_budget_minutes, batch_size=args.batch_size,
+            learning_rate=args.learning_rate, cutout_size=args.cutout_size, precision=args.precision,
+            xla=args.xla, distribute=args.distribute, min_accuracy=args.min_accuracy,
+            max_regression=args.max_regression)
+    except ValueError as err:
+        raise BadArgumentError(str(err)) from err
+
+
+def data_error_in(err: BaseException) -> Optional[DataError]:
+    """The outermost :class:`DataError` in ``err``'s chain of causes, if any."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        if isinstance(err, DataError):
+            return err
+        err = err.__cause__ or err.__context__  # type: ignore[assignment]
+    return None
+
+
+def run_log_path(pipeline_root: str) -> str:
+    """``<pipeline_root>/logs/run-YYYYmmdd-HHMMSS.log``: where a quiet run's library output goes."""
+    return os.path.join(os.path.abspath(pipeline_root), "logs", time.strftime("run-%Y%m%d-%H%M%S.log"))
+
+
+def root_message(err: BaseException) -> str:
+    """The innermost exception's message (Beam wraps component errors)."""
+    while err.__cause__ is not None or err.__context__ is not None:
+        err = err.__cause__ or err.__context__  # type: ignore[assignment]
+    return f"{type(err).__name__}: {err}"
+
+
+def add_training_options(run: argparse.ArgumentParser) -> None:
+    training = run.add_argument_group("training overrides (default: the profile's value)")
+    training.add_argument("--depth", type=int, help="ResNet depth 6n+2 (20, 32, 44, 56, 110); "
+                          "the budget profile picks one from measured throughput unless given")
+    training.add_argument("--epochs", type=float, help="training epochs instead of the profile's length")
+    training.add_argument("--train-steps", type=int, help="training steps instead of epochs")
+    training.add_argument("--time-budget-minutes", type=float,
+                          help="train for this wall-clock time instead (the schedule counts in time)")
+    training.add_argument("--lr-schedule", choices=("step", "linear"),
+                          help="step: drops at 1/2 and 3/4 (the paper's); linear: decay to 0 at the end")
+    training.add_argument("--label-smoothing", type=float, help="0 for plain cross-entropy")
+    training.add_argument("--test-time-flip", choices=("on", "off"),
+                          help="serve (and gate) the mean prediction of the image and its mirror")
+    training.add_argument("--batch-size", type=int)
+    training.add_argument("--learning-rate", type=float, help="initial SGD learning rate")
+    training.add_argument("--cutout-size", type=int, help="cutout square side in pixels; 0 disables")
+    training.add_argument("--precision", choices=("auto", "float32", "mixed_float16", "mixed_bfloat16"))
+    training.add_argument("--xla", choices=("auto", "on", "off"))
+    training.add_argument("--distribute", choices=("auto", "on", "off"), help="MirroredStrategy")
+    gate = run.add_argument_group("evaluator gate (default: the profile's value)")
+    gate.add_argument("--min-accuracy", type=float, help="bless only at or above this test accuracy")
+    gate.add_argument("--max-regression", type=float,
+                      help="bless only if accuracy is at most this much below the last blessed model's")
+
+
+def add_run_commands(commands) -> None:
+    """The ``run`` and ``report`` commands."""
+    run = commands.add_parser("run", help="run the TFX pipeline locally (Beam DAG runner)")
+    run.add_argument("--data", required=True, help="archive, extracted folder or `data synth` output")
+    run.add_argument("--dataset", default="cifar10", choices=sorted(DATASETS))
+    run.add_argument("--profile", help="hyperparameter profile: demo, full (the paper's run), budget "
+                     "(default: budget with --time-budget-minutes, else demo)")
+    run.add_argument("--pipeline-root", default="runs/pipeline", help="artifacts and ML Metadata")
+    run.add_argument("--pipeline-name", help="default: <dataset>-resnet")
+    run.add_argument("--serving-dir", default="runs/serving", help="TF Serving model base folder")
+    run.add_argument("--model-name", help="model name under --serving-dir (default: the dataset's name)")
+    run.add_argument("--no-cache", action="store_true", help="re-run every component even if unchanged")
+    run.add_argument("--beam-arg", action="append", default=[], metavar="ARG",
+                     help="a Beam option for ExampleGen, StatisticsGen, Transform and Evaluator (repeatable), "
+                          "e.g. --beam-arg=--runner=DataflowRunner")
+    run.add_argument("--workers", type=positive_int, default=1,
+                     help="DirectRunner workers: 1 runs in this process (default), more in multi-processing mode")
+    run.add_argument("--verbose", action="store_true",
+                     help="show library output (TensorFlow, Beam, TFX) instead of writing it to the run log")
+    run.add_argument("--debug", action="store_true", help="print the traceback when a component fails")
+    add_training_options(run)
+    run.set_defaults(func=_cmd_run)
+
+    report = commands.add_parser("report", help="write one self-contained HTML page about a pipeline run")
+    report.add_argument("pipeline_root", help="the --pipeline-root of the run")
+    report.add_argument("--run", default="latest", help="run id (ML Metadata pipeline_run) or latest (default)")
+    report.add_argument("--out", help="HTML file to write (default: PIPELINE_ROOT/reports/<run id>.html)")
+    report.add_argument("--verbose", action="store_true", help="show library output instead of logging it")
+    report.set_defaults(func=_cmd_report)

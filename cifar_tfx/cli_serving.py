@@ -1,0 +1,122 @@
+"""``cifar-tfx predict`` (query TF Serving or a SavedModel) and ``cifar-tfx serving`` (edit models.config)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from cifar_tfx.cli_common import EXIT_BAD_INPUT, BadArgumentError, use_keras2
+from cifar_tfx.data.datasets import DATASETS, get_dataset
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from cifar_tfx.serving import client
+    from cifar_tfx.serving.images import load_images
+
+    spec = get_dataset(args.dataset)
+    if args.batch_size < 1 or args.top_k < 1 or not args.timeout > 0:
+        raise BadArgumentError("--batch-size and --top-k must be >= 1 and --timeout > 0")
+    images = load_images(args.images, (spec.width, spec.height), resize=args.resize)
+    if args.print_request:
+        print(json.dumps(client.rest_request_body(images)))
+        return 0
+    if args.saved_model:
+        use_keras2()
+        send = lambda batch: client.predict_saved_model(args.saved_model, batch, spec.class_names)  # noqa: E731
+    elif args.grpc:
+        use_keras2()
+        send = lambda batch: client.predict_grpc(args.grpc, args.model_name or spec.name, batch, spec.class_names,  # noqa: E731
+                                                 args.version, args.timeout)
+    else:
+        send = lambda batch: client.predict_rest(args.server, args.model_name or spec.name, batch, spec.class_names,  # noqa: E731
+                                                 args.version, args.timeout)
+    try:
+        predictions = []
+        for start in range(0, len(images), args.batch_size):
+            predictions += send(images[start:start + args.batch_size])
+    except client.PredictError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    rows = [{"file": path, "top": [{"class": name, "probability": round(p, 6)} for name, p in pred.top(args.top_k)]}
+            for path, pred in zip(args.images, predictions)]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        for row in rows:
+            ranked = "  ".join(f"{t['class']} {t['probability']:.3f}" for t in row["top"])
+            print(f"{row['file']}: {ranked}")
+    return 0
+
+
+def _cmd_serving(args: argparse.Namespace) -> int:
+    """``serving config|label|rollback``: edit or rebase ``models.config`` through TF Serving's proto."""
+    from google.protobuf import text_format
+
+    from cifar_tfx import storage
+    from cifar_tfx.serving import model_config
+
+    path = storage.join(args.serving_dir, model_config.MODELS_CONFIG)
+    try:
+        config = model_config.read_models_config(path)
+        if not config.model_config_list.config:
+            raise ValueError(f"{path} lists no model (push one first)")
+        if args.serving_command == "config":
+            text = text_format.MessageToString(model_config.rebased(config, args.base_path))
+            if args.out:
+                storage.write_text_atomically(args.out, text)
+                print(args.out)
+            else:
+                print(text, end="")
+            return 0
+        versions = model_config.existing_versions(storage.join(args.serving_dir, args.model))
+        if args.serving_command == "label":
+            updated = model_config.with_labels(config, args.model, model_config.parse_labels(args.labels), versions)
+            message = f"{args.model}: labels " + ", ".join(f"{k}={v}" for k, v in sorted(
+                model_config.entry_of(updated, args.model).version_labels.items()))
+        else:
+            updated, version, removed = model_config.rolled_back(config, args.model, versions, args.to)
+            message = f"{args.model}: serving version {version} only" + (
+                f"; removed labels on other versions: {', '.join(removed)}" if removed else "")
+    except ValueError as err:
+        raise BadArgumentError(str(err)) from err
+    model_config.write_models_config(path, updated)
+    print(message)
+    return 0
+
+
+def add_serving_commands(commands) -> None:
+    """The ``predict`` and ``serving`` commands."""
+    predict = commands.add_parser("predict", help="classify image files with the served model")
+    predict.add_argument("images", nargs="+", help="PNG or JPEG files")
+    where = predict.add_mutually_exclusive_group()
+    where.add_argument("--server", default="http://localhost:8501", help="TF Serving REST address (default)")
+    where.add_argument("--grpc", metavar="HOST:PORT", help="TF Serving gRPC address instead of REST")
+    where.add_argument("--saved-model", metavar="DIR", help="run a SavedModel in this process instead")
+    predict.add_argument("--model-name", help="default: the dataset's name")
+    predict.add_argument("--version", type=int, help="model version (default: the server's latest)")
+    predict.add_argument("--dataset", default="cifar10", choices=sorted(DATASETS))
+    predict.add_argument("--top-k", type=int, default=3)
+    predict.add_argument("--batch-size", type=int, default=64, help="images per request")
+    predict.add_argument("--timeout", type=float, default=30.0, help="seconds per request")
+    predict.add_argument("--resize", action="store_true", help="resize other sizes/formats to the model's")
+    predict.add_argument("--json", action="store_true", help="JSON output")
+    predict.add_argument("--print-request", action="store_true", help="print the REST body, send nothing")
+    predict.set_defaults(func=_cmd_predict)
+
+    serving = commands.add_parser("serving", help="edit the serving folder's models.config (TF Serving's proto)")
+    serving_commands = serving.add_subparsers(dest="serving_command", required=True)
+    config = serving_commands.add_parser("config", help="print models.config with base paths for a container")
+    config.add_argument("serving_dir")
+    config.add_argument("--base-path", required=True, help="where the container mounts SERVING_DIR, e.g. /models")
+    config.add_argument("--out", help="write here instead of printing")
+    label = serving_commands.add_parser("label", help="set version labels, e.g. stable=3 canary=4")
+    label.add_argument("serving_dir")
+    label.add_argument("--model", default="cifar10")
+    label.add_argument("labels", nargs="+", metavar="NAME=VERSION")
+    rollback = serving_commands.add_parser("rollback", help="serve an older version only (default: the previous)")
+    rollback.add_argument("serving_dir")
+    rollback.add_argument("--model", default="cifar10")
+    rollback.add_argument("--to", type=int, help="version to serve")
+    for sub in (config, label, rollback):
+        sub.set_defaults(func=_cmd_serving)
