@@ -95,13 +95,14 @@ def _write_run_report(pipeline_root: str) -> str:
 
 def _cmd_report(args: argparse.Namespace) -> int:
     use_keras2()
-    from cifar_tfx.pipeline.run_record import RunNotFoundError
-    from cifar_tfx.pipeline.run_report import write_report
+    from cifar_tfx.pipeline.run_record import RunNotFoundError  # ML Metadata only: quiet
 
     log_path = None if args.verbose else os.path.join(os.path.abspath(args.pipeline_root), "logs",
                                                       time.strftime("report-%Y%m%d-%H%M%S.log"))
     try:
         with (console.library_output_to(log_path) if log_path else contextlib.nullcontext()):
+            from cifar_tfx.pipeline.run_report import write_report  # imports TFMA and TensorFlow: noisy
+
             path = write_report(args.pipeline_root, args.run, args.out)
     except RunNotFoundError as err:
         raise BadArgumentError(str(err)) from err

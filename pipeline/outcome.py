@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from typing import List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 from cifar_tfx import storage
 
@@ -28,12 +28,17 @@ class Outcome:
         return f"not pushed: {reasons} (test accuracy {accuracy}); the serving directory is unchanged"
 
 
+def training_report(model_run_uri: str) -> Dict[str, object]:
+    """The Trainer's ``report/training.json`` under ``model_run_uri`` (empty if there is none)."""
+    path = storage.join(model_run_uri, "report", "training.json")
+    return json.loads(storage.read_bytes(path)) if storage.exists(path) else {}
+
+
 def training_summary(model_run_uri: str) -> Optional[str]:
     """``trained ResNet-20: 9,100 steps in 9.5 min (...)`` from the Trainer's ``report/training.json``."""
-    path = storage.join(model_run_uri, "report", "training.json")
-    if not storage.exists(path):
+    report = training_report(model_run_uri)
+    if not report:
         return None
-    report = json.loads(storage.read_bytes(path))
     depth = report.get("hparams", {}).get("depth")
     line = (f"trained ResNet-{depth}: {report.get('steps', 0):,} steps in "
             f"{report.get('elapsed_seconds', 0) / 60:.1f} min, {report.get('images_per_second', 0):,.0f} img/s")

@@ -7,14 +7,7 @@ from typing import Dict, List, Mapping, Sequence, Tuple
 
 import numpy as np
 
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+from cifar_tfx.trainer.report import pyplot
 
 
 def _png(plt, fig) -> bytes:
@@ -31,7 +24,7 @@ def training_curves(scalars: Mapping[str, Sequence[Tuple[int, float, float]]]) -
     ``scalars`` maps a tag (``loss``, ``accuracy``, ``learning_rate``) to ``(step, wall time, value)``
     rows, as the Trainer's TensorBoard events hold them.
     """
-    plt = _pyplot()
+    plt = pyplot()
     fig, (by_step, by_time) = plt.subplots(1, 2, figsize=(13, 4))
     start = min((row[1] for rows in scalars.values() for row in rows), default=0.0)
     for tag, color in (("loss", "tab:blue"), ("accuracy", "tab:green")):
@@ -66,7 +59,7 @@ def _smooth(values: Sequence[float], window: int = 25) -> np.ndarray:
 
 def per_class_accuracy(accuracy: Mapping[str, float]) -> bytes:
     """A bar per class, labelled with its accuracy."""
-    plt = _pyplot()
+    plt = pyplot()
     names = list(accuracy)
     fig, axis = plt.subplots(figsize=(7, 0.35 * len(names) + 1))
     axis.barh(range(len(names)), [accuracy[n] for n in names], color="tab:blue")
@@ -80,7 +73,7 @@ def per_class_accuracy(accuracy: Mapping[str, float]) -> bytes:
 
 def class_counts(counts: Mapping[str, Mapping[str, int]], class_names: Sequence[str]) -> bytes:
     """Grouped bars: images per class in each split."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, axis = plt.subplots(figsize=(9, 3.5))
     width = 0.8 / max(1, len(counts))
     for offset, (split, per_class) in enumerate(counts.items()):
@@ -95,7 +88,7 @@ def class_counts(counts: Mapping[str, Mapping[str, int]], class_names: Sequence[
 
 def misclassified_grid(images: Sequence[np.ndarray], captions: Sequence[str], columns: int = 8) -> bytes:
     """Test images the model got wrong, each captioned ``true -> predicted``."""
-    plt = _pyplot()
+    plt = pyplot()
     rows = max(1, -(-len(images) // columns))
     fig, axes = plt.subplots(rows, columns, figsize=(columns * 1.6, rows * 1.9), squeeze=False)
     for axis in axes.flat:

@@ -11,14 +11,13 @@ from __future__ import annotations
 import base64
 import glob
 import html
-import json
 import os
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from cifar_tfx import storage
 from cifar_tfx.data.datasets import DATASETS, DatasetSpec
 from cifar_tfx.pipeline import report_figures
-from cifar_tfx.pipeline.outcome import failed_bounds, overall_accuracy, training_summary
+from cifar_tfx.pipeline.outcome import failed_bounds, overall_accuracy, training_report, training_summary
 from cifar_tfx.pipeline.run_record import RunRecord, load_run
 
 MISCLASSIFIED_SHOWN = 32
@@ -44,12 +43,6 @@ def _table(rows: Sequence[Tuple[object, ...]], header: Sequence[str] = ()) -> st
     head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row) + "</tr>" for row in rows)
     return f"<table>{'<tr>' + head + '</tr>' if head else ''}{body}</table>"
-
-
-def _training_json(record: RunRecord) -> Dict[str, object]:
-    model_run = record.artifact("Trainer", "model_run")
-    path = storage.join(model_run.uri, "report", "training.json") if model_run else None
-    return json.loads(storage.read_bytes(path)) if path and storage.exists(path) else {}
 
 
 def _scalars(model_run_uri: str) -> Dict[str, List[Tuple[int, float, float]]]:
@@ -104,20 +97,19 @@ def _gate(evaluation_uri: str) -> List[Tuple[str, str]]:
     return rows
 
 
-def _read_examples(examples_uri: str, split: str, limit: Optional[int]):
-    """``(serialized records, labels)`` of one ExampleGen split (the first ``limit``)."""
+def _read_examples(examples_uri: str, split: str, keep_records: int = 0):
+    """``(the first keep_records serialized records, every label)`` of one ExampleGen split, in one pass."""
     import tensorflow as tf
 
     from cifar_tfx.example_format import LABEL_KEY
 
     files = sorted(tf.io.gfile.glob(storage.join(examples_uri, f"Split-{split}", "*")))
     dataset = tf.data.TFRecordDataset(files, compression_type="GZIP")
-    if limit is not None:
-        dataset = dataset.take(limit)
     records, labels = [], []
     for batch in dataset.batch(1024):
         parsed = tf.io.parse_example(batch, {LABEL_KEY: tf.io.FixedLenFeature([1], tf.int64)})
-        records.extend(batch.numpy().tolist())
+        if len(records) < keep_records:
+            records.extend(batch.numpy().tolist()[:keep_records - len(records)])
         labels.extend(parsed[LABEL_KEY].numpy().reshape(-1).tolist())
     return records, labels
 
@@ -156,7 +148,8 @@ def _dataset_of(record: RunRecord, training: Dict[str, object]) -> DatasetSpec:
 def build_report(pipeline_root: str, run: str = "latest", max_examples: int = 2000) -> Tuple[str, RunRecord]:
     """``(HTML page, run record)`` for ``run`` of the pipeline at ``pipeline_root``."""
     record = load_run(pipeline_root, run)
-    training = _training_json(record)
+    model_run = record.artifact("Trainer", "model_run")
+    training = training_report(model_run.uri) if model_run else {}
     spec = _dataset_of(record, training)
     names = list(spec.class_names)
     parts = [f"<h1>{html.escape(record.pipeline_name)}: run {html.escape(record.run_id)}</h1>"]
@@ -183,7 +176,6 @@ def build_report(pipeline_root: str, run: str = "latest", max_examples: int = 20
             parts.append("<p>Not pushed" + (f" (serving check: {html.escape(str(check))})"
                                              if check and check != "passed" else "") + ".</p>")
 
-    model_run = record.artifact("Trainer", "model_run")
     if model_run is not None:
         parts.append("<h2>Training</h2>")
         summary = training_summary(model_run.uri)
@@ -204,14 +196,16 @@ def build_report(pipeline_root: str, run: str = "latest", max_examples: int = 20
 
     examples = record.artifact("CifarExampleGen", "examples")
     model = record.artifact("Trainer", "model")
+    labels_by_split: Dict[str, List[int]] = {}
+    if examples is not None:
+        records, labels_by_split["test"] = _read_examples(examples.uri, "test", max_examples)
+        labels_by_split["train"] = _read_examples(examples.uri, "train")[1]
     if examples is not None and model is not None:
-        records, labels = _read_examples(examples.uri, "test", max_examples)
-        images, captions = _misclassified(model.uri, records, labels, names)
+        images, captions = _misclassified(model.uri, records, labels_by_split["test"], names)
         parts.append(f"<h2>Misclassified test images (first {len(images)} in the first {len(records):,})</h2>")
         parts.append(_img(report_figures.misclassified_grid(images, captions), "misclassified images")
                      if images else "<p>None.</p>")
     if examples is not None:
-        labels_by_split = {split: _read_examples(examples.uri, split, None)[1] for split in ("train", "test")}
         parts.append("<h2>Data</h2>")
         parts.append(_img(report_figures.class_counts(report_figures.per_split_counts(labels_by_split, names),
                                                       names), "images per class"))

@@ -47,6 +47,12 @@ def test_default_console_is_our_lines_only_and_the_noise_is_kept_in_the_run_log(
     assert len(logs) == 1 and f"goes to {logs[0]}" in done.stderr
     kept = open(logs[0]).read()
     assert "WARNING" in kept and "tensorflow" in kept  # nothing was thrown away
+    # `report` is as quiet: the page's path on stdout, nothing on stderr
+    report = subprocess.run([sys.executable, "-m", "cifar_tfx.cli", "report", str(tmp_path / "pipeline"),
+                             "--out", str(tmp_path / "r.html")], capture_output=True, text=True, timeout=600,
+                            env=dict(os.environ, TF_USE_LEGACY_KERAS="1"))
+    assert report.returncode == 0 and report.stdout.strip() == str(tmp_path / "r.html")
+    assert report.stderr == ""
 
 
 @pytest.mark.slow

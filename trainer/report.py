@@ -8,7 +8,8 @@ from typing import Dict, List, Sequence
 import numpy as np
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib's pyplot on the non-interactive Agg backend (no display needed)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -30,7 +31,7 @@ def _save(plt, fig, path: str, title: str) -> str:
 def plot_training(history: Dict[str, List[float]], learning_rates: Sequence[float], path: str,
                   title: str = "") -> str:
     """Loss and accuracy per epoch, learning rate per step; written as a PNG to ``path``."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(14, 4))
     epochs = np.arange(1, len(history.get("loss", [])) + 1)
     axes[0].plot(epochs, history.get("loss", []), marker="o")
@@ -46,7 +47,7 @@ def plot_training(history: Dict[str, List[float]], learning_rates: Sequence[floa
 
 def plot_confusion(matrix: np.ndarray, class_names: Sequence[str], path: str, title: str = "") -> str:
     """Confusion matrix (rows: true class) and per-class accuracy; written as a PNG."""
-    plt = _pyplot()
+    plt = pyplot()
     matrix = np.asarray(matrix, dtype=np.float64)
     per_class = np.divide(np.diag(matrix), matrix.sum(axis=1), out=np.zeros(len(matrix)), where=matrix.sum(axis=1) > 0)
     fig, axes = plt.subplots(1, 2, figsize=(14, 6), gridspec_kw={"width_ratios": [3, 2]})
