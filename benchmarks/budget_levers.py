@@ -1,7 +1,7 @@
 """What each budget lever buys: train the same data for the same wall-clock budget, one lever at a time.
 
     .venv/bin/python -m benchmarks.budget_levers --pipeline-root runs/pipeline --dataset fashion_mnist \
-        --minutes 3 [--variants seed step-d14 linear-d14 linear-ls-d14 budget]
+        --minutes 3 [--variants seed step-d14 linear-d14 linear-ls-d14 linear-cut8-d14 budget]
 
 Reads the newest ExampleGen examples and Transform graph of a pipeline root that
 has run once (``cifar-tfx run --data ... --pipeline-root ...``), then trains each
@@ -23,8 +23,9 @@ import tempfile
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 
-def variants(minutes: float):
-    """name -> HParams: the seed's rule, then one lever added at a time, then the budget profile."""
+def variants(minutes: float, cutout_size: int):
+    """name -> HParams: the seed's rule, then one lever added at a time, then the budget profile
+    (with ``cutout_size``, the dataset's budget cutout, as the command line would give it)."""
     from cifar_tfx.trainer.hparams import BUDGET, FULL, with_overrides
 
     seed = with_overrides(FULL, time_budget_minutes=minutes)   # ResNet-56, drops at 1/2 and 3/4
@@ -37,7 +38,9 @@ def variants(minutes: float):
         result[f"linear-ls-d{depth}"] = dataclasses.replace(linear, label_smoothing=0.1)
         result[f"linear-ls-nocutout-d{depth}"] = dataclasses.replace(
             linear, label_smoothing=0.1, cutout_size=0)
-    result["budget"] = with_overrides(BUDGET, time_budget_minutes=minutes)
+        for cutout in (0, 4, 8, 12):
+            result[f"linear-cut{cutout}-d{depth}"] = dataclasses.replace(linear, cutout_size=cutout)
+    result["budget"] = with_overrides(BUDGET, time_budget_minutes=minutes, cutout_size=cutout_size)
     return result
 
 
@@ -68,7 +71,7 @@ def main() -> None:
     tft_output = tft.TFTransformOutput(newest(os.path.join(args.pipeline_root, "Transform", "transform_graph", "*")))
     train_files = [os.path.join(examples, "Split-train", "*")]
     eval_files = [os.path.join(examples, "Split-test", "*")]
-    table = variants(args.minutes)
+    table = variants(args.minutes, dataset.budget_cutout_size)
     unknown = [name for name in args.variants if name not in table]
     if unknown:
         raise SystemExit(f"unknown variants {unknown}; known: {', '.join(table)}")

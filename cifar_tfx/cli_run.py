@@ -121,12 +121,15 @@ def hparams_from_args(args: argparse.Namespace):
 
     profile = args.profile or ("budget" if args.time_budget_minutes is not None else "demo")
     flip = {"on": True, "off": False}.get(args.test_time_flip or "")
+    cutout_size = args.cutout_size
+    if cutout_size is None and profile == "budget":
+        cutout_size = get_dataset(args.dataset).budget_cutout_size
     try:
         return with_overrides(
             get_profile(profile), lr_schedule=args.lr_schedule, label_smoothing=args.label_smoothing,
             test_time_flip=flip, depth=args.depth, epochs=args.epochs, train_steps=args.train_steps,
             time_budget_minutes=args.time_budget_minutes, batch_size=args.batch_size,
-            learning_rate=args.learning_rate, cutout_size=args.cutout_size, precision=args.precision,
+            learning_rate=args.learning_rate, cutout_size=cutout_size, precision=args.precision,
             xla=args.xla, distribute=args.distribute, min_accuracy=args.min_accuracy,
             max_regression=args.max_regression)
     except ValueError as err:

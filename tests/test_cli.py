@@ -89,6 +89,18 @@ def test_a_budget_without_a_profile_runs_the_budget_profile_and_depth_wins():
     assert (levers.lr_schedule, levers.label_smoothing, levers.test_time_flip) == ("step", 0.0, False)
 
 
+def test_a_budget_takes_the_datasets_cutout_unless_one_is_given():
+    from cifar_tfx.data.datasets import CIFAR10, FASHION_MNIST
+    from cifar_tfx.trainer.hparams import FULL
+
+    fashion = ("--time-budget-minutes", "10", "--dataset", "fashion_mnist")
+    assert _hparams_for(*fashion).cutout_size == FASHION_MNIST.budget_cutout_size != CIFAR10.budget_cutout_size
+    assert _hparams_for("--time-budget-minutes", "10").cutout_size == CIFAR10.budget_cutout_size
+    assert _hparams_for(*fashion, "--cutout-size", "0").cutout_size == 0
+    # the seed's rule is the recipe's cutout whatever the dataset
+    assert _hparams_for(*fashion, "--profile", "full").cutout_size == FULL.cutout_size
+
+
 def test_a_budget_profile_counted_in_epochs_is_refused_with_the_reason(capsys):
     assert main(["run", "--data", "d", "--profile", "budget", "--epochs", "3"]) == 2
     assert "depth can be left to the trainer only in a time-budgeted run" in capsys.readouterr().err

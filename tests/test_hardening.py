@@ -76,6 +76,17 @@ def test_corrupt_middle_is_reported_as_corruption_not_missing_members(tmp_path):
     assert "lacks expected" not in str(info.value) and "corrupt" in str(info.value)
 
 
+def test_damaged_pickle_is_reported_as_corruption_not_as_a_bad_batch(tmp_path):
+    # Batches are parsed while the archive still inflates: a flipped pickle opcode must not
+    # hide the checksum failure behind a pickle or record error.
+    def damage(data, at):
+        where = at(b"cifar-10-batches-py/data_batch_2", 512 + 2)  # the first opcodes after PROTO
+        _flip(data, where, where + 1)
+
+    with pytest.raises(CorruptArchiveError, match="gzip checksum does not match"):
+        verify(_damaged_stored_archive(tmp_path, damage))
+
+
 # --- 4. memory ---------------------------------------------------------------------------
 
 

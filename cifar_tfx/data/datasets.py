@@ -33,10 +33,15 @@ class DatasetSpec:
     binary_train_members: Tuple[str, ...] = ()
     binary_test_members: Tuple[str, ...] = ()
     max_batch_examples: int = 50_000  # a whole training split: larger batch files are refused unread
-    # A time-budgeted run trains the deepest ResNet that still sees this many training images
-    # (trainer/budget.py). CIFAR-10 on 2 CPU cores, 30 min: ResNet-20 seeing 2.2M images reached
-    # 87 %, ResNet-56 seeing 0.55M 70 % (issue 8); harder data wants more passes than Fashion-MNIST.
+    # A time-budgeted run trains the deepest ResNet that still sees the training images it needs:
+    # this many for ResNet-20, depth/20 times as many for other depths (trainer/budget.py). CIFAR-10
+    # on 2 CPU cores, 30 min: ResNet-20 seeing 2.2M images reached 87 %, ResNet-56 seeing 0.55M 70 %
+    # (issue 8); harder data wants more passes than Fashion-MNIST.
     budget_min_images: int = 1_200_000
+    # Side of the cutout square in a time-budgeted run unless --cutout-size is given. CIFAR-10 keeps
+    # the recipe's 16 (its 30-minute run reached 85.6 % with it); a 3-minute Fashion-MNIST run scored
+    # 90.2 % with 16, 91.5 % with 8 and 91.7 % with none (BENCHMARKS.md, "Budget levers").
+    budget_cutout_size: int = 16
     # IDX files (the MNIST family's layout), per split: (images file, labels file); each may be gzipped.
     idx_files: Dict[str, Tuple[str, str]] = dataclasses.field(default_factory=dict)
     # Official download locations and md5 checksums published by the dataset authors, keyed by
@@ -137,6 +142,7 @@ FASHION_MNIST = DatasetSpec(
     # 10 min on 2 CPU cores, the seed's step rule: ResNet-14 seeing 0.93M images beat ResNet-20 seeing
     # 0.67M (92.4 vs 92.1 %); BENCHMARKS.md has the budget runs on both sides of this value.
     budget_min_images=700_000,
+    budget_cutout_size=8,
     idx_files={
         "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
         "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),

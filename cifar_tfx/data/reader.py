@@ -22,7 +22,7 @@ import gzip
 import posixpath
 import tarfile
 import zlib
-from typing import Dict, Iterable, Iterator, List, Sequence, Tuple
+from typing import Callable, Dict, Iterable, Iterator, List, Sequence, Tuple, TypeVar
 
 import numpy as np
 
@@ -30,13 +30,17 @@ from cifar_tfx import storage
 from cifar_tfx.data.datasets import CIFAR10, SPLITS, DatasetSpec
 from cifar_tfx.data.errors import (
     CorruptArchiveError,
+    DataError,
     MissingDataError,
     RecordError,
     UnsafeArchiveError,
     UnsafePickleError,
 )
 from cifar_tfx.data import idx
+from cifar_tfx.data.read_ahead import ReadAhead
 from cifar_tfx.data.safe_pickle import safe_loads
+
+Parsed = TypeVar("Parsed")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,19 +126,30 @@ def _detect_archive_format(path: str, spec: DatasetSpec) -> str:
 _STREAM_ERRORS = (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile, OSError)
 
 
+def _archive_error(path: str, err: BaseException, otherwise: str) -> CorruptArchiveError:
+    """The error for a failed read: a gzip checksum or length mismatch says so wherever it surfaced."""
+    if isinstance(err, gzip.BadGzipFile) and ("CRC check failed" in str(err) or "Incorrect length" in str(err)):
+        return CorruptArchiveError(f"{path} is corrupt: {err} (the gzip checksum does not match its content; "
+                                   "download the archive again)")
+    return CorruptArchiveError(f"{path} {otherwise}: {err}")
+
+
 class _open_tar_stream:
     """Context manager: a streaming tar reader with readable errors and gzip integrity checks.
 
     A gzipped archive is decompressed by :class:`gzip.GzipFile`, which checks the CRC-32
     and length in the gzip trailer when it reaches the end of the stream; tarfile's own
     stream mode never looks at them, so flipped bytes would pass. :meth:`verify_to_end`
-    reads whatever tarfile left unread so that the trailer is always checked.
+    reads whatever tarfile left unread so that the trailer is always checked. Inflating
+    runs in a :class:`ReadAhead` thread, so it overlaps whatever the caller does with the
+    members already read.
     """
 
     def __init__(self, path: str) -> None:
         self._path = path
         self._file = None
         self._gzip = None
+        self._inflated = None
         self._tar = None
 
     def __enter__(self) -> "_open_tar_stream":
@@ -148,10 +163,11 @@ class _open_tar_stream:
             self._file = storage.open_binary(self._path)
             if magic == b"\x1f\x8b":
                 self._gzip = gzip.GzipFile(fileobj=self._file, mode="rb")
-            self._tar = tarfile.open(fileobj=self._gzip or self._file, mode="r|")
+                self._inflated = ReadAhead(self._gzip)
+            self._tar = tarfile.open(fileobj=self._inflated or self._file, mode="r|")
         except _STREAM_ERRORS as err:
             self.__exit__()
-            raise CorruptArchiveError(f"{self._path} is not a readable tar archive: {err}") from err
+            raise _archive_error(self._path, err, "is not a readable tar archive") from err
         return self
 
     @property
@@ -160,17 +176,16 @@ class _open_tar_stream:
 
     def verify_to_end(self) -> None:
         """Read the rest of the compressed stream: a wrong CRC or length raises ``CorruptArchiveError``."""
-        if self._gzip is None:
+        if self._inflated is None:
             return
         try:
-            while self._gzip.read(1 << 20):
+            while self._inflated.read(1 << 20):
                 pass
         except _STREAM_ERRORS as err:
-            raise CorruptArchiveError(f"{self._path} is corrupt: {err} (the gzip checksum does not match "
-                                      "its content; download the archive again)") from err
+            raise _archive_error(self._path, err, "is truncated or corrupt") from err
 
     def __exit__(self, *exc: object) -> None:
-        for closing in (self._tar, self._gzip, self._file):
+        for closing in (self._tar, self._inflated, self._gzip, self._file):
             if closing is not None:
                 try:
                     closing.close()
@@ -188,7 +203,7 @@ def _guarded_members(tar: tarfile.TarFile, path: str) -> Iterator[tarfile.TarInf
         except StopIteration:
             return
         except _STREAM_ERRORS as err:
-            raise CorruptArchiveError(f"{path} is truncated or corrupt: {err}") from err
+            raise _archive_error(path, err, "is truncated or corrupt") from err
         name = member.name
         norm = posixpath.normpath(name)
         if name.startswith("/") or norm == ".." or norm.startswith("../") or "/../" in f"/{name}/":
@@ -206,12 +221,15 @@ def _guarded_members(tar: tarfile.TarFile, path: str) -> Iterator[tarfile.TarInf
         yield member
 
 
-def _read_archive_members(path: str, wanted: Sequence[str], max_member_bytes: int) -> Dict[str, bytes]:
-    """Stream the archive once and return the bytes of each ``wanted`` member path.
+def _read_archive_members(path: str, wanted: Sequence[str], max_member_bytes: int,
+                          parse: Callable[[bytes, str], Parsed]) -> Dict[str, Parsed]:
+    """Stream the archive once and return ``parse(bytes, where)`` of each ``wanted`` member path.
 
-    A member declaring more than ``max_member_bytes`` is refused before it is read.
+    A member declaring more than ``max_member_bytes`` is refused before it is read. Each
+    member is parsed as soon as it is read (while the next one inflates), but nothing is
+    returned before the whole stream, gzip checksum included, has been checked.
     """
-    found: Dict[str, bytes] = {}
+    found: Dict[str, Parsed] = {}
     wanted_set = set(wanted)
     with _open_tar_stream(path) as stream:
         tar = stream.tar
@@ -226,12 +244,16 @@ def _read_archive_members(path: str, wanted: Sequence[str], max_member_bytes: in
                 handle = tar.extractfile(member)
                 data = handle.read() if handle is not None else b""
             except _STREAM_ERRORS as err:
-                raise CorruptArchiveError(f"{path} is truncated or corrupt in {name}: {err}") from err
+                raise _archive_error(path, err, f"is truncated or corrupt in {name}") from err
             if len(data) != member.size:
                 raise CorruptArchiveError(
                     f"{path} is truncated: {name} has {len(data)} of {member.size} bytes"
                 )
-            found[name] = data
+            try:
+                found[name] = parse(data, f"{path}:{name}")
+            except DataError:
+                stream.verify_to_end()  # damage anywhere in the archive is reported as corruption first
+                raise
         stream.verify_to_end()
     missing = [name for name in wanted if name not in found]
     if missing:
@@ -326,15 +348,13 @@ def read_batches(
     if source.kind == "archive":
         folder = spec.folder(source.fmt)
         wanted = [f"{folder}/{m}" for split in splits for m in members[split]]
-        raw = _read_archive_members(path, wanted, spec.max_batch_bytes)
-        load = lambda member: (raw[f"{folder}/{member}"], f"{path}:{folder}/{member}")  # noqa: E731
-    else:
-        load = lambda member: _read_file(storage.join(source.root, member))  # noqa: E731
+        parsed = _read_archive_members(path, wanted, spec.max_batch_bytes, lambda data, where: parse(data, spec, where))
+        return source, {split: [parsed[f"{folder}/{m}"] for m in members[split]] for split in splits}
     result: Dict[str, List[Batch]] = {}
     for split in splits:
         batches = []
         for member in members[split]:
-            data, where = load(member)
+            data, where = _read_file(storage.join(source.root, member))
             batches.append(parse(data, spec, where))
         result[split] = batches
     return source, result
