@@ -26,7 +26,7 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 def variants(minutes: float, cutout_size: int):
     """name -> HParams: the seed's rule, then one lever added at a time, then the budget profile
     (with ``cutout_size``, the dataset's budget cutout, as the command line would give it)."""
-    from cifar_tfx.trainer.hparams import BUDGET, FULL, with_overrides
+    from cifar_tfx.trainer.hparams import BUDGET, FULL, profile_for_dataset, with_overrides
 
     seed = with_overrides(FULL, time_budget_minutes=minutes)   # ResNet-56, drops at 1/2 and 3/4
     step = {depth: dataclasses.replace(seed, depth=depth) for depth in (8, 14, 20, 32)}
@@ -40,7 +40,7 @@ def variants(minutes: float, cutout_size: int):
             linear, label_smoothing=0.1, cutout_size=0)
         for cutout in (0, 4, 8, 12):
             result[f"linear-cut{cutout}-d{depth}"] = dataclasses.replace(linear, cutout_size=cutout)
-    result["budget"] = with_overrides(BUDGET, time_budget_minutes=minutes, cutout_size=cutout_size)
+    result["budget"] = with_overrides(profile_for_dataset("budget", cutout_size), time_budget_minutes=minutes)
     return result
 
 

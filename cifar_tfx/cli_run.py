@@ -117,19 +117,16 @@ def default_pipeline_name(dataset: str) -> str:
 
 def hparams_from_args(args: argparse.Namespace):
     """The ``--profile`` hyperparameters with every given override applied."""
-    from cifar_tfx.trainer.hparams import get_profile, with_overrides
+    from cifar_tfx.trainer.hparams import profile_for_dataset, with_overrides
 
     profile = args.profile or ("budget" if args.time_budget_minutes is not None else "demo")
     flip = {"on": True, "off": False}.get(args.test_time_flip or "")
-    cutout_size = args.cutout_size
-    if cutout_size is None and profile == "budget":
-        cutout_size = get_dataset(args.dataset).budget_cutout_size
     try:
         return with_overrides(
-            get_profile(profile), lr_schedule=args.lr_schedule, label_smoothing=args.label_smoothing,
+            profile_for_dataset(profile, get_dataset(args.dataset).budget_cutout_size), lr_schedule=args.lr_schedule, label_smoothing=args.label_smoothing,
             test_time_flip=flip, depth=args.depth, epochs=args.epochs, train_steps=args.train_steps,
             time_budget_minutes=args.time_budget_minutes, batch_size=args.batch_size,
-            learning_rate=args.learning_rate, cutout_size=cutout_size, precision=args.precision,
+            learning_rate=args.learning_rate, cutout_size=args.cutout_size, precision=args.precision,
             xla=args.xla, distribute=args.distribute, min_accuracy=args.min_accuracy,
             max_regression=args.max_regression)
     except ValueError as err:
