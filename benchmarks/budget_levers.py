@@ -2,6 +2,10 @@
 
     .venv/bin/python -m benchmarks.budget_levers --pipeline-root runs/pipeline --dataset fashion_mnist \
         --minutes 3 [--variants seed step-d14 linear-d14 linear-ls-d14 linear-cut8-d14 budget]
+    .venv/bin/python -m benchmarks.budget_levers ... --variants linear-d20 linear-d20:weight_decay=5e-4
+
+A variant is a name from :func:`variants`, optionally followed by ``:field=value[,field=value]``
+overrides of :class:`~cifar_tfx.trainer.hparams.HParams` fields (numbers and plain strings).
 
 Reads the newest ExampleGen examples and Transform graph of a pipeline root that
 has run once (``cifar-tfx run --data ... --pipeline-root ...``), then trains each
@@ -23,9 +27,9 @@ import tempfile
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 
-def variants(minutes: float, cutout_size: int):
+def variants(minutes: float, dataset):
     """name -> HParams: the seed's rule, then one lever added at a time, then the budget profile
-    (with ``cutout_size``, the dataset's budget cutout, as the command line would give it)."""
+    (as the command line would give it on ``dataset``)."""
     from cifar_tfx.trainer.hparams import BUDGET, FULL, profile_for_dataset, with_overrides
 
     seed = with_overrides(FULL, time_budget_minutes=minutes)   # ResNet-56, drops at 1/2 and 3/4
@@ -40,8 +44,26 @@ def variants(minutes: float, cutout_size: int):
             linear, label_smoothing=0.1, cutout_size=0)
         for cutout in (0, 4, 8, 12):
             result[f"linear-cut{cutout}-d{depth}"] = dataclasses.replace(linear, cutout_size=cutout)
-    result["budget"] = with_overrides(profile_for_dataset("budget", cutout_size), time_budget_minutes=minutes)
+    result["budget"] = with_overrides(profile_for_dataset("budget", dataset), time_budget_minutes=minutes)
     return result
+
+
+def resolve_variant(spec: str, table):
+    """``name`` or ``name:field=value,...`` -> HParams; SystemExit naming what is unknown."""
+    name, _, overrides = spec.partition(":")
+    if name not in table:
+        raise SystemExit(f"unknown variant {name!r}; known: {', '.join(table)}")
+    hparams = table[name]
+    fields = {field.name: field for field in dataclasses.fields(hparams)}
+    values = {}
+    for item in filter(None, overrides.split(",")):
+        key, sep, text = item.partition("=")
+        if not sep or key not in fields:
+            raise SystemExit(f"variant {spec!r}: {item!r} is not field=value with a known HParams field")
+        current = getattr(hparams, key)
+        values[key] = type(current)(text) if isinstance(current, (int, float, str)) and \
+            not isinstance(current, bool) else float(text)
+    return dataclasses.replace(hparams, **values)
 
 
 def newest(pattern: str) -> str:
@@ -71,12 +93,10 @@ def main() -> None:
     tft_output = tft.TFTransformOutput(newest(os.path.join(args.pipeline_root, "Transform", "transform_graph", "*")))
     train_files = [os.path.join(examples, "Split-train", "*")]
     eval_files = [os.path.join(examples, "Split-test", "*")]
-    table = variants(args.minutes, dataset.budget_cutout_size)
-    unknown = [name for name in args.variants if name not in table]
-    if unknown:
-        raise SystemExit(f"unknown variants {unknown}; known: {', '.join(table)}")
-    for name in args.variants:
-        hparams = dataclasses.replace(table[name], log_every_seconds=60.0)
+    table = variants(args.minutes, dataset)
+    chosen_variants = {spec: resolve_variant(spec, table) for spec in args.variants}
+    for name, variant in chosen_variants.items():
+        hparams = dataclasses.replace(variant, log_every_seconds=60.0)
         with tempfile.TemporaryDirectory() as tmp:
             log = io.StringIO()
             model, result = train_model(train_files=train_files, eval_files=eval_files, tft_output=tft_output,

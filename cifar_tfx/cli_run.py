@@ -123,8 +123,8 @@ def hparams_from_args(args: argparse.Namespace):
     flip = {"on": True, "off": False}.get(args.test_time_flip or "")
     try:
         return with_overrides(
-            profile_for_dataset(profile, get_dataset(args.dataset).budget_cutout_size), lr_schedule=args.lr_schedule, label_smoothing=args.label_smoothing,
-            test_time_flip=flip, depth=args.depth, epochs=args.epochs, train_steps=args.train_steps,
+            profile_for_dataset(profile, get_dataset(args.dataset)), lr_schedule=args.lr_schedule,
+            label_smoothing=args.label_smoothing, weight_decay=args.weight_decay, test_time_flip=flip, depth=args.depth, epochs=args.epochs, train_steps=args.train_steps,
             time_budget_minutes=args.time_budget_minutes, batch_size=args.batch_size,
             learning_rate=args.learning_rate, cutout_size=args.cutout_size, precision=args.precision,
             xla=args.xla, distribute=args.distribute, min_accuracy=args.min_accuracy,
@@ -172,6 +172,7 @@ def add_training_options(run: argparse.ArgumentParser) -> None:
     training.add_argument("--batch-size", type=int)
     training.add_argument("--learning-rate", type=float, help="initial SGD learning rate")
     training.add_argument("--cutout-size", type=int, help="cutout square side in pixels; 0 disables")
+    training.add_argument("--weight-decay", type=float, help="L2 on conv kernels (the recipe's 1e-4)")
     training.add_argument("--precision", choices=("auto", "float32", "mixed_float16", "mixed_bfloat16"))
     training.add_argument("--xla", choices=("auto", "on", "off"))
     training.add_argument("--distribute", choices=("auto", "on", "off"), help="MirroredStrategy")

@@ -89,6 +89,19 @@ def test_a_budget_without_a_profile_runs_the_budget_profile_and_depth_wins():
     assert (levers.lr_schedule, levers.label_smoothing, levers.test_time_flip) == ("step", 0.0, False)
 
 
+def test_a_budget_takes_the_datasets_weight_decay_unless_one_is_given():
+    from cifar_tfx.data.datasets import CIFAR10, FASHION_MNIST
+    from cifar_tfx.trainer.hparams import FULL
+
+    fashion = ("--time-budget-minutes", "10", "--dataset", "fashion_mnist")
+    assert _hparams_for(*fashion).weight_decay == FASHION_MNIST.budget_weight_decay
+    assert _hparams_for("--time-budget-minutes", "10").weight_decay == CIFAR10.budget_weight_decay
+    assert CIFAR10.budget_weight_decay != FULL.weight_decay   # the budget's own value, not the recipe's
+    assert _hparams_for("--time-budget-minutes", "10", "--weight-decay", "2e-4").weight_decay == 2e-4
+    # the seed's rule keeps the recipe's weight decay
+    assert _hparams_for("--profile", "full", "--time-budget-minutes", "10").weight_decay == FULL.weight_decay
+
+
 def test_a_budget_takes_the_datasets_cutout_unless_one_is_given():
     from cifar_tfx.data.datasets import CIFAR10, FASHION_MNIST
     from cifar_tfx.trainer.hparams import FULL

@@ -64,6 +64,7 @@ def describe_recipe(hparams: HParams) -> str:
     if hparams.label_smoothing:
         parts.append(f"label smoothing {hparams.label_smoothing:g}")
     parts.append(f"cutout {hparams.cutout_size}" if hparams.cutout_size else "no cutout")
+    parts.append(f"weight decay {hparams.weight_decay:g}")
     if hparams.test_time_flip:
         parts.append("test-time flip")
     return ", ".join(parts)
