@@ -124,7 +124,8 @@ def hparams_from_args(args: argparse.Namespace):
     try:
         return with_overrides(
             profile_for_dataset(profile, get_dataset(args.dataset)), lr_schedule=args.lr_schedule,
-            label_smoothing=args.label_smoothing, weight_decay=args.weight_decay, test_time_flip=flip, depth=args.depth, epochs=args.epochs, train_steps=args.train_steps,
+            label_smoothing=args.label_smoothing, weight_decay=args.weight_decay, test_time_flip=flip,
+            depth=args.depth, epochs=args.epochs, train_steps=args.train_steps,
             time_budget_minutes=args.time_budget_minutes, batch_size=args.batch_size,
             learning_rate=args.learning_rate, cutout_size=args.cutout_size, precision=args.precision,
             xla=args.xla, distribute=args.distribute, min_accuracy=args.min_accuracy,
