@@ -15,7 +15,7 @@ PYTEST_ARGS ?=
 export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL := 1
 
-.PHONY: install demo test test-fast lock image clean
+.PHONY: install demo test test-fast lock image push-image clean
 
 install: $(STAMP)
 
@@ -45,11 +45,18 @@ lock: $(UV)
 	$(UV) pip compile --quiet --python-version 3.10 --python-platform x86_64-manylinux_2_28 \
 		requirements/cuda.in -o requirements/lock-cuda.txt
 
-# The Kubeflow image (needs Docker): `make image IMAGE=registry.example.com/cifar-tfx:1`.
+# The Kubeflow image: `make image IMAGE=registry.example.com/cifar-tfx:1 [WITH_CUDA=0] [BASE_IMAGE=...]`,
+# with docker when a Docker engine answers, else with buildah (kubeflow/build_image.sh).
+# `make push-image IMAGE=...` pushes it with the same tool.
+WITH_CUDA ?= 1
 image:
 	@test -n "$(IMAGE)" || { echo "usage: make image IMAGE=registry/name:tag"; exit 2; }
-	docker build -f kubeflow/Dockerfile -t $(IMAGE) .
-	docker push $(IMAGE)
+	WITH_CUDA=$(WITH_CUDA) BASE_IMAGE=$(BASE_IMAGE) kubeflow/build_image.sh $(IMAGE)
+
+push-image:
+	@test -n "$(IMAGE)" || { echo "usage: make push-image IMAGE=registry/name:tag"; exit 2; }
+	if docker info >/dev/null 2>&1; then docker push $(IMAGE); \
+	else STORAGE_DRIVER=$${STORAGE_DRIVER:-vfs} buildah push $(IMAGE); fi
 
 clean:
 	rm -rf $(VENV) .tools runs .pytest_cache

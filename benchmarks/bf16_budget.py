@@ -34,7 +34,7 @@ def main() -> None:
     from cifar_tfx.data.reader import read_batches
     from cifar_tfx.trainer.hparams import FULL, with_overrides
     from cifar_tfx.trainer.train import train_model
-    from cifar_tfx.transform_fixtures import build_transform_output
+    from benchmarks.transform_fixtures import build_transform_output
 
     _, batches = read_batches(args.data)
     with tempfile.TemporaryDirectory() as tmp:

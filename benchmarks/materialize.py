@@ -33,7 +33,7 @@ def main() -> None:
     import tensorflow_transform as tft
 
     from cifar_tfx.trainer.preprocessing import IMAGE_XF, LABEL_XF
-    from cifar_tfx.transform_fixtures import build_transform_output, write_split
+    from benchmarks.transform_fixtures import build_transform_output, write_split
 
     batch = 128
     with tempfile.TemporaryDirectory() as tmp:

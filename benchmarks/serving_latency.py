@@ -46,7 +46,7 @@ def main() -> None:
     from cifar_tfx.trainer.hparams import HParams
     from cifar_tfx.trainer.model import build_resnet
     from cifar_tfx.trainer.preprocessing import IMAGE_XF
-    from cifar_tfx.transform_fixtures import build_transform_output, write_split
+    from benchmarks.transform_fixtures import build_transform_output, write_split
 
     with tempfile.TemporaryDirectory() as tmp:
         train = write_split(os.path.join(tmp, "train.gz"), 1000, seed=1)

@@ -29,7 +29,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from cifar_tfx import storage
-    from cifar_tfx.pipeline.run_record import load_run
+    from cifar_tfx.reporting.run_record import load_run
 
     record = load_run(args.pipeline_root, args.run)
     examples = record.artifact("CifarExampleGen", "examples")

@@ -43,7 +43,7 @@ def main() -> None:
     from cifar_tfx.trainer.hparams import FULL, with_overrides
     from cifar_tfx.trainer.runtime import resolve_runtime
     from cifar_tfx.trainer.train import build_and_compile
-    from cifar_tfx.transform_fixtures import build_transform_output, write_split
+    from benchmarks.transform_fixtures import build_transform_output, write_split
 
     batch = 128
     hparams = with_overrides(FULL, batch_size=batch, shuffle_buffer=args.images)

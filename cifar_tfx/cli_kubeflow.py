@@ -3,24 +3,31 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Optional
 
 from cifar_tfx.cli_common import EXIT_BAD_INPUT, EXIT_PIPELINE_FAILED, BadArgumentError, use_keras2
-from cifar_tfx.cli_run import add_training_options, default_pipeline_name, hparams_from_args
+from cifar_tfx.cli_hparams import add_hparam_options, hparams_from_args
+from cifar_tfx.cli_run import default_pipeline_name
 from cifar_tfx.data.datasets import DATASETS, get_dataset
+from cifar_tfx.trainer.hparams import run_parameter_fields
 
 
 def _cmd_kubeflow_compile(args: argparse.Namespace) -> int:
     use_keras2()
-    from cifar_tfx.kubeflow.compiler import KubeflowTarget, compile_pipeline, parse_node_selector
+    from cifar_tfx.kubeflow.compiler import (DEFAULT_GPU_TOLERATIONS, KubeflowTarget, compile_pipeline,
+                                             parse_node_selector, parse_tolerations)
 
     hparams = hparams_from_args(args)
     try:
         target = KubeflowTarget(
             image=args.image, pipeline_root=args.pipeline_root, data_path=args.data, serving_dir=args.serving_dir,
             target=args.target, model_name=args.model_name or args.dataset, trainer_gpus=args.gpus,
-            gpu_type=args.gpu_type or "",
+            gpu_type=args.gpu_type or "", allow_cpu_fallback=args.allow_cpu_fallback,
+            trainer_cpus=args.trainer_cpu, trainer_memory_gb=args.trainer_memory, task_cpus=args.cpu,
+            task_memory_gb=args.memory, retries=args.retries,
+            gpu_tolerations=parse_tolerations(args.gpu_toleration) if args.gpu_toleration else DEFAULT_GPU_TOLERATIONS,
             data_volume=_volume(args.data_pvc, "/mnt/data"), serving_volume=_volume(args.serving_pvc, "/mnt/models"),
             gpu_node_selector=parse_node_selector(args.gpu_node_selector))
     except ValueError as err:
@@ -57,7 +64,7 @@ def _cmd_kubeflow_submit(args: argparse.Namespace) -> int:
         else:
             if not args.host:
                 raise submit.SubmitError("--host is required for --target kfp (the KFP API address)")
-            client = submit.kfp_client(args.host, args.namespace, args.token)
+            client = submit.kfp_client(args.host, args.namespace, _token(args.token_file))
             run = submit.submit_kfp(client, options, args.namespace)
             get_state, final_states = (lambda: submit.kfp_run_state(client, run.run_id)), submit.KFP_FINAL_STATES
         print(f"run {run.run_id}: {run.url}", flush=True)
@@ -69,6 +76,25 @@ def _cmd_kubeflow_submit(args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
     print(f"run {run.run_id} finished: {state}")
     return 0 if final_states[state] else EXIT_PIPELINE_FAILED
+
+
+TOKEN_VARIABLE = "KFP_TOKEN"
+
+
+def _token(token_file: Optional[str]) -> Optional[str]:
+    """The bearer token from ``--token-file``, else ``$KFP_TOKEN``, else none."""
+    from cifar_tfx.kubeflow import submit
+
+    if token_file is None:
+        return os.environ.get(TOKEN_VARIABLE) or None
+    try:
+        with open(token_file) as handle:
+            token = handle.read().strip()
+    except OSError as err:
+        raise submit.SubmitError(f"cannot read --token-file {token_file}: {err.strerror}") from err
+    if not token:
+        raise submit.SubmitError(f"--token-file {token_file} is empty")
+    return token
 
 
 def add_kubeflow_commands(commands) -> None:
@@ -92,11 +118,26 @@ def add_kubeflow_commands(commands) -> None:
                           help="kfp: node label the Trainer pod must match (repeatable)")
     compile_.add_argument("--model-name", help="default: the dataset's name")
     compile_.add_argument("--dataset", default="cifar10", choices=sorted(DATASETS))
-    compile_.add_argument("--profile", default="full")
+    compile_.add_argument("--profile", help="hyperparameter profile: demo, full, budget (default, as for "
+                          "`run`: budget with --time-budget-minutes, else demo)")
     compile_.add_argument("--gpus", type=int, default=1, help="GPUs for the Trainer node (0: CPU only)")
     compile_.add_argument("--gpu-type", help="accelerator: kfp default nvidia.com/gpu, vertex NVIDIA_TESLA_T4")
+    sizes = compile_.add_argument_group("resources per task (kfp: requests; vertex: limits)")
+    sizes.add_argument("--trainer-cpu", type=float, default=6.0, help="CPUs for the Trainer (default 6: fits an "
+                       "8-vCPU GPU node beside its daemons)")
+    sizes.add_argument("--trainer-memory", type=float, default=20.0, help="GB of memory for the Trainer (default 20)")
+    sizes.add_argument("--cpu", type=float, default=2.0, help="CPUs for each Beam task (ExampleGen, StatisticsGen, "
+                       "Transform, Evaluator), which runs as many Beam workers (default 2)")
+    sizes.add_argument("--memory", type=float, default=8.0, help="GB of memory for each Beam task (default 8)")
+    compile_.add_argument("--retries", type=int, default=0,
+                          help="retry a failed task up to N times, 30 s apart and doubling (default 0)")
+    compile_.add_argument("--gpu-toleration", action="append", metavar="KEY[=VALUE][:EFFECT]",
+                          help="kfp: toleration of the Trainer's pod (repeatable; default nvidia.com/gpu:NoSchedule "
+                               "with operator Exists, when it has GPUs)")
+    compile_.add_argument("--allow-cpu-fallback", action="store_true",
+                          help="a Trainer that sees no GPU trains on the CPU (default: the task fails)")
     compile_.add_argument("--output", default="cifar10-resnet-pipeline.yaml")
-    add_training_options(compile_)
+    add_hparam_options(compile_)
     compile_.set_defaults(func=_cmd_kubeflow_compile)
 
     submit = kubeflow_commands.add_parser("submit", help="start a run of a compiled spec (and wait for it)")
@@ -104,13 +145,16 @@ def add_kubeflow_commands(commands) -> None:
     submit.add_argument("--target", choices=("kfp", "vertex"), default="kfp")
     submit.add_argument("--host", help="kfp: KFP API address, e.g. http://localhost:8080")
     submit.add_argument("--namespace", help="kfp: namespace of a multi-user deployment")
-    submit.add_argument("--token", help="kfp: bearer token for the API server")
+    submit.add_argument("--token-file", metavar="FILE",
+                        help=f"kfp: file holding the API server's bearer token (default: ${TOKEN_VARIABLE}; "
+                             "a token is never taken from the command line, where `ps` shows it)")
     submit.add_argument("--project", help="vertex: Google Cloud project")
     submit.add_argument("--region", help="vertex: region, e.g. us-central1")
     submit.add_argument("--experiment", help="experiment to file the run under")
     submit.add_argument("--run-name")
     submit.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
-                        help="pipeline parameter (repeatable): data_path, epochs, time_budget_minutes, min_accuracy")
+                        help="pipeline parameter (repeatable): data_path or a run parameter of the hyperparameters: "
+                             + ", ".join(run_parameter_fields()))
     submit.add_argument("--pipeline-root", help="override the spec's defaultPipelineRoot")
     submit.add_argument("--no-cache", action="store_true", help="run every task, take nothing from the cache")
     submit.add_argument("--service-account")

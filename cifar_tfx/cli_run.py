@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import re
 import sys
 import time
 import traceback
@@ -13,8 +14,10 @@ from typing import Optional
 from cifar_tfx import console
 from cifar_tfx.cli_common import (EXIT_BAD_INPUT, EXIT_NOT_PUSHED, EXIT_PIPELINE_FAILED, BadArgumentError,
                                   check_writable_folder, positive_int, use_keras2)
+from cifar_tfx.cli_hparams import add_hparam_options, hparams_from_args
 from cifar_tfx.data.datasets import DATASETS, get_dataset
 from cifar_tfx.data.errors import DataError
+from cifar_tfx.pipeline import component_ids as ids
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -36,6 +39,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
         check_model_name(args.model_name or spec.name)
     except ValueError as err:
         raise BadArgumentError(str(err)) from err
+    if args.pipeline_name is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}", args.pipeline_name) \
+            or ".." in (args.pipeline_name or ""):
+        raise BadArgumentError(f"--pipeline-name {args.pipeline_name!r} must be letters, digits, '-', '_' or '.' "
+                               "(no '..', at most 100 characters)")
     run = LocalRun(pipeline_name=args.pipeline_name or default_pipeline_name(spec.name),
                    pipeline_root=args.pipeline_root, data_path=args.data, dataset=spec, hparams=hparams,
                    serving_dir=args.serving_dir, model_name=args.model_name or spec.name,
@@ -63,13 +70,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
         return EXIT_PIPELINE_FAILED
     from tfx.utils import path_constants
 
-    from cifar_tfx.pipeline.outcome import read_outcome
+    from cifar_tfx.reporting.outcome import read_outcome
 
     for artifact in produced:
-        if artifact.component in ("CifarExampleGen", "ExampleValidator", "Transform", "Trainer", "Evaluator") \
+        if artifact.component in (ids.EXAMPLE_GEN, ids.EXAMPLE_VALIDATOR, ids.TRANSFORM, ids.TRAINER, ids.EVALUATOR) \
                 and artifact.output in ("examples", "anomalies", "transform_graph", "model", "model_run", "evaluation"):
             uri = artifact.uri
-            if (artifact.component, artifact.output) == ("Trainer", "model"):
+            if (artifact.component, artifact.output) == (ids.TRAINER, "model"):
                 uri = os.path.join(uri, path_constants.SERVING_MODEL_DIR) + "  (SavedModel)"
             print(f"{artifact.component:>18} {artifact.output:<16} {uri}")
     print(f"pipeline {run.pipeline_name} finished; ML Metadata: {run.metadata_path}")
@@ -85,7 +92,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _write_run_report(pipeline_root: str) -> str:
     """``report: PATH`` for the run just finished, or why there is none (the run's outcome stands)."""
-    from cifar_tfx.pipeline.run_report import write_report
+    from cifar_tfx.reporting.run_report import write_report
 
     try:
         return f"report: {write_report(pipeline_root)}"
@@ -95,13 +102,13 @@ def _write_run_report(pipeline_root: str) -> str:
 
 def _cmd_report(args: argparse.Namespace) -> int:
     use_keras2()
-    from cifar_tfx.pipeline.run_record import RunNotFoundError  # ML Metadata only: quiet
+    from cifar_tfx.reporting.run_record import RunNotFoundError  # ML Metadata only: quiet
 
     log_path = None if args.verbose else os.path.join(os.path.abspath(args.pipeline_root), "logs",
                                                       time.strftime("report-%Y%m%d-%H%M%S.log"))
     try:
         with (console.library_output_to(log_path) if log_path else contextlib.nullcontext()):
-            from cifar_tfx.pipeline.run_report import write_report  # imports TFMA and TensorFlow: noisy
+            from cifar_tfx.reporting.run_report import write_report  # imports TFMA and TensorFlow: noisy
 
             path = write_report(args.pipeline_root, args.run, args.out)
     except RunNotFoundError as err:
@@ -113,25 +120,6 @@ def _cmd_report(args: argparse.Namespace) -> int:
 def default_pipeline_name(dataset: str) -> str:
     """``<dataset>-resnet`` with characters KFP refuses in names replaced (``fashion-mnist-resnet``)."""
     return dataset.replace("_", "-") + "-resnet"
-
-
-def hparams_from_args(args: argparse.Namespace):
-    """The ``--profile`` hyperparameters with every given override applied."""
-    from cifar_tfx.trainer.hparams import profile_for_dataset, with_overrides
-
-    profile = args.profile or ("budget" if args.time_budget_minutes is not None else "demo")
-    flip = {"on": True, "off": False}.get(args.test_time_flip or "")
-    try:
-        return with_overrides(
-            profile_for_dataset(profile, get_dataset(args.dataset)), lr_schedule=args.lr_schedule,
-            label_smoothing=args.label_smoothing, weight_decay=args.weight_decay, test_time_flip=flip,
-            depth=args.depth, epochs=args.epochs, train_steps=args.train_steps,
-            time_budget_minutes=args.time_budget_minutes, batch_size=args.batch_size,
-            learning_rate=args.learning_rate, cutout_size=args.cutout_size, precision=args.precision,
-            xla=args.xla, distribute=args.distribute, min_accuracy=args.min_accuracy,
-            max_regression=args.max_regression)
-    except ValueError as err:
-        raise BadArgumentError(str(err)) from err
 
 
 def data_error_in(err: BaseException) -> Optional[DataError]:
@@ -157,32 +145,6 @@ def root_message(err: BaseException) -> str:
     return f"{type(err).__name__}: {err}"
 
 
-def add_training_options(run: argparse.ArgumentParser) -> None:
-    training = run.add_argument_group("training overrides (default: the profile's value)")
-    training.add_argument("--depth", type=int, help="ResNet depth 6n+2 (20, 32, 44, 56, 110); "
-                          "the budget profile picks one from measured throughput unless given")
-    training.add_argument("--epochs", type=float, help="training epochs instead of the profile's length")
-    training.add_argument("--train-steps", type=int, help="training steps instead of epochs")
-    training.add_argument("--time-budget-minutes", type=float,
-                          help="train for this wall-clock time instead (the schedule counts in time)")
-    training.add_argument("--lr-schedule", choices=("step", "linear"),
-                          help="step: drops at 1/2 and 3/4 (the paper's); linear: decay to 0 at the end")
-    training.add_argument("--label-smoothing", type=float, help="0 for plain cross-entropy")
-    training.add_argument("--test-time-flip", choices=("on", "off"),
-                          help="serve (and gate) the mean prediction of the image and its mirror")
-    training.add_argument("--batch-size", type=int)
-    training.add_argument("--learning-rate", type=float, help="initial SGD learning rate")
-    training.add_argument("--cutout-size", type=int, help="cutout square side in pixels; 0 disables")
-    training.add_argument("--weight-decay", type=float, help="L2 on conv kernels (the recipe's 1e-4)")
-    training.add_argument("--precision", choices=("auto", "float32", "mixed_float16", "mixed_bfloat16"))
-    training.add_argument("--xla", choices=("auto", "on", "off"))
-    training.add_argument("--distribute", choices=("auto", "on", "off"), help="MirroredStrategy")
-    gate = run.add_argument_group("evaluator gate (default: the profile's value)")
-    gate.add_argument("--min-accuracy", type=float, help="bless only at or above this test accuracy")
-    gate.add_argument("--max-regression", type=float,
-                      help="bless only if accuracy is at most this much below the last blessed model's")
-
-
 def add_run_commands(commands) -> None:
     """The ``run`` and ``report`` commands."""
     run = commands.add_parser("run", help="run the TFX pipeline locally (Beam DAG runner)")
@@ -203,7 +165,7 @@ def add_run_commands(commands) -> None:
     run.add_argument("--verbose", action="store_true",
                      help="show library output (TensorFlow, Beam, TFX) instead of writing it to the run log")
     run.add_argument("--debug", action="store_true", help="print the traceback when a component fails")
-    add_training_options(run)
+    add_hparam_options(run)
     run.set_defaults(func=_cmd_run)
 
     report = commands.add_parser("report", help="write one self-contained HTML page about a pipeline run")

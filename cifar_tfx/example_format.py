@@ -35,13 +35,6 @@ def encode_png(image: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def decode_png(data: bytes, channels: int) -> np.ndarray:
-    """[H, W, C] uint8 pixels of PNG (or JPEG) bytes."""
-    pil = Image.open(io.BytesIO(data))
-    pixels = np.asarray(pil.convert("L" if channels == 1 else "RGB"), dtype=np.uint8)
-    return pixels[..., None] if channels == 1 else pixels
-
-
 def serialize_batch(images: np.ndarray, labels: np.ndarray) -> Iterator[bytes]:
     """Yield one serialized ``tf.train.Example`` per image of a [N, H, W, C] uint8 batch."""
     from tensorflow.core.example import example_pb2  # protobuf only; no TF runtime work
@@ -57,15 +50,3 @@ def serialize_batch(images: np.ndarray, labels: np.ndarray) -> Iterator[bytes]:
         feature[CHANNELS_KEY].int64_list.value.append(channels)
         yield example.SerializeToString()
 
-
-def parse_example(serialized: bytes) -> tuple:
-    """``(image [H, W, C] uint8, label int)`` of one serialized example (for tests and tools)."""
-    from tensorflow.core.example import example_pb2
-
-    example = example_pb2.Example.FromString(serialized)
-    feature = example.features.feature
-    shape = tuple(int(feature[k].int64_list.value[0]) for k in (HEIGHT_KEY, WIDTH_KEY, CHANNELS_KEY))
-    image = decode_png(feature[IMAGE_KEY].bytes_list.value[0], shape[2])
-    if image.shape != shape:
-        raise ValueError(f"example image is {image.shape}, its shape features say {shape}")
-    return image, int(feature[LABEL_KEY].int64_list.value[0])

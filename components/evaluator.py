@@ -1,75 +1,111 @@
-"""GatedEvaluator: TFX's Evaluator with the gate's minimum accuracy as a parameter a run can set.
+"""GatedEvaluator: TFX's Evaluator measures with TFMA, then :func:`gate.decide` blesses or refuses.
 
-TFMA's ``EvalConfig`` is one proto fixed when the pipeline is compiled; a Kubeflow
-user sets the bound when submitting a run. This component adds the execution
-parameter ``min_accuracy`` (which may be a ``RuntimeParameter``); its executor
-writes it into every accuracy lower bound of the ``EvalConfig`` and then runs TFX's
-own Evaluator executor unchanged.
+TFMA's ``EvalConfig`` is fixed when the pipeline is compiled and holds no thresholds
+here (``pipeline/evaluation.py``). The gate's bounds are execution parameters of
+this component (each may be a ``RuntimeParameter`` a Kubeflow run sets); its executor
+runs TFX's own Evaluator executor to measure the candidate (and the baseline, when a
+Resolver gave one), reads both models' accuracy back, calls the pure
+:func:`cifar_tfx.components.gate.decide` and writes the blessing as TFX's Evaluator
+would (``BLESSED`` / ``NOT_BLESSED`` file and the ``blessed`` property the Pusher
+reads), plus ``gate.json`` with the bounds and the decision.
 """
 
 from __future__ import annotations
 
+import json
+import os
 from typing import Any, Dict, List, Optional, Sequence, Union
 
-import tensorflow_model_analysis as tfma
 from tfx import types
+from tfx.components.evaluator import constants
 from tfx.components.evaluator import executor as evaluator_executor
 from tfx.dsl.components.base import base_beam_component, executor_spec
+from tfx.dsl.io import fileio
 from tfx.orchestration import data_types
-from tfx.types import standard_artifacts, standard_component_specs
+from tfx.types import artifact_utils, standard_artifacts, standard_component_specs
 from tfx.types.component_spec import ExecutionParameter
-from tfx.utils import json_utils, proto_utils
+from tfx.utils import json_utils
 
-from cifar_tfx.pipeline.evaluation import with_min_accuracy
+from cifar_tfx.components.gate import GATE_FILE, Bounds, decide, gate_record
+from cifar_tfx.pipeline.evaluation import BASELINE, CANDIDATE, make_eval_config, measured
 
-MIN_ACCURACY_KEY = "min_accuracy"
+BOUND_KEYS = ("min_accuracy", "max_regression", "min_class_accuracy")  # the fields of gate.Bounds
+CLASS_NAMES_KEY = "class_names"
+
+Number = Union[float, data_types.RuntimeParameter]
 
 
 class GatedEvaluatorSpec(standard_component_specs.EvaluatorSpec):
-    """TFX's EvaluatorSpec plus the minimum accuracy."""
+    """TFX's EvaluatorSpec plus the gate's bounds and the class names."""
 
     PARAMETERS = {
         **standard_component_specs.EvaluatorSpec.PARAMETERS,
-        MIN_ACCURACY_KEY: ExecutionParameter(type=float),
+        **{key: ExecutionParameter(type=float) for key in BOUND_KEYS},
+        CLASS_NAMES_KEY: ExecutionParameter(type=str),
     }
 
 
-def apply_min_accuracy(exec_properties: Dict[str, Any]) -> Dict[str, Any]:
-    """A copy of ``exec_properties`` whose ``eval_config`` bounds are its ``min_accuracy``."""
-    properties = dict(exec_properties)
-    min_accuracy = float(properties.pop(MIN_ACCURACY_KEY))
-    config = tfma.EvalConfig()
-    proto_utils.json_to_proto(properties[standard_component_specs.EVAL_CONFIG_KEY], config)
-    properties[standard_component_specs.EVAL_CONFIG_KEY] = proto_utils.proto_to_json(
-        with_min_accuracy(config, min_accuracy))
-    return properties
+def write_blessing(blessing: types.Artifact, model: types.Artifact, baseline: Optional[types.Artifact],
+                   blessed: bool) -> None:
+    """The blessing as TFX's Evaluator writes it (file and properties; the Pusher reads ``blessed``)."""
+    blessing.set_string_custom_property(constants.ARTIFACT_PROPERTY_CURRENT_MODEL_URI_KEY, model.uri)
+    blessing.set_int_custom_property(constants.ARTIFACT_PROPERTY_CURRENT_MODEL_ID_KEY, model.id)
+    if baseline is not None:
+        blessing.set_string_custom_property(constants.ARTIFACT_PROPERTY_BASELINE_MODEL_URI_KEY, baseline.uri)
+        blessing.set_int_custom_property(constants.ARTIFACT_PROPERTY_BASELINE_MODEL_ID_KEY, baseline.id)
+    fileio.makedirs(blessing.uri)
+    name = constants.BLESSED_FILE_NAME if blessed else constants.NOT_BLESSED_FILE_NAME
+    with fileio.open(os.path.join(blessing.uri, name), "w") as marker:
+        marker.write("")
+    blessing.set_int_custom_property(constants.ARTIFACT_PROPERTY_BLESSED_KEY,
+                                     constants.BLESSED_VALUE if blessed else constants.NOT_BLESSED_VALUE)
 
 
 class GatedEvaluatorExecutor(evaluator_executor.Executor):
-    """TFX's Evaluator executor after :func:`apply_min_accuracy`."""
+    """TFX's Evaluator executor (measuring only), then the gate."""
 
     def Do(self, input_dict: Dict[str, List[types.Artifact]], output_dict: Dict[str, List[types.Artifact]],
            exec_properties: Dict[str, Any]) -> None:
-        super().Do(input_dict, output_dict, apply_min_accuracy(exec_properties))
+        properties = dict(exec_properties)
+        bounds = Bounds(**{key: float(properties.pop(key)) for key in BOUND_KEYS})
+        class_names = json.loads(properties.pop(CLASS_NAMES_KEY))
+        super().Do(input_dict, output_dict, properties)
+        model = artifact_utils.get_single_instance(input_dict[standard_component_specs.MODEL_KEY])
+        baselines = input_dict.get(standard_component_specs.BASELINE_MODEL_KEY) or []
+        baseline_model = baselines[0] if baselines else None
+        evaluation_uri = artifact_utils.get_single_uri(output_dict[standard_component_specs.EVALUATION_KEY])
+        if baseline_model is None:
+            candidate, baseline = measured(evaluation_uri, class_names), None
+        else:
+            candidate = measured(evaluation_uri, class_names, CANDIDATE)
+            baseline = measured(evaluation_uri, class_names, BASELINE)
+        decision = decide(candidate, baseline, bounds)
+        with fileio.open(os.path.join(evaluation_uri, GATE_FILE), "w") as record:
+            record.write(gate_record(bounds, candidate, baseline, decision))
+        write_blessing(artifact_utils.get_single_instance(output_dict[standard_component_specs.BLESSING_KEY]),
+                       model, baseline_model, decision.blessed)
 
 
 class GatedEvaluator(base_beam_component.BaseBeamComponent):
-    """Evaluates ``model`` on ``example_splits`` and blesses it if it clears the gate."""
+    """Evaluates ``model`` on ``example_splits`` and blesses it if it clears the gate's bounds."""
 
     SPEC_CLASS = GatedEvaluatorSpec
     EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(GatedEvaluatorExecutor)
 
-    def __init__(self, *, examples: types.BaseChannel, model: types.BaseChannel,
-                 eval_config: tfma.EvalConfig, min_accuracy: Union[float, data_types.RuntimeParameter],
+    def __init__(self, *, examples: types.BaseChannel, model: types.BaseChannel, class_names: Sequence[str],
+                 min_accuracy: Number, max_regression: Number, min_class_accuracy: Number,
                  baseline_model: Optional[types.BaseChannel] = None,
                  example_splits: Sequence[str] = ("test",)) -> None:
         spec = GatedEvaluatorSpec(
             examples=examples,
             model=model,
             baseline_model=baseline_model,
-            eval_config=eval_config,
+            eval_config=make_eval_config(),
             example_splits=json_utils.dumps(list(example_splits)),
             min_accuracy=min_accuracy,
+            max_regression=max_regression,
+            min_class_accuracy=min_class_accuracy,
+            class_names=json.dumps(list(class_names)),
             evaluation=types.Channel(type=standard_artifacts.ModelEvaluation),
             blessing=types.Channel(type=standard_artifacts.ModelBlessing),
         )

@@ -11,8 +11,10 @@ Two targets, one pipeline (``create_pipeline``):
 * ``vertex``, Vertex AI Pipelines: the same spec with Vertex's accelerator names
   (``NVIDIA_TESLA_T4``) and the last-blessed-model Resolver as the gate's baseline.
 
-Both write ``defaultPipelineRoot`` and four pipeline parameters that a user sets
-when submitting a run (``PIPELINE_PARAMETERS``); their defaults come from the profile.
+Both write ``defaultPipelineRoot`` and the pipeline parameters a user sets when
+submitting a run: ``data_path`` and every ``HParams`` field declared a run parameter
+(``run_parameter_fields``: length, depth, batch size, learning rate, weight decay,
+cutout and the gate's bounds), each defaulting to the compiled profile's value.
 ExampleGen's task is never cached: KFP's cache recognises inputs by identity, not by
 content, so only a fresh ingestion can notice new data at the same path.
 
@@ -28,31 +30,44 @@ import re
 from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
 from cifar_tfx import storage
+from cifar_tfx.pipeline.component_ids import (COMPONENT_IDS, EVALUATOR, EXAMPLE_GEN, PUSHER, STATISTICS_GEN,
+                                             TRAINER, TRANSFORM)
 from cifar_tfx.data.datasets import DatasetSpec
-from cifar_tfx.trainer.hparams import HParams
+from cifar_tfx.trainer.hparams import HParams, run_parameter_fields, run_parameter_value
 
 TARGETS = ("kfp", "vertex")
 DEFAULT_GPU_TYPE = {"kfp": "nvidia.com/gpu", "vertex": "NVIDIA_TESLA_T4"}
-# Components that read all the data; they get CPU and memory requests of their own.
-HEAVY_COMPONENTS = ("CifarExampleGen", "StatisticsGen", "Transform", "Evaluator")
-EXAMPLE_GEN = "CifarExampleGen"
-TRAINER = "Trainer"
-PUSHER = "Pusher"
-# Beam in the containers: the DirectRunner with one worker process per CPU.
-DEFAULT_BEAM_ARGS = ("--direct_num_workers=0", "--direct_running_mode=multi_processing")
+# Components that read all the data (the Beam ones); they get `task_cpus` and `task_memory_gb`.
+HEAVY_COMPONENTS = (EXAMPLE_GEN, STATISTICS_GEN, TRANSFORM, EVALUATOR)
+# Retries wait 30 s, then twice as long each time, at most an hour (PipelineTaskSpec.RetryPolicy).
+RETRY_BACKOFF = {"backoffDuration": "30s", "backoffFactor": 2.0, "backoffMaxDuration": "3600s"}
 
 
 @dataclasses.dataclass(frozen=True)
-class PipelineParameters:
-    """Names of the run-time parameters of the compiled pipeline (the root's inputs)."""
+class Toleration:
+    """A Kubernetes toleration for the Trainer's pod (``Toleration`` of kubernetes_executor_config.proto)."""
 
-    data_path: str = "data_path"
-    epochs: str = "epochs"
-    time_budget_minutes: str = "time_budget_minutes"
-    min_accuracy: str = "min_accuracy"
+    key: str
+    operator: str = "Exists"      # Exists or Equal
+    value: str = ""
+    effect: str = "NoSchedule"    # NoSchedule, PreferNoSchedule or NoExecute
+
+    def __post_init__(self) -> None:
+        if self.operator not in ("Exists", "Equal") or self.effect not in ("NoSchedule", "PreferNoSchedule",
+                                                                            "NoExecute", ""):
+            raise ValueError(f"toleration {self}: operator Exists|Equal, effect NoSchedule|PreferNoSchedule|NoExecute")
+        if self.operator == "Exists" and self.value:
+            raise ValueError(f"toleration {self.key}: operator Exists takes no value")
+
+    def as_json(self) -> Dict[str, str]:
+        return {name: value for name, value in dataclasses.asdict(self).items() if value}
 
 
-PIPELINE_PARAMETERS = PipelineParameters()
+# GPU node pools are usually tainted nvidia.com/gpu (GKE, EKS and AKS GPU pools).
+DEFAULT_GPU_TOLERATIONS = (Toleration("nvidia.com/gpu"),)
+
+
+DATA_PATH_PARAMETER = "data_path"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,14 +100,21 @@ class KubeflowTarget:
     model_name: str = "cifar10"
     trainer_gpus: int = 1
     gpu_type: str = ""               # "" = the target's default (DEFAULT_GPU_TYPE)
-    trainer_cpus: float = 8.0
-    trainer_memory_gb: float = 32.0
-    heavy_cpus: float = 2.0          # request of each HEAVY_COMPONENTS task
-    heavy_memory_gb: float = 8.0
+    allow_cpu_fallback: bool = False  # True: a Trainer that sees no GPU trains on the CPU instead of failing
+    # Requests (kfp) or limits (Vertex). The Trainer's fit an 8-vCPU / 30 GB GPU node (n1-standard-8 with
+    # a T4 allocates about 7.9 CPUs and 26 GB to pods, less what the node's daemons request).
+    trainer_cpus: float = 6.0
+    trainer_memory_gb: float = 20.0
+    task_cpus: float = 2.0           # each HEAVY_COMPONENTS task; its Beam DirectRunner gets as many workers
+    task_memory_gb: float = 8.0
+    light_cpus: float = 0.5          # every other task (schema, validation, the Pusher)
+    light_memory_gb: float = 2.0
+    retries: int = 0                 # retries of a failed task (a pre-empted node, a lost connection)
+    gpu_tolerations: Tuple[Toleration, ...] = DEFAULT_GPU_TOLERATIONS  # kfp: the Trainer's, when it has GPUs
     data_volume: Optional[VolumeMount] = None      # kfp: PVC holding the data, mounted into ExampleGen
     serving_volume: Optional[VolumeMount] = None   # kfp: PVC holding serving_dir, mounted into the Pusher
     gpu_node_selector: Tuple[Tuple[str, str], ...] = ()  # kfp: node labels the Trainer pod must match
-    beam_args: Tuple[str, ...] = DEFAULT_BEAM_ARGS
+    beam_args: Tuple[str, ...] = ()  # more Beam options for HEAVY_COMPONENTS, after the DirectRunner's
 
     def __post_init__(self) -> None:
         if self.target not in TARGETS:
@@ -102,10 +124,13 @@ class KubeflowTarget:
                              "gs://bucket/path: every task reads and writes artifacts there")
         if self.trainer_gpus < 0:
             raise ValueError("trainer_gpus must be >= 0")
-        for value, name in ((self.trainer_cpus, "trainer_cpus"), (self.trainer_memory_gb, "trainer_memory_gb"),
-                            (self.heavy_cpus, "heavy_cpus"), (self.heavy_memory_gb, "heavy_memory_gb")):
-            if not value > 0:
-                raise ValueError(f"{name} must be positive, got {value}")
+        for name in ("trainer_cpus", "trainer_memory_gb", "task_cpus", "task_memory_gb", "light_cpus",
+                     "light_memory_gb"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and 0 < value <= 1024):
+                raise ValueError(f"{name} must be within (0, 1024], got {value}")
+        if not 0 <= self.retries <= 10:
+            raise ValueError(f"retries must be within [0, 10], got {self.retries}")
         if self.target == "vertex" and (self.data_volume or self.serving_volume or self.gpu_node_selector):
             raise ValueError("volumes and node selectors are Kubernetes settings: only for --target kfp")
         for volume, path, what in ((self.data_volume, self.data_path, "data path"),
@@ -123,32 +148,44 @@ class KubeflowTarget:
     def accelerator_type(self) -> str:
         return self.gpu_type or DEFAULT_GPU_TYPE[self.target]
 
+    @property
+    def beam_pipeline_args(self) -> Tuple[str, ...]:
+        """The DirectRunner in each heavy task, one worker process per requested CPU (not per node core,
+        which ``--direct_num_workers=0`` would start), then ``beam_args``."""
+        workers = max(1, int(self.task_cpus))
+        direct = ("--direct_running_mode=multi_processing", f"--direct_num_workers={workers}") if workers > 1 \
+            else ("--direct_num_workers=1",)
+        return direct + tuple(self.beam_args)
+
 
 def default_parameter_values(hparams: HParams, data_path: str) -> Dict[str, Any]:
-    """The pipeline parameters' defaults: the data path and the profile's length and gate."""
-    return {
-        PIPELINE_PARAMETERS.data_path: data_path,
-        # 0 keeps the profile's length (a profile counted in steps keeps its steps).
-        PIPELINE_PARAMETERS.epochs: float(hparams.epochs or 0.0) if hparams.time_budget_minutes is None else 0.0,
-        PIPELINE_PARAMETERS.time_budget_minutes: float(hparams.time_budget_minutes or 0.0),
-        PIPELINE_PARAMETERS.min_accuracy: float(hparams.min_accuracy),
-    }
+    """The pipeline parameters and their defaults: the data path and the compiled hparams' run parameters
+    (an unset depth, epochs or budget as 0: "the compiled value")."""
+    defaults: Dict[str, Any] = {DATA_PATH_PARAMETER: data_path}
+    for name in run_parameter_fields():
+        defaults[name] = run_parameter_value(hparams, name)
+    if hparams.time_budget_minutes is not None:
+        defaults["epochs"] = 0.0  # counted in time: a budget wins anyway
+    return defaults
 
 
-def node_resources(target: KubeflowTarget) -> Dict[str, Any]:
-    """``ResourceSpec`` per component id: requests for the heavy ones, GPUs for the Trainer alone."""
+def node_resources(target: KubeflowTarget, component_ids: Sequence[str]) -> Dict[str, Any]:
+    """``ResourceSpec`` per component id: every task asks for CPU and memory, GPUs go to the Trainer alone.
+
+    Kubernetes schedules on requests (kfp); Vertex AI picks a machine type from the limits.
+    """
     from kfp.pipeline_spec import pipeline_spec_pb2
 
     resource_spec = pipeline_spec_pb2.PipelineDeploymentConfig.PipelineContainerSpec.ResourceSpec
-    if target.target == "kfp":  # Kubernetes schedules on requests
-        heavy = dict(cpu_request=target.heavy_cpus, memory_request=target.heavy_memory_gb)
-    else:  # Vertex AI picks a machine type from the limits
-        heavy = dict(cpu_limit=target.heavy_cpus, memory_limit=target.heavy_memory_gb)
-    resources = {name: resource_spec(**heavy) for name in HEAVY_COMPONENTS}
-    trainer = resource_spec(cpu_limit=target.trainer_cpus, memory_limit=target.trainer_memory_gb)
-    if target.target == "kfp":
-        trainer.cpu_request = target.trainer_cpus
-        trainer.memory_request = target.trainer_memory_gb
+
+    def sized(cpus: float, memory_gb: float):
+        if target.target == "kfp":
+            return resource_spec(cpu_request=cpus, memory_request=memory_gb)
+        return resource_spec(cpu_limit=cpus, memory_limit=memory_gb)
+
+    resources = {name: sized(target.light_cpus, target.light_memory_gb) for name in component_ids}
+    resources.update({name: sized(target.task_cpus, target.task_memory_gb) for name in HEAVY_COMPONENTS})
+    trainer = sized(target.trainer_cpus, target.trainer_memory_gb)
     if target.trainer_gpus:
         trainer.accelerator.CopyFrom(resource_spec.AcceleratorConfig(type=target.accelerator_type,
                                                                       count=target.trainer_gpus))
@@ -163,20 +200,15 @@ def build_pipeline(target: KubeflowTarget, dataset: DatasetSpec, hparams: HParam
 
     from cifar_tfx.pipeline.pipeline import create_pipeline
 
-    defaults = default_parameter_values(hparams, target.data_path)
-
-    def parameter(name: str, ptype: type):
-        return data_types.RuntimeParameter(name=name, ptype=ptype, default=defaults[name])
-
+    parameters = {name: data_types.RuntimeParameter(name=name, ptype=type(default), default=default)
+                  for name, default in default_parameter_values(hparams, target.data_path).items()}
     return create_pipeline(
         pipeline_name=pipeline_name, pipeline_root=target.pipeline_root,
-        data_path=parameter(PIPELINE_PARAMETERS.data_path, str),
+        data_path=parameters.pop(DATA_PATH_PARAMETER),
         dataset=dataset, hparams=hparams, serving_dir=target.serving_dir, model_name=target.model_name,
-        compare_with_last_blessed=target.target == "vertex",
-        epochs=parameter(PIPELINE_PARAMETERS.epochs, float),
-        time_budget_minutes=parameter(PIPELINE_PARAMETERS.time_budget_minutes, float),
-        min_accuracy=parameter(PIPELINE_PARAMETERS.min_accuracy, float),
-        beam_pipeline_args=target.beam_args, resources=node_resources(target),
+        compare_with_last_blessed=target.target == "vertex", run_values=parameters,
+        trainer_required_gpus=0 if target.allow_cpu_fallback else target.trainer_gpus,
+        beam_pipeline_args=target.beam_pipeline_args, resources=node_resources(target, COMPONENT_IDS),
     )
 
 
@@ -200,13 +232,23 @@ def kubernetes_platform_spec(target: KubeflowTarget, executor_labels: Mapping[st
             config_of(task).pvc_mount.append(k8s.PvcMount(constant=volume.claim, mount_path=volume.mount_path))
     if target.gpu_node_selector:
         config_of(TRAINER).node_selector.labels.update(dict(target.gpu_node_selector))
+    tolerations = [t.as_json() for t in target.gpu_tolerations] if target.trainer_gpus else []
+    if tolerations:
+        config_of(TRAINER)
     if not configs:
         return None
     platform = pipeline_spec_pb2.PlatformSpec()
     executors = platform.platforms["kubernetes"].deployment_spec.executors
     for label, config in configs.items():
         executors[label].update(json_format.MessageToDict(config))
-    return json_format.MessageToDict(platform)
+    document = json_format.MessageToDict(platform)
+    if tolerations:
+        # Field 12 of KubernetesExecutorConfig (kubernetes_platform/proto/kubernetes_executor_config.proto in
+        # kubeflow/pipelines; the backend applies it since 2.1.0). kfp-kubernetes 1.0.0, the last release
+        # that installs beside TFX 1.16's protobuf, predates the field: written as the JSON it parses from.
+        executor = document["platforms"]["kubernetes"]["deploymentSpec"]["executors"][executor_labels[TRAINER]]
+        executor["tolerations"] = tolerations
+    return document
 
 
 def compile_pipeline(target: KubeflowTarget, dataset: DatasetSpec, hparams: HParams, output_file: str,
@@ -232,6 +274,9 @@ def compile_pipeline(target: KubeflowTarget, dataset: DatasetSpec, hparams: HPar
         root_parameters[name]["isOptional"] = True
     tasks = spec["root"]["dag"]["tasks"]
     tasks[EXAMPLE_GEN]["cachingOptions"] = {}  # enableCache false: see the module docstring
+    if target.retries:
+        for task in tasks.values():
+            task["retryPolicy"] = {"maxRetryCount": target.retries, **RETRY_BACKOFF}
     documents = [spec]
     labels = {name: task["componentRef"]["name"] for name, task in tasks.items()}
     executor_labels = {name: spec["components"][component]["executorLabel"] for name, component in labels.items()
@@ -254,4 +299,17 @@ def parse_node_selector(pairs: Sequence[str]) -> Tuple[Tuple[str, str], ...]:
         if not sep or not key:
             raise ValueError(f"node selector {pair!r} must be KEY=VALUE")
         parsed.append((key, value))
+    return tuple(parsed)
+
+
+def parse_tolerations(values: Sequence[str]) -> Tuple[Toleration, ...]:
+    """``["KEY[=VALUE][:EFFECT]", ...]`` as tolerations (with a value: operator Equal, else Exists)."""
+    parsed = []
+    for text in values:
+        pair, _, effect = text.partition(":")
+        key, sep, value = pair.partition("=")
+        if not key:
+            raise ValueError(f"toleration {text!r} must be KEY[=VALUE][:EFFECT]")
+        parsed.append(Toleration(key=key, operator="Equal" if sep else "Exists", value=value,
+                                 effect=effect or "NoSchedule"))
     return tuple(parsed)

@@ -135,10 +135,16 @@ def submit_kfp(client, options: SubmitOptions, namespace: Optional[str] = None) 
     """Create the run (and its experiment if new) on a KFP 2 API server."""
     spec = load_spec(options.spec_path)
     run_name = options.run_name or f"{spec['pipelineInfo']['name']} {time.strftime('%Y-%m-%d %H-%M-%S')}"
+    # The open-source backend never reads the spec's defaultPipelineRoot (backend/src/v2/driver/root_dag.go
+    # takes the run's root, else the namespace's kfp-launcher ConfigMap, else minio://mlpipeline/v2/artifacts):
+    # the root always travels with the run.
+    pipeline_root = options.pipeline_root or spec.get("defaultPipelineRoot")
+    if not pipeline_root:
+        raise SubmitError(f"{options.spec_path} has no defaultPipelineRoot: give --pipeline-root")
     with _server_errors(client_host(client)):
         result = client.create_run_from_pipeline_package(
             options.spec_path, arguments=dict(options.parameters), run_name=run_name,
-            experiment_name=options.experiment, namespace=namespace, pipeline_root=options.pipeline_root,
+            experiment_name=options.experiment, namespace=namespace, pipeline_root=pipeline_root,
             enable_caching=options.enable_caching, service_account=options.service_account)
     run_id = result.run_id
     return SubmittedRun(run_id=run_id, url=f"{client_host(client).rstrip('/')}/#/runs/details/{run_id}")

@@ -2,7 +2,7 @@
 
 The runner's hook ``_PIPELINE_NODE_DO_FN_CLS`` names the DoFn that runs each node;
 :class:`AnnouncingNode` wraps TFX's ``_run_node`` and changes nothing else. The end
-line says what the node produced (:mod:`cifar_tfx.pipeline.component_lines`) and
+line says what the node produced (:mod:`cifar_tfx.reporting.component_lines`) and
 how long it took.
 """
 
@@ -13,8 +13,8 @@ import time
 from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner, PipelineNodeAsDoFn
 
 from cifar_tfx import console
-from cifar_tfx.pipeline.component_lines import describe
-from cifar_tfx.pipeline.local_runner import artifacts_since, max_artifact_id
+from cifar_tfx.reporting.component_lines import describe
+from cifar_tfx.reporting.run_record import executions_after, last_execution_id, open_store
 from cifar_tfx.progress import format_duration
 
 
@@ -22,7 +22,7 @@ class AnnouncingNode(PipelineNodeAsDoFn):
     """Runs one pipeline node as TFX does, between a start line and an end line."""
 
     def _run_node(self) -> None:
-        before = max_artifact_id(self._mlmd_connection_config)
+        before = last_execution_id(open_store(self._mlmd_connection_config))
         console.say(f"{self._node_id}: started")
         started = time.monotonic()
         try:
@@ -30,8 +30,9 @@ class AnnouncingNode(PipelineNodeAsDoFn):
         except BaseException:
             console.say(f"{self._node_id}: failed after {format_duration(time.monotonic() - started)}")
             raise
-        produced = [a for a in artifacts_since(self._mlmd_connection_config, before)
-                    if a.component == self._node_id]
+        produced = [artifact for component in executions_after(open_store(self._mlmd_connection_config), before,
+                                                                node=self._node_id)
+                    for found in component.outputs.values() for artifact in found]
         console.say(f"{self._node_id}: {describe(produced)}  [{format_duration(time.monotonic() - started)}]")
 
 

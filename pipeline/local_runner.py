@@ -7,13 +7,14 @@ import dataclasses
 import fcntl
 import os
 import time
-from typing import Dict, Iterator, List, Tuple
+from typing import Iterator, List, Tuple
 
 from cifar_tfx import storage
 from cifar_tfx.data.datasets import DatasetSpec
+from cifar_tfx.reporting.run_record import (METADATA_FILE, ProducedArtifact, executions_after, last_execution_id,
+                                            open_store)
 from cifar_tfx.trainer.hparams import HParams
 
-METADATA_FILE = "metadata.sqlite"
 LOCK_FILE = ".run.lock"
 
 
@@ -79,15 +80,6 @@ class LocalRun:
         return os.path.join(self.pipeline_root, METADATA_FILE)
 
 
-@dataclasses.dataclass(frozen=True)
-class ProducedArtifact:
-    component: str
-    output: str
-    type_name: str
-    uri: str
-    properties: Dict[str, object] = dataclasses.field(default_factory=dict)  # MLMD custom properties
-
-
 def run_local(run: LocalRun) -> List[ProducedArtifact]:
     """Build and run the pipeline; return the artifacts this run produced.
 
@@ -107,7 +99,7 @@ def _run_locked(run: LocalRun) -> List[ProducedArtifact]:
     from cifar_tfx.pipeline.pipeline import create_pipeline
 
     connection = metadata.sqlite_metadata_connection_config(run.metadata_path)
-    before = max_artifact_id(connection)
+    before = last_execution_id(open_store(connection))
     pipeline = create_pipeline(
         pipeline_name=run.pipeline_name,
         pipeline_root=os.path.abspath(run.pipeline_root),
@@ -122,33 +114,5 @@ def _run_locked(run: LocalRun) -> List[ProducedArtifact]:
         beam_pipeline_args=run.beam_pipeline_args,
     )
     AnnouncingBeamDagRunner().run(pipeline)
-    return artifacts_since(connection, before)
-
-
-def _store(connection):
-    from ml_metadata.metadata_store import metadata_store
-
-    return metadata_store.MetadataStore(connection)
-
-
-def max_artifact_id(connection) -> int:
-    """The highest artifact id in the ML Metadata store at ``connection`` (0 when empty)."""
-    artifacts = _store(connection).get_artifacts()
-    return max((a.id for a in artifacts), default=0)
-
-
-def artifacts_since(connection, after_id: int) -> List[ProducedArtifact]:
-    """Artifacts registered after ``after_id``, oldest first, with the component and output they came from."""
-    store = _store(connection)
-    types: Dict[int, str] = {t.id: t.name for t in store.get_artifact_types()}
-    produced = []
-    for artifact in sorted(store.get_artifacts(), key=lambda a: a.id):
-        if artifact.id <= after_id:
-            continue
-        # TFX lays outputs out as <pipeline_root>/<component>/<output>/<execution id>.
-        parts = artifact.uri.rstrip("/").split("/")
-        component, output = (parts[-3], parts[-2]) if len(parts) >= 3 else ("?", "?")
-        properties = {key: getattr(value, value.WhichOneof("value")) for key, value in artifact.custom_properties.items()
-                      if value.WhichOneof("value") in ("int_value", "double_value", "string_value")}
-        produced.append(ProducedArtifact(component, output, types.get(artifact.type_id, "?"), artifact.uri, properties))
-    return produced
+    return [artifact for component in executions_after(open_store(connection), before)
+            for found in component.outputs.values() for artifact in found]

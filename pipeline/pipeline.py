@@ -20,21 +20,21 @@ from tfx.types import Channel
 from tfx.types.standard_artifacts import Model, ModelBlessing
 
 from cifar_tfx.components.data_validation import AnomalyGate, PinSchema
-from cifar_tfx.components.evaluator import GatedEvaluator
+from cifar_tfx.components.evaluator import BOUND_KEYS, GatedEvaluator
 from cifar_tfx.components.example_gen import CifarExampleGen
 from cifar_tfx.components.serving_pusher import CLASS_NAMES_KEY, MAX_LATENCY_KEY, ServingDirPusherExecutor
 from cifar_tfx.components.trainer import CifarTrainer
 from cifar_tfx.data.datasets import DatasetSpec
-from cifar_tfx.pipeline.evaluation import make_eval_config
+from cifar_tfx.pipeline import component_ids as ids
 from cifar_tfx.trainer import run_fn as trainer_entry
-from cifar_tfx.trainer.hparams import HParams
+from cifar_tfx.trainer.hparams import GATE_FIELDS, HParams
 
 PREPROCESSING_FN = "cifar_tfx.trainer.preprocessing.preprocessing_fn"
 RUN_FN = "cifar_tfx.trainer.run_fn.run_fn"
 
 # A value fixed when the pipeline is built, or a pipeline parameter set per run (Kubeflow).
 Text = Union[str, data_types.RuntimeParameter]
-Number = Union[float, data_types.RuntimeParameter]
+Value = Union[int, float, data_types.RuntimeParameter]
 
 
 def create_pipeline(
@@ -52,9 +52,8 @@ def create_pipeline(
     beam_pipeline_args: Sequence[str] = (),
     num_shards: int = 4,
     enable_cache: bool = True,
-    epochs: Number = 0.0,
-    time_budget_minutes: Number = 0.0,
-    min_accuracy: Optional[Number] = None,
+    run_values: Mapping[str, Value] = {},  # noqa: B006 - read only
+    trainer_required_gpus: int = 0,
     resources: Mapping[str, object] = {},  # noqa: B006 - read only
 ) -> tfx_pipeline.Pipeline:
     """Build the pipeline: ingest, validate, transform, train, evaluate, push.
@@ -76,28 +75,31 @@ def create_pipeline(
       beam_pipeline_args: options for the Beam-based components (and only those).
       num_shards: TFRecord shards per split written by ExampleGen.
       enable_cache: reuse outputs of components whose inputs and parameters are unchanged.
-      epochs, time_budget_minutes: training length overriding ``hparams`` when > 0
-        (a budget wins); pipeline parameters on Kubeflow.
-      min_accuracy: the gate's bound (default ``hparams.min_accuracy``); a pipeline parameter
-        on Kubeflow.
+      run_values: values of ``hparams`` fields declared run parameters (``run_parameter_fields``)
+        that a run sets, by field name: ``RuntimeParameter``s on Kubeflow. Training fields go to
+        the Trainer (which folds them into ``hparams``), the gate's to the Evaluator; a field not
+        given keeps ``hparams``'s value.
+      trainer_required_gpus: GPUs the Trainer's node was given; the Trainer fails if TensorFlow
+        sees fewer (0: no check, the Trainer uses what it finds).
       resources: KFP ``ResourceSpec`` per component id (CPU, memory, GPUs); local runs ignore it.
     """
     example_gen = CifarExampleGen(data_path=data_path, dataset=dataset.name, num_shards=num_shards,
-                                  data_fingerprint=data_fingerprint)
-    statistics_gen = StatisticsGen(examples=example_gen.outputs["examples"])
-    schema_gen = SchemaGen(statistics=statistics_gen.outputs["statistics"], infer_feature_shape=True)
+                                  data_fingerprint=data_fingerprint).with_id(ids.EXAMPLE_GEN)
+    statistics_gen = StatisticsGen(examples=example_gen.outputs["examples"]).with_id(ids.STATISTICS_GEN)
+    schema_gen = SchemaGen(statistics=statistics_gen.outputs["statistics"],
+                           infer_feature_shape=True).with_id(ids.SCHEMA_GEN)
     pin_schema = PinSchema(
         schema=schema_gen.outputs["schema"],
         num_classes=dataset.num_classes,
         height=dataset.height,
         width=dataset.width,
         channels=dataset.channels,
-    )
+    ).with_id(ids.PIN_SCHEMA)
     example_validator = ExampleValidator(
         statistics=statistics_gen.outputs["statistics"],
         schema=pin_schema.outputs["pinned_schema"],
-    )
-    anomaly_gate = AnomalyGate(anomalies=example_validator.outputs["anomalies"])
+    ).with_id(ids.EXAMPLE_VALIDATOR)
+    anomaly_gate = AnomalyGate(anomalies=example_validator.outputs["anomalies"]).with_id(ids.ANOMALY_GATE)
     shape = {"height": dataset.height, "width": dataset.width, "channels": dataset.channels}
     transform = Transform(
         examples=example_gen.outputs["examples"],
@@ -105,7 +107,7 @@ def create_pipeline(
         preprocessing_fn=PREPROCESSING_FN,
         custom_config=shape,
         materialize=False,  # the Trainer applies the graph in its input pipeline: see BENCHMARKS.md
-    )
+    ).with_id(ids.TRANSFORM)
     transform.add_upstream_node(anomaly_gate)  # nothing trains on data that failed validation
     trainer = CifarTrainer(
         run_fn=RUN_FN,
@@ -117,9 +119,9 @@ def create_pipeline(
             trainer_entry.HPARAMS_KEY: hparams.training_key(),
             trainer_entry.DATASET_KEY: dataset.name,
         },
-        epochs=epochs,
-        time_budget_minutes=time_budget_minutes,
-    ).with_id("Trainer")
+        run_values={name: value for name, value in run_values.items() if name not in GATE_FIELDS},
+        required_gpus=trainer_required_gpus,
+    ).with_id(ids.TRAINER)
     components: List[object] = [
         example_gen, statistics_gen, schema_gen, pin_schema, example_validator, anomaly_gate,
         transform, trainer,
@@ -130,16 +132,17 @@ def create_pipeline(
             strategy_class=LatestBlessedModelStrategy,
             model=Channel(type=Model),
             model_blessing=Channel(type=ModelBlessing),
-        ).with_id("last_blessed_model")
+        ).with_id(ids.LAST_BLESSED_MODEL)
         baseline = last_blessed.outputs["model"]
         components.append(last_blessed)
+    bounds = {name: run_values.get(name, getattr(hparams, name)) for name in BOUND_KEYS}
     evaluator = GatedEvaluator(
         examples=example_gen.outputs["examples"],
         model=trainer.outputs["model"],
         baseline_model=baseline,
-        eval_config=make_eval_config(hparams.min_accuracy, hparams.max_regression),
-        min_accuracy=hparams.min_accuracy if min_accuracy is None else min_accuracy,
-    ).with_id("Evaluator")
+        class_names=dataset.class_names,
+        **bounds,
+    ).with_id(ids.EVALUATOR)
     pusher = Pusher(
         model=trainer.outputs["model"],
         model_blessing=evaluator.outputs["blessing"],
@@ -147,7 +150,7 @@ def create_pipeline(
             base_directory=os.path.join(serving_dir, model_name))),
         custom_executor_spec=executor_spec.ExecutorClassSpec(ServingDirPusherExecutor),
         custom_config={CLASS_NAMES_KEY: list(dataset.class_names), MAX_LATENCY_KEY: hparams.max_serving_latency_ms},
-    )
+    ).with_id(ids.PUSHER)
     components += [evaluator, pusher]
     for component in components:
         if beam_pipeline_args and isinstance(component, base_beam_component.BaseBeamComponent):

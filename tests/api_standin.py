@@ -39,6 +39,10 @@ class KfpStandIn:
     def bodies(self, method: str, path: str) -> List[Dict]:
         return [r["body"] for r in self.requests if r["method"] == method and r["path"] == path]
 
+    def authorizations(self) -> List[str]:
+        """The ``Authorization`` header of each run created, in order."""
+        return [r["authorization"] for r in self.requests if r["method"] == "POST" and r["path"] == "/apis/v2beta1/runs"]
+
     def _handler(self):
         standin = self
 
@@ -59,7 +63,8 @@ class KfpStandIn:
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length) if length else b""
                 record = {"method": self.command, "path": url.path, "query": urllib.parse.parse_qs(url.query),
-                          "body": json.loads(raw) if raw else None}
+                          "body": json.loads(raw) if raw else None,
+                          "authorization": self.headers.get("Authorization", "")}
                 standin.requests.append(record)
                 return record
 

@@ -9,10 +9,11 @@ what the KFP driver and launcher do for a container task (``backend/src/v2/drive
 * passes input artifacts from the producing task's ``ExecutorOutput`` (URI and metadata);
 * chooses output URIs under the pipeline root (``<root>/<task>/<output>``);
 * builds the ``ExecutorInput``, substitutes it for the ``{{$}}`` placeholder in the
-  container's arguments and runs the container's command and arguments as a
-  subprocess (``python`` is this interpreter; the environment is the image's);
-* mounts volumes by checking that each PVC mount path of the task's Kubernetes
-  platform config exists (the test lays out folders at those paths).
+  container's arguments and runs the container's command and arguments, either
+  inside the built image (:class:`ImageTasks`: ``buildah run`` as the image's user,
+  the pipeline root and each PVC of the task's Kubernetes platform config bound where
+  the spec says) or as a subprocess of this interpreter (:class:`LocalTasks`, for
+  the development install: ``python`` is this interpreter, PVC mount paths must exist).
 
 Importer and Resolver tasks are refused: the open-source backend cannot run TFX's.
 """
@@ -23,7 +24,7 @@ import json
 import os
 import subprocess
 import sys
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import yaml
 
@@ -32,6 +33,65 @@ IMAGE_ENV = {"TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNB
 
 class TaskFailed(RuntimeError):
     pass
+
+
+class LocalTasks:
+    """Run a task's command with this interpreter; a PVC mount path must exist on this machine."""
+
+    def run(self, task: str, command: Sequence[str], pvc_mounts: Sequence[Mapping[str, str]],
+            pipeline_root: str, timeout: float) -> subprocess.CompletedProcess:
+        for mount in pvc_mounts:
+            if not os.path.isdir(mount["mountPath"]):
+                raise TaskFailed(f"{task}: volume {mount.get('constant')} should be mounted at {mount['mountPath']}")
+        command = [sys.executable if part == "python" else part for part in command]
+        return subprocess.run(list(command), env={**os.environ, **IMAGE_ENV}, capture_output=True, text=True,
+                              timeout=timeout)
+
+
+class ImageTasks:
+    """Run a task's command inside a built image, as a pod of that image would.
+
+    One working container of ``image`` (``buildah from``); each task is a fresh
+    ``buildah run`` as the image's own user with the image's environment and working
+    directory, fresh empty ``/tmp`` and home folders, the pipeline root bound at its own
+    path, and each PVC the platform spec mounts into the task bound at its ``mountPath``
+    (``claims`` maps a claim name to the folder on this machine that stands for it).
+    """
+
+    def __init__(self, image: str, claims: Mapping[str, str], buildah: Sequence[str] = ("buildah",)):
+        self.buildah = list(buildah)
+        self.claims = dict(claims)
+        config = json.loads(self._buildah("inspect", "--type", "image", image).stdout)["OCIv1"]["config"]
+        self.user = config.get("User", "")
+        self.home = next((e.split("=", 1)[1] for e in config.get("Env", []) if e.startswith("HOME=")), "")
+        self.container = self._buildah("from", "--quiet", "--pull-never", image).stdout.strip()
+
+    def _buildah(self, *args: str, **kwargs) -> subprocess.CompletedProcess:
+        return subprocess.run(self.buildah + list(args), check=True, capture_output=True, text=True, **kwargs)
+
+    def run(self, task: str, command: Sequence[str], pvc_mounts: Sequence[Mapping[str, str]],
+            pipeline_root: str, timeout: float) -> subprocess.CompletedProcess:
+        binds = [f"{pipeline_root}:{pipeline_root}"]
+        for mount in pvc_mounts:
+            if mount["constant"] not in self.claims:
+                raise TaskFailed(f"{task}: the spec mounts claim {mount['constant']!r}, which this run does not have")
+            binds.append(f"{self.claims[mount['constant']]}:{mount['mountPath']}")
+        fresh = ["--mount", "type=tmpfs,destination=/tmp"]
+        if self.home:
+            fresh += ["--mount", f"type=tmpfs,destination={self.home}"]
+        options = [f"--volume={bind}" for bind in binds] + fresh + (["--user", self.user] if self.user else [])
+        return subprocess.run(self.buildah + ["run"] + options + [self.container, "--"] + list(command),
+                              capture_output=True, text=True, timeout=timeout)
+
+    def run_command(self, command: Sequence[str], binds: Sequence[str] = (), timeout: float = 600) \
+            -> subprocess.CompletedProcess:
+        """Any command in the working container, as the image's user (for checks after a run)."""
+        options = [f"--volume={bind}" for bind in binds] + (["--user", self.user] if self.user else [])
+        return subprocess.run(self.buildah + ["run"] + options + [self.container, "--"] + list(command),
+                              capture_output=True, text=True, timeout=timeout)
+
+    def close(self) -> None:
+        subprocess.run(self.buildah + ["rm", self.container], capture_output=True)
 
 
 def load_documents(spec_path: str):
@@ -77,8 +137,13 @@ def _parameter_value(name: str, spec: Mapping[str, Any], root_values: Mapping[st
 
 
 def run_pipeline_spec(spec_path: str, pipeline_root: str, parameter_values: Optional[Mapping[str, Any]] = None,
-                      timeout_per_task: float = 1800.0, log_dir: Optional[str] = None) -> Dict[str, Dict]:
-    """Execute every task; return each task's ``ExecutorOutput`` artifacts (as JSON dicts)."""
+                      timeout_per_task: float = 1800.0, log_dir: Optional[str] = None,
+                      tasks_run_by=None) -> Dict[str, Dict]:
+    """Execute every task; return each task's ``ExecutorOutput`` artifacts (as JSON dicts).
+
+    ``tasks_run_by``: :class:`LocalTasks` (the default) or :class:`ImageTasks`.
+    """
+    tasks_run_by = tasks_run_by or LocalTasks()
     spec, platform = load_documents(spec_path)
     root_definitions = spec["root"].get("inputDefinitions", {}).get("parameters", {})
     root_values = {name: d["defaultValue"] for name, d in root_definitions.items() if "defaultValue" in d}
@@ -99,9 +164,7 @@ def run_pipeline_spec(spec_path: str, pipeline_root: str, parameter_values: Opti
         task = tasks[name]
         component = spec["components"][task["componentRef"]["name"]]
         executor = spec["deploymentSpec"]["executors"][component["executorLabel"]]
-        for mount in k8s.get(component["executorLabel"], {}).get("pvcMount", []):
-            if not os.path.isdir(mount["mountPath"]):
-                raise TaskFailed(f"{name}: volume {mount.get('constant')} should be mounted at {mount['mountPath']}")
+        pvc_mounts = k8s.get(component["executorLabel"], {}).get("pvcMount", [])
         task_root = os.path.join(pipeline_root, name)
         executor_input: Dict[str, Any] = {
             "inputs": {"parameterValues": {}, "artifacts": {}},
@@ -118,11 +181,9 @@ def run_pipeline_spec(spec_path: str, pipeline_root: str, parameter_values: Opti
                 "name": f"artifacts/{next(artifact_ids)}", "type": definition["artifactType"],
                 "uri": os.path.join(task_root, key), "metadata": {}}]}
         container = executor["container"]
-        command = [sys.executable if part == "python" else part for part in container["command"]]
         arguments = [json.dumps(executor_input) if part == "{{$}}" else part for part in container["args"]]
-        env = {**os.environ, **IMAGE_ENV}
-        result = subprocess.run(command + arguments, env=env, capture_output=True, text=True,
-                                timeout=timeout_per_task)
+        result = tasks_run_by.run(name, container["command"] + arguments, pvc_mounts, pipeline_root,
+                                  timeout_per_task)
         if log_dir:
             with open(os.path.join(log_dir, f"{name}.log"), "w") as log:
                 log.write(result.stdout + result.stderr)

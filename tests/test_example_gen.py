@@ -9,9 +9,15 @@ tf = pytest.importorskip("tensorflow")
 
 from tfx.types import artifact_utils, standard_artifacts  # noqa: E402
 
-from cifar_tfx.example_format import parse_example  # noqa: E402
 from cifar_tfx.components.example_gen import CifarExampleGenExecutor  # noqa: E402
 from cifar_tfx.data.reader import read_batches  # noqa: E402
+
+
+def parse_example(serialized: bytes) -> tuple:
+    """``(image [H, W, C] uint8, label)`` of one serialized example, decoded with TensorFlow itself."""
+    parsed = tf.io.parse_single_example(serialized, {"image": tf.io.FixedLenFeature([], tf.string),
+                                                     "label": tf.io.FixedLenFeature([], tf.int64)})
+    return tf.io.decode_png(parsed["image"]).numpy(), int(parsed["label"])
 
 
 def _run_executor(data_path, out_dir, shards=3):

@@ -1,35 +1,81 @@
-"""The gate's bounds and the Pusher's obedience to the blessing, without running a pipeline."""
+"""The gate's decision (every branch, every boundary), the blessing it writes and the Pusher's obedience to it."""
 
+import dataclasses
 import json
+import math
 import os
 
 import pytest
 
 pytest.importorskip("tfx")
 
-import tensorflow_model_analysis as tfma  # noqa: E402
 from tfx.proto import pusher_pb2  # noqa: E402
 from tfx.types import standard_artifacts  # noqa: E402
 from tfx.utils import proto_utils  # noqa: E402
 
 from cifar_tfx.components.serving_pusher import ServingDirPusherExecutor  # noqa: E402
-from cifar_tfx.pipeline.evaluation import ACCURACY, make_eval_config  # noqa: E402
+from cifar_tfx.components.gate import Bounds, Decision, Metrics, decide, gate_record, read_gate_record  # noqa: E402
 
 
-def test_gate_bounds_are_exactly_the_hparams():
-    config = make_eval_config(0.93, 0.005)
-    [spec] = config.metrics_specs
-    gated = [m for m in spec.metrics if m.per_slice_thresholds]
-    assert [m.class_name for m in gated] == ["SparseCategoricalAccuracy"]
-    [per_slice] = gated[0].per_slice_thresholds
-    assert list(per_slice.slicing_specs) == [tfma.SlicingSpec()], "the bound applies to the overall slice only"
-    assert per_slice.threshold.value_threshold.lower_bound.value == pytest.approx(0.93, abs=1e-12)
-    assert not per_slice.threshold.value_threshold.HasField("upper_bound")
-    change = per_slice.threshold.change_threshold
-    assert change.absolute.value == pytest.approx(-0.005, abs=1e-12)
-    assert change.direction == tfma.MetricDirection.HIGHER_IS_BETTER
-    assert config.model_specs[0].signature_name == "serving_default"
-    assert ACCURACY == "sparse_categorical_accuracy"
+BOUNDS = Bounds(min_accuracy=0.90, max_regression=0.01, min_class_accuracy=0.0)
+
+
+def test_the_absolute_bound_blesses_at_and_above_it_only():
+    assert decide(Metrics(0.90), None, BOUNDS) == Decision(True, ())
+    assert decide(Metrics(0.9001), None, BOUNDS).blessed
+    refused = decide(Metrics(0.8999), None, BOUNDS)
+    assert refused == Decision(False, ("min-accuracy failed: accuracy 0.8999 < 0.9000",))
+
+
+def test_the_regression_bound_compares_with_the_baseline_only_when_there_is_one():
+    assert decide(Metrics(0.91), Metrics(0.92), BOUNDS).blessed            # 0.01 below: allowed
+    refused = decide(Metrics(0.91), Metrics(0.9201), BOUNDS)               # 0.0101 below
+    assert refused == Decision(False, ("max-regression failed: accuracy 0.9100 is 0.0101 below the last "
+                                       "blessed model's 0.9201, allowed 0.0100",))
+    assert decide(Metrics(0.91), None, BOUNDS).blessed, "the first model has nothing to regress from"
+    assert decide(Metrics(0.99), Metrics(0.95), BOUNDS).blessed, "better than the baseline"
+
+
+def test_per_class_bounds_name_every_class_below_them():
+    classes = {"cat": 0.70, "dog": 0.6999, "ship": 0.95}
+    assert decide(Metrics(0.95, classes), None, BOUNDS).blessed, "0 means no per-class bound"
+    refused = decide(Metrics(0.95, classes), None, Bounds(0.90, 0.01, min_class_accuracy=0.70))
+    assert refused.failures == ("min-class-accuracy failed on dog: accuracy 0.6999 < 0.7000",)
+
+
+def test_every_failed_bound_is_reported_in_order_and_nan_clears_none():
+    both = decide(Metrics(0.5, {"cat": 0.1}), Metrics(0.9), Bounds(0.6, 0.01, 0.2))
+    assert [line.split(":")[0] for line in both.failures] == [
+        "min-accuracy failed", "max-regression failed", "min-class-accuracy failed on cat"]
+    nan = decide(Metrics(math.nan, {"cat": math.nan}), Metrics(0.5), Bounds(0.0, 1.0, 0.1))
+    assert not nan.blessed and len(nan.failures) == 3
+
+
+def test_bounds_outside_zero_to_one_are_refused():
+    for fields in ({"min_accuracy": 1.5}, {"max_regression": -0.1}, {"min_class_accuracy": math.nan}):
+        with pytest.raises(ValueError, match="must be within"):
+            Bounds(**{**dataclasses.asdict(BOUNDS), **fields})
+
+
+def test_the_gate_record_round_trips_what_was_applied():
+    candidate, baseline = Metrics(0.91, {"cat": 0.8, "dog": math.nan}), Metrics(0.92)
+    decision = decide(candidate, baseline, BOUNDS)
+    bounds, read_candidate, read_baseline, read_decision = read_gate_record(
+        gate_record(BOUNDS, candidate, baseline, decision))
+    assert (bounds, read_baseline, read_decision) == (BOUNDS, baseline, decision)
+    assert read_candidate.accuracy == 0.91 and math.isnan(read_candidate.class_accuracy["dog"])
+
+
+@pytest.mark.parametrize("blessed, marker, value", [(True, "BLESSED", 1), (False, "NOT_BLESSED", 0)])
+def test_the_evaluator_writes_the_blessing_the_pusher_reads(tmp_path, blessed, marker, value):
+    from cifar_tfx.components.evaluator import write_blessing
+
+    model, blessing = standard_artifacts.Model(), standard_artifacts.ModelBlessing()
+    model.uri, blessing.uri = str(tmp_path / "model"), str(tmp_path / "blessing")
+    write_blessing(blessing, model, None, blessed)
+    assert os.listdir(blessing.uri) == [marker]
+    assert blessing.get_int_custom_property("blessed") == value
+    assert blessing.get_string_custom_property("current_model") == model.uri
 
 
 def _push(tmp_path, blessed):

@@ -1,4 +1,4 @@
-"""What can be checked of kubeflow/Dockerfile without a Docker engine."""
+"""What can be checked of kubeflow/Dockerfile by reading it (tests/test_image_build.py builds and runs it)."""
 
 import fnmatch
 import importlib.metadata
@@ -46,7 +46,8 @@ def test_image_installs_only_locked_versions():
         for command in run.split("&&"):
             if "pip install" in command and "uv==" not in command:
                 assert "--no-deps" in command, command
-    assert any("-r requirements/lock-cuda.txt" in run for run in installs)
+    cuda_install = next(run for run in installs if "lock-cuda.txt" in run)
+    assert '"$WITH_CUDA" = 1' in cuda_install, "the CUDA lock is installed only when WITH_CUDA=1"
     cuda = _locked(REPO / "requirements" / "lock-cuda.txt")
     base = _locked(REPO / "requirements" / "lock.txt")
     assert any(name.startswith("nvidia-cudnn") for name in cuda)
@@ -54,9 +55,24 @@ def test_image_installs_only_locked_versions():
     assert not clashes, f"the CUDA lock must keep the main lock's versions: {clashes}"
 
 
+def _final_stage():
+    return DOCKERFILE[DOCKERFILE.rindex("\nFROM "):]
+
+
 def test_image_python_matches_the_one_the_wheels_were_chosen_for():
-    assert re.search(r"^FROM python:3\.11-slim", DOCKERFILE, re.M)
-    assert "TF_USE_LEGACY_KERAS=1" in DOCKERFILE
+    assert re.search(r"^ARG BASE_IMAGE=python:3\.11-slim$", DOCKERFILE, re.M)
+    assert re.findall(r"^FROM (\S+)", DOCKERFILE, re.M) == ["${BASE_IMAGE}", "${BASE_IMAGE}"]
+    assert "TF_USE_LEGACY_KERAS=1" in _final_stage()
+
+
+def test_final_stage_has_no_source_copy_and_runs_as_a_numeric_non_root_user():
+    final = _final_stage()
+    copies = re.findall(r"^COPY (.+)$", final, re.M)
+    assert copies and all(c.startswith("--from=build /opt/venv") for c in copies), copies
+    user = re.findall(r"^USER (\S+)$", final, re.M)
+    assert len(user) == 1 and re.fullmatch(r"[1-9][0-9]*(:[0-9]+)?", user[0]), \
+        "a numeric uid lets Kubernetes' runAsNonRoot verify it"
+    assert "build-essential" not in final
 
 
 def test_build_context_leaves_out_heavy_and_local_folders():
@@ -71,5 +87,5 @@ def test_build_context_leaves_out_heavy_and_local_folders():
         assert ignored(heavy), heavy
     for needed in ("setup.py", "requirements/lock.txt", "cifar_tfx/cli.py", "kubeflow/compiler.py"):
         assert not ignored(needed), needed
-    for copied in re.findall(r"^COPY (\S+)", DOCKERFILE, re.M):
+    for copied in re.findall(r"^COPY (?!--from)(\S+)", DOCKERFILE, re.M):
         assert (REPO / copied).exists(), copied

@@ -22,7 +22,7 @@ from kfp.pipeline_spec import pipeline_spec_pb2  # noqa: E402
 
 from cifar_tfx.data.datasets import CIFAR10  # noqa: E402
 from cifar_tfx.kubeflow.compiler import (  # noqa: E402
-    PIPELINE_PARAMETERS, KubeflowTarget, VolumeMount, compile_pipeline)
+    DATA_PATH_PARAMETER, KubeflowTarget, VolumeMount, compile_pipeline)
 from cifar_tfx.trainer.hparams import FULL, HParams, with_overrides  # noqa: E402
 
 COMPONENTS = {"CifarExampleGen", "StatisticsGen", "SchemaGen", "PinSchema", "ExampleValidator", "AnomalyGate",
@@ -72,14 +72,18 @@ def test_spec_is_what_the_api_server_accepts(docs_name, request):
 def test_parameters_are_constants_or_root_inputs_with_defaults(docs_name, request):
     spec = _strict_spec(request.getfixturevalue(docs_name)[0])
     root_inputs = spec.root.input_definitions.parameters
-    assert set(root_inputs) == {"data_path", "epochs", "time_budget_minutes", "min_accuracy"}
     kinds = {name: pipeline_spec_pb2.ParameterType.ParameterTypeEnum.Name(p.parameter_type)
              for name, p in root_inputs.items()}
-    assert kinds == {"data_path": "STRING", "epochs": "NUMBER_DOUBLE", "time_budget_minutes": "NUMBER_DOUBLE",
-                     "min_accuracy": "NUMBER_DOUBLE"}
+    assert kinds == {"data_path": "STRING", "depth": "NUMBER_INTEGER", "batch_size": "NUMBER_INTEGER",
+                     "cutout_size": "NUMBER_INTEGER", "learning_rate": "NUMBER_DOUBLE", "weight_decay": "NUMBER_DOUBLE",
+                     "epochs": "NUMBER_DOUBLE", "time_budget_minutes": "NUMBER_DOUBLE",
+                     "min_accuracy": "NUMBER_DOUBLE", "max_regression": "NUMBER_DOUBLE",
+                     "min_class_accuracy": "NUMBER_DOUBLE"}
     defaults = {name: json_format.MessageToDict(p.default_value) for name, p in root_inputs.items()}
     assert defaults["epochs"] == FULL.epochs and defaults["time_budget_minutes"] == 0
-    assert defaults["min_accuracy"] == FULL.min_accuracy
+    assert (defaults["depth"], defaults["batch_size"], defaults["cutout_size"]) == (56, 128, 16)
+    assert (defaults["learning_rate"], defaults["weight_decay"]) == (0.1, 1e-4)
+    assert (defaults["min_accuracy"], defaults["max_regression"]) == (FULL.min_accuracy, FULL.max_regression)
     used = set()
     for name, task in spec.root.dag.tasks.items():
         for key, parameter in task.inputs.parameters.items():
@@ -90,8 +94,10 @@ def test_parameters_are_constants_or_root_inputs_with_defaults(docs_name, reques
             else:
                 assert kind == "component_input_parameter", (name, key, kind)
                 used.add((name, parameter.component_input_parameter))
-    assert used == {("CifarExampleGen", "data_path"), ("Trainer", "epochs"), ("Trainer", "time_budget_minutes"),
-                    ("Evaluator", "min_accuracy")}
+    training = {"depth", "batch_size", "cutout_size", "learning_rate", "weight_decay", "epochs", "time_budget_minutes"}
+    gate = {"min_accuracy", "max_regression", "min_class_accuracy"}
+    assert used == {("CifarExampleGen", "data_path")} | {("Trainer", n) for n in training} | \
+        {("Evaluator", n) for n in gate}
 
 
 def _deployment(spec) -> pipeline_spec_pb2.PipelineDeploymentConfig:
@@ -116,9 +122,12 @@ def test_kfp_trainer_alone_asks_for_kubernetes_gpus_and_heavy_tasks_request_reso
     with_gpu = {name: c["resources"]["accelerator"] for name, c in containers.items()
                 if "accelerator" in c.get("resources", {})}
     assert with_gpu == {"Trainer": {"type": "nvidia.com/gpu", "count": "2"}}
-    for name in BEAM_COMPONENTS | {"Trainer"}:
-        resources = containers[name]["resources"]
-        assert resources["cpuRequest"] > 0 and resources["memoryRequest"] > 0, name
+    requests = {name: (c["resources"]["cpuRequest"], c["resources"]["memoryRequest"]) for name, c in containers.items()}
+    assert set(requests) == COMPONENTS, "every task asks for what it needs: a pod without requests can starve"
+    assert requests["Trainer"] == (6.0, 20.0), "fits an 8-vCPU GPU node (about 7.9 allocatable CPUs, 26 GB)"
+    assert {requests[name] for name in BEAM_COMPONENTS} == {(2.0, 8.0)}
+    assert {requests[name] for name in COMPONENTS - BEAM_COMPONENTS - {"Trainer"}} == {(0.5, 2.0)}
+    assert all("cpuLimit" not in c["resources"] for c in containers.values()), "kfp schedules on requests"
     assert all(c["image"] == "registry.example/cifar-tfx:1" for c in containers.values())
 
 
@@ -148,10 +157,17 @@ def test_kfp_has_no_resolver_and_every_task_is_a_container(kfp_docs):
 
 def test_kfp_platform_section_mounts_the_volumes_and_selects_gpu_nodes(kfp_docs):
     assert len(kfp_docs) == 2
-    platform = json_format.ParseDict(kfp_docs[1], pipeline_spec_pb2.PlatformSpec())
-    executors = platform.platforms["kubernetes"].deployment_spec.executors
-    configs = {label: json_format.ParseDict(json_format.MessageToDict(struct), k8s.KubernetesExecutorConfig())
-               for label, struct in executors.items()}
+    platform = json_format.ParseDict(kfp_docs[1], pipeline_spec_pb2.PlatformSpec())  # a Struct per executor
+    assert set(platform.platforms["kubernetes"].deployment_spec.executors) == {
+        "CifarExampleGen_executor", "Pusher_executor", "Trainer_executor"}
+    executors = json.loads(json.dumps(kfp_docs[1]))["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    tolerations = {label: struct.pop("tolerations", None) for label, struct in executors.items()}
+    configs = {label: json_format.ParseDict(struct, k8s.KubernetesExecutorConfig()) for label, struct in executors.items()}
+    # Tolerations: field 12 of KubernetesExecutorConfig, message Toleration {key, operator, value, effect,
+    # toleration_seconds} (kubeflow/pipelines kubernetes_platform/proto/kubernetes_executor_config.proto);
+    # the protos of kfp-kubernetes 1.0.0 installed here predate it, so they are checked by name.
+    assert {label: t for label, t in tolerations.items() if t} == {
+        "Trainer_executor": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]}
     assert set(configs) == {"CifarExampleGen_executor", "Pusher_executor", "Trainer_executor"}
     assert [(m.constant, m.mount_path) for m in configs["CifarExampleGen_executor"].pvc_mount] == [
         ("cifar-data", "/mnt/data")]
@@ -166,9 +182,10 @@ def test_kfp_platform_section_mounts_the_volumes_and_selects_gpu_nodes(kfp_docs)
 def test_beam_arguments_only_on_beam_components_and_ingestion_never_cached(kfp_docs):
     spec = _strict_spec(kfp_docs[0])
     containers = _resources(spec)
-    with_beam = {name for name, c in containers.items()
-                 if any(arg.startswith("--direct_num_workers") for arg in c["args"])}
-    assert with_beam == BEAM_COMPONENTS
+    workers = {name: [a for a in c["args"] if a.startswith("--direct_num_workers")] for name, c in containers.items()}
+    assert {name for name, found in workers.items() if found} == BEAM_COMPONENTS
+    assert {tuple(workers[name]) for name in BEAM_COMPONENTS} == {("--direct_num_workers=2",)}, \
+        "one Beam worker per requested CPU, not per core of the node"
     caching = {name: task.caching_options.enable_cache for name, task in spec.root.dag.tasks.items()}
     assert caching.pop("CifarExampleGen") is False
     assert all(caching.values())
@@ -186,8 +203,8 @@ def test_budget_profile_defaults_to_its_budget(tmp_path):
     target = KubeflowTarget(image="i", pipeline_root="gs://b/r", data_path="gs://b/d", serving_dir="gs://b/m")
     compile_pipeline(target, CIFAR10, with_overrides(FULL, time_budget_minutes=30.0), str(out))
     root = yaml.safe_load_all(out.read_text()).__next__()["root"]["inputDefinitions"]["parameters"]
-    assert root[PIPELINE_PARAMETERS.time_budget_minutes]["defaultValue"] == 30.0
-    assert root[PIPELINE_PARAMETERS.epochs]["defaultValue"] == 0.0
+    assert root["time_budget_minutes"]["defaultValue"] == 30.0
+    assert root["epochs"]["defaultValue"] == 0.0
 
 
 @pytest.mark.parametrize("fields, message", [
@@ -210,3 +227,43 @@ def test_volume_names_follow_kubernetes_rules():
         VolumeMount("Data_Volume", "/mnt/data")
     assert VolumeMount("data", "/mnt/data").holds("/mnt/data/cifar.tar.gz")
     assert not VolumeMount("data", "/mnt/data").holds("/mnt/database/x")
+
+
+def _trainer_required_gpus(documents):
+    parameters = documents[0]["root"]["dag"]["tasks"]["Trainer"]["inputs"]["parameters"]
+    return int(parameters["required_gpus"]["runtimeValue"]["constant"])
+
+
+def test_a_trainer_given_gpus_requires_them_unless_cpu_fallback_is_allowed(kfp_docs, tmp_path_factory):
+    assert _trainer_required_gpus(kfp_docs) == 2  # kfp_docs asks for two
+    fallback = _compile(tmp_path_factory, target="vertex", data_path="gs://b/d", serving_dir="gs://b/m",
+                        trainer_gpus=1, allow_cpu_fallback=True)
+    assert _trainer_required_gpus(fallback) == 0
+    cpu_only = _compile(tmp_path_factory, target="vertex", data_path="gs://b/d", serving_dir="gs://b/m",
+                        trainer_gpus=0)
+    assert _trainer_required_gpus(cpu_only) == 0
+
+
+def test_retries_give_every_task_a_retry_policy(tmp_path_factory):
+    documents = _compile(tmp_path_factory, target="vertex", data_path="gs://b/d", serving_dir="gs://b/m", retries=3)
+    spec = _strict_spec(documents[0])
+    policies = {name: task.retry_policy for name, task in spec.root.dag.tasks.items()}
+    assert {p.max_retry_count for p in policies.values()} == {3}
+    assert {(p.backoff_duration.seconds, p.backoff_factor, p.backoff_max_duration.seconds)
+            for p in policies.values()} == {(30, 2.0, 3600)}
+    assert not any(task.HasField("retry_policy") for task in _strict_spec(
+        _compile(tmp_path_factory, target="vertex", data_path="gs://b/d", serving_dir="gs://b/m")[0]).root.dag.tasks.values())
+
+
+def test_no_gpu_no_toleration_and_given_tolerations_replace_the_default(tmp_path_factory):
+    from cifar_tfx.kubeflow.compiler import parse_tolerations
+
+    cpu = _compile(tmp_path_factory, target="kfp", data_path="gs://b/d", serving_dir="gs://b/m", trainer_gpus=0)
+    assert "tolerations" not in json.dumps(cpu)
+    assert [t.as_json() for t in parse_tolerations(["dedicated=gpu:NoExecute", "nvidia.com/gpu"])] == [
+        {"key": "dedicated", "operator": "Equal", "value": "gpu", "effect": "NoExecute"},
+        {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+    with pytest.raises(ValueError, match="KEY"):
+        parse_tolerations([":NoSchedule"])
+    with pytest.raises(ValueError, match="effect"):
+        parse_tolerations(["a:Sometimes"])

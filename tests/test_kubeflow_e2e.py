@@ -27,7 +27,7 @@ def test_compiled_kfp_spec_runs_every_task_and_pushes_a_servable_model(tmp_path)
     models.mkdir(parents=True)
     spec_path = str(tmp_path / "pipeline.yaml")
     target = KubeflowTarget(image="registry.example/cifar-tfx:1", pipeline_root="gs://bucket/root",
-                            data_path=str(data), serving_dir=str(models), trainer_gpus=1,
+                            data_path=str(data), serving_dir=str(models), trainer_gpus=1, allow_cpu_fallback=True,
                             data_volume=VolumeMount("cifar-data", str(data)),
                             serving_volume=VolumeMount("tf-serving", str(models)))
     compile_pipeline(target, CIFAR10, DEMO, spec_path)

@@ -40,18 +40,29 @@ def test_spec_and_typed_parameters_arrive(compiled, capsys):
     assert code == 0
     run = server.bodies("POST", "/apis/v2beta1/runs")[0]
     with open(compiled["kfp"]) as handle:
-        assert run["pipeline_spec"] == yaml.safe_load(handle)
+        spec, platform = [d for d in yaml.safe_load_all(handle) if d]
+    # kfp.Client sends a spec with a platform document as {pipeline_spec, platform_spec}: the Trainer's
+    # GPU toleration must reach the API server.
+    assert run["pipeline_spec"] == {"pipeline_spec": spec, "platform_spec": platform}
+    assert "tolerations" in str(run["pipeline_spec"]["platform_spec"])
     assert run["runtime_config"]["parameters"] == {"epochs": 3.0, "data_path": "gs://b/new.tar.gz",
                                                    "min_accuracy": 0.5}
     assert run["display_name"] == "r1" and run["experiment_id"] == "exp-1"
+    assert run["runtime_config"]["pipeline_root"] == "gs://b/root", "the spec's root travels with every run"
     assert server.bodies("POST", "/apis/v2beta1/experiments")[0]["display_name"] == "nightly"
     assert f"run run-42: {server.url}/#/runs/details/run-42" in capsys.readouterr().out
+
+
+def test_a_given_pipeline_root_replaces_the_specs(compiled):
+    with KfpStandIn() as server:
+        assert _submit(compiled["kfp"], server.url, "--pipeline-root", "gs://other/root") == 0
+    assert server.bodies("POST", "/apis/v2beta1/runs")[0]["runtime_config"]["pipeline_root"] == "gs://other/root"
 
 
 def test_no_cache_turns_caching_off_for_every_task(compiled):
     with KfpStandIn() as server:
         assert _submit(compiled["kfp"], server.url, "--no-cache") == 0
-    tasks = server.bodies("POST", "/apis/v2beta1/runs")[0]["pipeline_spec"]["root"]["dag"]["tasks"]
+    tasks = server.bodies("POST", "/apis/v2beta1/runs")[0]["pipeline_spec"]["pipeline_spec"]["root"]["dag"]["tasks"]
     assert all(task["cachingOptions"].get("enableCache", False) is False for task in tasks.values())
 
 
@@ -89,7 +100,7 @@ def test_server_refusal_is_reported(compiled, capsys):
 
 
 @pytest.mark.parametrize("param, message", [
-    ("epoch=3", "no parameter 'epoch'; it has: data_path, epochs"),
+    ("epoch=3", "no parameter 'epoch'; it has: batch_size, cutout_size, data_path, depth, epochs"),
     ("epochs=many", "--param epochs"),
     ("epochs=nan", "not a finite number"),
     ("epochs", "must be NAME=VALUE"),
@@ -136,3 +147,18 @@ def test_vertex_job_carries_spec_parameters_and_root(compiled, monkeypatch):
     assert body["runtimeConfig"]["parameterValues"]["epochs"] == 2.0
     assert body["displayName"] == "v1" and buckets == ["gs://b/root"]
     assert run.run_id.startswith("projects/proj/locations/us-central1/pipelineJobs/")
+
+
+def test_the_token_comes_from_a_file_or_the_environment_and_reaches_the_server(compiled, tmp_path, monkeypatch):
+    token_file = tmp_path / "token"
+    token_file.write_text("secret-from-file\n")
+    with KfpStandIn() as server:
+        assert _submit(compiled["kfp"], server.url, "--token-file", str(token_file)) == 0
+        monkeypatch.setenv("KFP_TOKEN", "secret-from-env")
+        assert _submit(compiled["kfp"], server.url) == 0
+    assert server.authorizations() == ["Bearer secret-from-file", "Bearer secret-from-env"]
+
+
+def test_an_unreadable_token_file_is_one_error_line(compiled, tmp_path, capsys):
+    assert _submit(compiled["kfp"], "http://127.0.0.1:9", "--token-file", str(tmp_path / "missing")) == EXIT_BAD_INPUT
+    assert capsys.readouterr().err.startswith("error: cannot read --token-file")

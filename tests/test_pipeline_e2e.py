@@ -126,6 +126,8 @@ def test_impossible_bound_refuses_and_leaves_serving_dir_untouched(demo_run, cap
     assert main(args + ["--train-steps", "2", "--min-accuracy", "1.0"]) == EXIT_NOT_PUSHED
     out = capsys.readouterr().out
     assert "not pushed: min-accuracy failed: accuracy " in out and "< 1.0000" in out
+    # The demo run's model was blessed: it is this run's baseline, and two steps fall far below it.
+    assert "max-regression failed: accuracy " in out and "below the last blessed model's" in out
     assert _tree(root / "serving") == before
 
 

@@ -42,7 +42,7 @@ def saved_model(tmp_path_factory):
     from cifar_tfx.trainer.export import export_saved_model
     from cifar_tfx.trainer.hparams import DEMO, with_overrides
     from cifar_tfx.trainer.train import train_model
-    from cifar_tfx.transform_fixtures import build_transform_output, write_split
+    from benchmarks.transform_fixtures import build_transform_output, write_split
 
     root = tmp_path_factory.mktemp("model")
     train = write_split(str(root / "train.gz"), 128, seed=3)

@@ -7,14 +7,11 @@ import pytest
 
 pytest.importorskip("tfx")
 
-import tensorflow_model_analysis as tfma  # noqa: E402
 from tfx.types import standard_component_specs  # noqa: E402
-from tfx.utils import proto_utils  # noqa: E402
 
-from cifar_tfx.components.evaluator import apply_min_accuracy  # noqa: E402
-from cifar_tfx.components.trainer import fold_training_length  # noqa: E402
-from cifar_tfx.pipeline.evaluation import make_eval_config  # noqa: E402
-from cifar_tfx.trainer.hparams import DEMO, FULL, HParams, with_overrides, with_training_length  # noqa: E402
+from cifar_tfx.components.trainer import fold_run_values  # noqa: E402
+from cifar_tfx.trainer.hparams import (DEMO, FULL, HParams, run_parameter_fields, run_parameter_value,  # noqa: E402
+                                      with_overrides, with_run_values, with_training_length)
 from cifar_tfx.trainer.run_fn import checkpoint_dir_for  # noqa: E402
 
 
@@ -34,34 +31,39 @@ def test_training_length_refuses_bad_numbers(epochs, minutes):
         with_training_length(FULL, epochs=epochs, minutes=minutes)
 
 
-def test_trainer_executor_folds_the_length_into_custom_config():
+def test_trainer_executor_folds_the_run_values_into_custom_config():
     config = {"hparams": DEMO.training_key(), "dataset": "cifar10"}
     properties = {standard_component_specs.CUSTOM_CONFIG_KEY: json.dumps(config), "epochs": 2.5,
-                  "time_budget_minutes": 0.0, "run_fn": "x"}
-    folded = fold_training_length(properties)
-    assert "epochs" not in folded and "time_budget_minutes" not in folded and folded["run_fn"] == "x"
+                  "time_budget_minutes": 0.0, "depth": 20, "batch_size": 64, "learning_rate": 0.05,
+                  "weight_decay": 5e-4, "cutout_size": 0, "run_fn": "x"}
+    folded = fold_run_values(properties)
+    assert set(folded) == {standard_component_specs.CUSTOM_CONFIG_KEY, "run_fn"}
     hparams = HParams.from_json(json.loads(folded[standard_component_specs.CUSTOM_CONFIG_KEY])["hparams"])
-    assert hparams == with_overrides(DEMO, epochs=2.5, min_accuracy=HParams().min_accuracy)
+    assert hparams == with_overrides(DEMO, epochs=2.5, depth=20, batch_size=64, learning_rate=0.05,
+                                     weight_decay=5e-4, cutout_size=0, min_accuracy=HParams().min_accuracy)
     assert properties["epochs"] == 2.5, "the caller's dict is not changed"
 
 
-def _bounds(config):
-    return [t.threshold.value_threshold.lower_bound.value for s in config.metrics_specs for m in s.metrics
-            for t in m.per_slice_thresholds if t.threshold.HasField("value_threshold")]
+def test_run_values_of_zero_keep_what_was_compiled_and_a_budget_wins():
+    budget = with_overrides(DEMO, depth=None, time_budget_minutes=30.0)
+    assert with_run_values(budget, {"depth": 0, "epochs": 0.0, "time_budget_minutes": 0.0}) == budget
+    assert with_run_values(budget, {"depth": 20}).depth == 20
+    by_time = with_run_values(DEMO, {"epochs": 3.0, "time_budget_minutes": 5.0})
+    assert (by_time.epochs, by_time.time_budget_minutes) == (None, 5.0)
+    with pytest.raises(ValueError, match="batch_size must be within"):
+        with_run_values(DEMO, {"batch_size": 10**9})
+    with pytest.raises(ValueError, match="not run parameters"):
+        with_run_values(DEMO, {"momentum": 0.5})
 
 
-def test_evaluator_executor_writes_the_run_bound_into_the_eval_config():
-    base = make_eval_config(0.93, 0.005)
-    properties = {standard_component_specs.EVAL_CONFIG_KEY: proto_utils.proto_to_json(base), "min_accuracy": 0.42}
-    applied = apply_min_accuracy(properties)
-    config = tfma.EvalConfig()
-    proto_utils.json_to_proto(applied[standard_component_specs.EVAL_CONFIG_KEY], config)
-    assert _bounds(base) == [pytest.approx(0.93)] and _bounds(config) == [pytest.approx(0.42)]
-    change = [t.threshold.change_threshold.absolute.value for s in config.metrics_specs for m in s.metrics
-              for t in m.per_slice_thresholds]
-    assert change == [pytest.approx(-0.005)], "the regression bound is kept"
-    with pytest.raises(ValueError, match="min_accuracy must be within"):
-        apply_min_accuracy({**properties, "min_accuracy": 2.0})
+def test_every_run_parameter_is_a_declared_field_with_a_default_of_its_kind():
+    assert set(run_parameter_fields()) == {"depth", "weight_decay", "batch_size", "learning_rate", "epochs",
+                                           "time_budget_minutes", "cutout_size", "min_accuracy", "max_regression",
+                                           "min_class_accuracy"}
+    for profile in (DEMO, FULL):
+        for name in run_parameter_fields():
+            value = run_parameter_value(profile, name)
+            assert value == getattr(profile, name) or (getattr(profile, name) is None and value == 0), name
 
 
 def test_checkpoint_folder_changes_with_every_input_and_sits_beside_the_trainer_outputs():
@@ -106,3 +108,14 @@ def test_beam_options_reach_exactly_the_beam_components():
     assert LocalRun(**{**run.__dict__, "workers": 1, "beam_args": ()}).beam_pipeline_args == ["--direct_num_workers=1"]
     with pytest.raises(ValueError, match="workers must be >= 1"):
         _ = LocalRun(**{**run.__dict__, "workers": 0}).beam_pipeline_args
+
+
+def test_trainer_executor_given_a_gpu_stops_before_training_on_a_machine_without_one():
+    from cifar_tfx.components.trainer import REQUIRED_GPUS_KEY, CifarTrainerExecutor
+    from cifar_tfx.trainer.runtime import MissingGpuError, visible_devices
+
+    assert not [d for d in visible_devices() if ":GPU:" in d], "this test needs a machine without GPUs"
+    properties = {standard_component_specs.CUSTOM_CONFIG_KEY: json.dumps({"hparams": DEMO.training_key()}),
+                  "epochs": 0.0, "time_budget_minutes": 0.0, REQUIRED_GPUS_KEY: 1}
+    with pytest.raises(MissingGpuError, match="asked for 1 GPU"):
+        CifarTrainerExecutor().Do({}, {}, properties)  # no inputs: anything past the check would fail otherwise

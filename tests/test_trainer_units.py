@@ -205,3 +205,16 @@ def test_augmentation_varies_between_calls():
     first = augment_batch(images, 4, True, 16).numpy()
     second = augment_batch(images, 4, True, 16).numpy()
     assert not np.array_equal(first, second)
+
+
+def test_a_task_given_gpus_fails_when_tensorflow_sees_fewer():
+    from cifar_tfx.trainer.runtime import MissingGpuError, check_gpus
+
+    cpu = ["/physical_device:CPU:0"]
+    two_gpus = cpu + ["/physical_device:GPU:0", "/physical_device:GPU:1"]
+    assert check_gpus(0, cpu) == "devices: TensorFlow sees 0 GPU(s) and 1 other device(s)"
+    assert "2 GPU(s)" in check_gpus(2, two_gpus) and "GPU:1" in check_gpus(1, two_gpus)
+    with pytest.raises(MissingGpuError, match="asked for 1 GPU.*sees 0.*--allow-cpu-fallback"):
+        check_gpus(1, cpu)
+    with pytest.raises(MissingGpuError, match="asked for 3 GPU"):
+        check_gpus(3, two_gpus)

@@ -22,7 +22,7 @@ from cifar_tfx.trainer.hparams import DEMO, with_overrides  # noqa: E402
 from cifar_tfx.trainer.preprocessing import IMAGE_XF  # noqa: E402
 from cifar_tfx.trainer.model import predict_probabilities  # noqa: E402
 from cifar_tfx.trainer.train import training_loss, train_model  # noqa: E402
-from cifar_tfx.transform_fixtures import build_transform_output, write_split  # noqa: E402
+from benchmarks.transform_fixtures import build_transform_output, write_split  # noqa: E402
 
 TINY = with_overrides(DEMO, depth=8, batch_size=32, train_steps=6, shuffle_buffer=64, log_every_seconds=0.0)
 

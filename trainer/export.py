@@ -20,9 +20,8 @@ import tf_keras as keras
 from cifar_tfx.example_format import IMAGE_KEY, LABEL_KEY
 from cifar_tfx.trainer.model import predict_probabilities
 from cifar_tfx.trainer.preprocessing import IMAGE_XF
+from cifar_tfx.model_contract import EXAMPLES_INPUT, EXAMPLES_SIGNATURE, IMAGES_INPUT, IMAGES_SIGNATURE
 
-EXAMPLES_INPUT = "examples"
-IMAGES_INPUT = "images"
 
 
 class ServingModule(tf.Module):
@@ -68,8 +67,8 @@ def export_saved_model(model: keras.Model, tft_output, class_names: Sequence[str
     """
     module = ServingModule(model, tft_output, class_names, test_time_flip)
     signatures = {
-        "serving_default": module.serve_examples.get_concrete_function(),
-        "serving_images": module.serve_images.get_concrete_function(),
+        EXAMPLES_SIGNATURE: module.serve_examples.get_concrete_function(),
+        IMAGES_SIGNATURE: module.serve_images.get_concrete_function(),
     }
     tf.saved_model.save(module, export_dir, signatures=signatures)
     if warmup_image_shape is not None:

@@ -13,112 +13,136 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from typing import TYPE_CHECKING, Dict, Optional, Tuple
+import re
+from typing import TYPE_CHECKING, Dict, Mapping, Optional, Tuple
 
 from cifar_tfx.data.errors import UnknownNameError
 
 if TYPE_CHECKING:
     from cifar_tfx.data.datasets import DatasetSpec
 
-GATE_FIELDS = ("min_accuracy", "max_regression", "max_serving_latency_ms")
+GATE_FIELDS = ("min_accuracy", "max_regression", "min_class_accuracy", "max_serving_latency_ms")
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 LR_SCHEDULES = ("step", "linear")
 SWITCHES = ("auto", "on", "off")
 
 
 @dataclasses.dataclass(frozen=True)
+class Knob:
+    """The declaration of one hyperparameter beyond its type and default.
+
+    Everything else is derived from it: the command-line option ``--<name-with-dashes>``
+    (``cli_options.py``), the bounds checked for every value (``HParams.__post_init__``),
+    the Kubeflow run-time parameters (``run_parameter``) and the report's table.
+    """
+
+    help: str
+    low: Optional[float] = None      # inclusive bounds of a number
+    high: Optional[float] = None
+    choices: Tuple[str, ...] = ()    # allowed strings
+    flag: bool = True                # offered on the command line (run and kubeflow compile)
+    run_parameter: bool = False      # a Kubeflow run-time parameter, its default the compiled value
+    unit: str = ""
+
+
+def knob(default: object, help: str, **declaration: object):
+    """A dataclass field with its :class:`Knob`."""
+    return dataclasses.field(default=default, metadata={"knob": Knob(help=help, **declaration)})
+
+
+def knobs() -> Dict[str, Tuple[dataclasses.Field, Knob]]:
+    """``{field name: (field, Knob)}`` in declaration order."""
+    return {field.name: (field, field.metadata["knob"]) for field in dataclasses.fields(HParams)}
+
+
+def value_kind(field: dataclasses.Field) -> type:
+    """``int``, ``float``, ``bool``, ``str`` or ``tuple``: what a field holds when it is set."""
+    text = str(field.type)  # an annotation string: "Optional[int]", "Tuple[float, float]", ...
+    if text.startswith("Tuple"):
+        return tuple
+    for kind in (bool, int, float, str):
+        if re.search(rf"\b{kind.__name__}\b", text):
+            return kind
+    raise TypeError(f"{field.name}: no kind for {text}")
+
+
+@dataclasses.dataclass(frozen=True)
 class HParams:
-    """Hyperparameters of one training run (and the Evaluator's gate)."""
+    """Hyperparameters of one training run and the Evaluator's gate: one declaration each."""
 
     # --- network (He et al. 2015 §4.2) ---
-    depth: Optional[int] = 56            # 6n+2 layers: 20, 32, 44, 56, 110 (n = 3, 5, 7, 9, 18);
-                                         # None: a budget run picks it from measured throughput (trainer/budget.py)
-    weight_decay: float = 1e-4           # L2 on conv kernels
+    depth: Optional[int] = knob(
+        56, "ResNet depth 6n+2 (20, 32, 44, 56, 110); a budgeted run picks one from measured throughput "
+        "when none is given (0 as a Kubeflow parameter)", low=8, high=1202, run_parameter=True, unit="layers")
+    weight_decay: float = knob(1e-4, "L2 penalty on conv kernels (the recipe's 1e-4)", low=0.0, high=1.0,
+                               run_parameter=True)
     # --- optimisation ---
-    batch_size: int = 128                # images per step (global, over all replicas)
-    learning_rate: float = 0.1           # initial SGD learning rate
-    momentum: float = 0.9
-    lr_drop_fractions: Tuple[float, float] = (0.5, 0.75)   # of planned steps or of the time budget
-    lr_drop_factors: Tuple[float, float] = (0.1, 0.01)     # multipliers of learning_rate after each drop
-    lr_schedule: str = "step"            # "step": the drops above (the seed's rule); "linear": decay to 0 at the end
-    warmup_fraction: float = 0.0         # of the run: the rate ramps from 10 % to 100 % over it (0: no warm-up)
-    label_smoothing: float = 0.0         # of the one-hot target spread over all classes (0: plain cross-entropy)
-    # --- length: epochs (or steps), or a wall-clock budget ---
-    epochs: Optional[float] = 164.0      # 64k iterations x 128 / 50k images ≈ 164 epochs
-    train_steps: Optional[int] = None    # overrides epochs when set
-    time_budget_minutes: Optional[float] = None  # when set, training is counted in wall-clock time
-    budget_min_images: Optional[int] = None  # depth=None: images ResNet-20 must see in the budget (deeper
-                                         # networks need it x depth/20, trainer/budget.py); None: the dataset's
+    batch_size: int = knob(128, "images per step, over all replicas", low=1, high=8192, run_parameter=True,
+                           unit="images")
+    learning_rate: float = knob(0.1, "initial SGD learning rate", low=1e-6, high=10.0, run_parameter=True)
+    momentum: float = knob(0.9, "SGD momentum", low=0.0, high=0.999)
+    lr_drop_fractions: Tuple[float, float] = knob(
+        (0.5, 0.75), "step schedule: drops at these fractions of the planned steps or of the budget", flag=False)
+    lr_drop_factors: Tuple[float, float] = knob(
+        (0.1, 0.01), "step schedule: learning_rate multiplied by these after each drop", flag=False)
+    lr_schedule: str = knob("step", "step: drops at 1/2 and 3/4 (the paper's); linear: decay to 0 at the end",
+                            choices=LR_SCHEDULES)
+    warmup_fraction: float = knob(0.0, "fraction of the run over which the rate ramps from 10 % to 100 %",
+                                  low=0.0, high=0.5)
+    label_smoothing: float = knob(0.0, "target mass spread over all classes (0: plain cross-entropy)",
+                                  low=0.0, high=0.5)
+    # --- length: epochs (or steps), or a wall-clock budget; 0 as a Kubeflow parameter keeps the compiled one ---
+    epochs: Optional[float] = knob(164.0, "training epochs (64k iterations x 128 / 50k images ≈ 164)",
+                                   low=1e-3, high=10_000.0, run_parameter=True, unit="epochs")
+    train_steps: Optional[int] = knob(None, "training steps instead of epochs", low=1, high=100_000_000,
+                                      unit="steps")
+    time_budget_minutes: Optional[float] = knob(
+        None, "train for this wall-clock time instead; the schedule counts in time (a budget wins over epochs)",
+        low=0.01, high=7 * 24 * 60.0, run_parameter=True, unit="minutes")
+    budget_min_images: Optional[int] = knob(
+        None, "images ResNet-20 must see in a budget whose depth is left open (deeper networks need it x "
+        "depth/20); unset: the dataset's", low=1, high=10_000_000_000, flag=False, unit="images")
     # --- augmentation (training split only) ---
-    crop_padding: int = 4                # pixels of zero padding before the random crop
-    flip: bool = True                    # random horizontal flip
-    cutout_size: int = 16                # side of the square zeroed per image; 0 disables
-    shuffle_buffer: int = 10_000         # examples
-    test_time_flip: bool = False         # served (and gated) prediction averages the image and its mirror
+    crop_padding: int = knob(4, "zero padding before the random crop", low=0, high=16, unit="pixels")
+    flip: bool = knob(True, "random horizontal flip")
+    cutout_size: int = knob(16, "side of the square zeroed per image; 0 disables", low=0, high=64,
+                            run_parameter=True, unit="pixels")
+    shuffle_buffer: int = knob(10_000, "examples in the shuffle buffer", low=1, high=10_000_000,
+                               unit="examples")
+    test_time_flip: bool = knob(False, "serve (and gate) the mean prediction of the image and its mirror")
     # --- runtime ---
-    precision: str = "auto"              # auto: mixed_float16 on GPU; mixed_bfloat16 on CPUs with bf16, else float32
-    xla: str = "auto"                    # auto: on with GPUs (4-5x slower on this CPU), off otherwise
-    distribute: str = "auto"             # auto: MirroredStrategy over >1 visible GPU
-    log_every_seconds: float = 5.0       # progress lines
-    # --- Evaluator gate ---
-    min_accuracy: float = 0.93           # recipe: ResNet-56 reaches 93.0-93.6 %
-    max_regression: float = 0.005        # allowed accuracy drop versus the last blessed model
-    max_serving_latency_ms: float = 5000.0  # serving check: slowest warm warm-up request (batch <= 8), CPU-sized
+    precision: str = knob("auto", "auto: mixed_float16 on GPU, mixed_bfloat16 on CPUs with bf16, else float32",
+                          choices=PRECISIONS)
+    xla: str = knob("auto", "XLA-compile the train step; auto: on with GPUs (4-5x slower on CPUs here)",
+                    choices=SWITCHES)
+    distribute: str = knob("auto", "MirroredStrategy; auto: over more than one visible GPU", choices=SWITCHES)
+    log_every_seconds: float = knob(5.0, "seconds between progress lines (0: every step)", low=0.0,
+                                    high=3600.0, unit="seconds")
+    # --- the gate (GATE_FIELDS: the Evaluator and the Pusher apply them; they never change what is trained) ---
+    min_accuracy: float = knob(0.93, "bless only at or above this test accuracy (recipe: ResNet-56 reaches "
+                               "93.0-93.6 %)", low=0.0, high=1.0, run_parameter=True)
+    max_regression: float = knob(0.005, "bless only if accuracy is at most this much below the last blessed "
+                                 "model's", low=0.0, high=1.0, run_parameter=True)
+    min_class_accuracy: float = knob(0.0, "bless only if every class reaches this test accuracy (0: no "
+                                     "per-class bound)", low=0.0, high=1.0, run_parameter=True)
+    max_serving_latency_ms: float = knob(5000.0, "serving check: slowest warm warm-up request (batch <= 8), "
+                                         "CPU-sized", low=1.0, high=600_000.0, unit="ms")
 
     def __post_init__(self) -> None:
         """Refuse any value that would waste a run, naming the field (the CLI turns this into exit 2)."""
-        def positive(name: str, value: float) -> None:
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-                raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-
-        def within(name: str, value: float, low: float, high: float) -> None:
-            if not (isinstance(value, (int, float)) and low <= value <= high):
-                raise ValueError(f"{name} must be within [{low:g}, {high:g}], got {value!r}")
-
+        for name, (field, declared) in knobs().items():
+            check_value(name, getattr(self, name), value_kind(field), declared)
         if self.depth is None:
             if self.time_budget_minutes is None:
                 raise ValueError("depth can be left to the trainer only in a time-budgeted run")
-        elif not isinstance(self.depth, int) or self.depth < 8 or (self.depth - 2) % 6:
+        elif (self.depth - 2) % 6:
             raise ValueError(f"depth must be 6n+2 with n >= 1 (8, 14, 20, 32, 44, 56, 110), got {self.depth}")
-        if not isinstance(self.batch_size, int) or self.batch_size < 1:
-            raise ValueError(f"batch_size must be a whole number >= 1, got {self.batch_size!r}")
-        positive("learning_rate", self.learning_rate)
-        within("momentum", self.momentum, 0.0, 0.999)
-        within("weight_decay", self.weight_decay, 0.0, 1.0)
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {PRECISIONS}")
-        if self.xla not in SWITCHES or self.distribute not in SWITCHES:
-            raise ValueError(f"xla and distribute must be one of {SWITCHES}")
         if self.time_budget_minutes is None and self.epochs is None and self.train_steps is None:
             raise ValueError("set epochs, train_steps or time_budget_minutes")
-        if self.epochs is not None:
-            positive("epochs", self.epochs)
-        if self.train_steps is not None and (not isinstance(self.train_steps, int) or self.train_steps < 1):
-            raise ValueError(f"train_steps must be a whole number >= 1, got {self.train_steps!r}")
-        if self.time_budget_minutes is not None:
-            positive("time_budget_minutes", self.time_budget_minutes)
         fractions, factors = tuple(self.lr_drop_fractions), tuple(self.lr_drop_factors)
         if len(fractions) != len(factors) or list(fractions) != sorted(set(fractions)) \
                 or not all(0 < f < 1 for f in fractions) or not all(0 < f <= 1 for f in factors):
             raise ValueError("lr_drop_fractions must rise within (0, 1), one factor in (0, 1] for each")
-        if self.lr_schedule not in LR_SCHEDULES:
-            raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
-        within("warmup_fraction", self.warmup_fraction, 0.0, 0.5)
-        within("label_smoothing", self.label_smoothing, 0.0, 0.5)
-        if self.budget_min_images is not None and (not isinstance(self.budget_min_images, int)
-                                                   or self.budget_min_images < 1):
-            raise ValueError(f"budget_min_images must be a whole number >= 1, got {self.budget_min_images!r}")
-        if not isinstance(self.cutout_size, int) or not isinstance(self.crop_padding, int) \
-                or self.cutout_size < 0 or self.crop_padding < 0:
-            raise ValueError("cutout_size and crop_padding must be whole numbers >= 0")
-        if self.shuffle_buffer < 1:
-            raise ValueError("shuffle_buffer must be >= 1")
-        if not (isinstance(self.log_every_seconds, (int, float)) and 0 <= self.log_every_seconds < math.inf):
-            raise ValueError(f"log_every_seconds must be a finite number >= 0 (0: every step), "
-                             f"got {self.log_every_seconds!r}")
-        within("min_accuracy", self.min_accuracy, 0.0, 1.0)
-        within("max_regression", self.max_regression, 0.0, 1.0)
-        positive("max_serving_latency_ms", self.max_serving_latency_ms)
 
     def check_fits(self, height: int, width: int) -> None:
         """Refuse augmentation that does not fit an image of ``height`` x ``width`` pixels."""
@@ -140,18 +164,43 @@ class HParams:
 
     def training_key(self) -> str:
         """JSON of the fields that change what is trained (the gate's bounds excluded)."""
+        return json.dumps(self.training_values(), sort_keys=True)
+
+    def training_values(self) -> Dict[str, object]:
+        """The fields that change what is trained, by name (what the Trainer records)."""
         values = dataclasses.asdict(self)
         for gate_field in GATE_FIELDS:
             values.pop(gate_field)
-        return json.dumps(values, sort_keys=True)
+        return values
 
     @classmethod
     def from_json(cls, text: str) -> "HParams":
-        """Inverse of :meth:`to_json` (and of :meth:`training_key`, gate fields defaulted)."""
+        """Inverse of :meth:`to_json`; of :meth:`training_key` with the gate's fields at their defaults
+        (the Trainer does not apply them: what the Evaluator applied is in its ``gate.json``)."""
         values = json.loads(text)
         values["lr_drop_fractions"] = tuple(values["lr_drop_fractions"])
         values["lr_drop_factors"] = tuple(values["lr_drop_factors"])
         return cls(**values)
+
+
+def check_value(name: str, value: object, kind: type, declared: Knob) -> None:
+    """Refuse a value of the wrong kind, outside the declared bounds or choices (``None`` is "unset")."""
+    if value is None or kind is tuple:
+        return
+    if kind is bool:
+        if not isinstance(value, bool):
+            raise ValueError(f"{name} must be true or false, got {value!r}")
+        return
+    if kind is str:
+        if declared.choices and value not in declared.choices:
+            raise ValueError(f"{name} must be one of {', '.join(declared.choices)}, got {value!r}")
+        return
+    if kind is int and not (isinstance(value, int) and not isinstance(value, bool)):
+        raise ValueError(f"{name} must be a whole number, got {value!r}")
+    if not (isinstance(value, (int, float)) and math.isfinite(value)):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    if (declared.low is not None and value < declared.low) or (declared.high is not None and value > declared.high):
+        raise ValueError(f"{name} must be within [{declared.low:g}, {declared.high:g}], got {value!r}")
 
 
 FULL = HParams()  # the paper's ResNet-56 run, with cutout
@@ -237,3 +286,33 @@ def with_training_length(base: HParams, epochs: float = 0.0, minutes: float = 0.
                              "give minutes, or compile with --depth to count in epochs")
         return dataclasses.replace(base, epochs=float(epochs), train_steps=None, time_budget_minutes=None)
     return base
+
+
+def run_parameter_fields() -> Tuple[str, ...]:
+    """The fields a Kubeflow run may set (``Knob.run_parameter``), in declaration order."""
+    return tuple(name for name, (_, declared) in knobs().items() if declared.run_parameter)
+
+
+def run_parameter_value(hparams: HParams, name: str) -> object:
+    """How ``hparams.<name>`` travels as a run parameter: an unset value (``None``) as 0 of its kind,
+    which :func:`with_run_values` reads as "the compiled value"."""
+    field, _ = knobs()[name]
+    value = getattr(hparams, name)
+    return value_kind(field)(0) if value is None else value
+
+
+def with_run_values(base: HParams, values: Mapping[str, object]) -> HParams:
+    """``base`` with the training values a Kubeflow run set (gate fields are the Evaluator's).
+
+    0 for a field the profile may leave unset (depth, epochs, time budget) keeps ``base``'s;
+    the length follows :func:`with_training_length` (a budget wins over epochs).
+    """
+    values = {name: value for name, value in values.items() if name not in GATE_FIELDS}
+    unknown = set(values) - set(run_parameter_fields())
+    if unknown:
+        raise ValueError(f"not run parameters: {sorted(unknown)}")
+    epochs = float(values.pop("epochs", 0.0) or 0.0)
+    minutes = float(values.pop("time_budget_minutes", 0.0) or 0.0)
+    if values.get("depth") == 0:
+        values.pop("depth")
+    return with_training_length(dataclasses.replace(base, **values), epochs=epochs, minutes=minutes)

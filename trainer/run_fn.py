@@ -73,7 +73,7 @@ def run_fn(fn_args) -> None:
                    "checkpoint_dir": checkpoint_dir, "elapsed_seconds": result.elapsed_seconds,
                    "images_per_second": result.images_per_second, "eval_accuracy": result.eval_accuracy,
                    "precision": result.runtime.precision, "xla": result.runtime.xla,
-                   "dataset": dataset.name, "hparams": json.loads(hparams.to_json()),
+                   "dataset": dataset.name, "hparams": hparams.training_values(),
                    "depth_choice": result.depth_choice},
                   handle, indent=2)
     _copy_folder(report, os.path.join(fn_args.model_run_dir, "report"))

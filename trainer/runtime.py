@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import List, Sequence
 
 from cifar_tfx.trainer.hparams import HParams
 
@@ -33,11 +34,36 @@ def resolve_runtime(hparams: HParams, gpus: int, cpu_bf16: bool = False) -> Runt
     return Runtime(precision=precision, xla=xla, mirrored=mirrored, gpus=gpus)
 
 
+class MissingGpuError(RuntimeError):
+    """The deployment asked for GPUs that TensorFlow does not see."""
+
+
+def visible_devices() -> List[str]:
+    """Names of the physical devices TensorFlow sees (``/physical_device:GPU:0``, ...)."""
+    import tensorflow as tf
+
+    return [device.name for device in tf.config.list_physical_devices()]
+
+
 def detect_gpus() -> int:
     """Number of GPUs TensorFlow sees."""
     import tensorflow as tf
 
     return len(tf.config.list_physical_devices("GPU"))
+
+
+def check_gpus(required: int, devices: Sequence[str]) -> str:
+    """The line saying which devices TensorFlow sees; :class:`MissingGpuError` when fewer GPUs
+    than ``required`` are among them (a GPU task must not train on the CPU without a word)."""
+    gpus = [name for name in devices if ":GPU:" in name]
+    line = f"devices: TensorFlow sees {len(gpus)} GPU(s) {gpus or ''}".rstrip() + \
+        f" and {len(devices) - len(gpus)} other device(s)"
+    if len(gpus) < required:
+        raise MissingGpuError(
+            f"this task asked for {required} GPU(s) but TensorFlow sees {len(gpus)}: the node has no GPU or "
+            "driver, or the image was built without CUDA (WITH_CUDA=0). Compile with --allow-cpu-fallback "
+            "to train on the CPU instead")
+    return line
 
 
 def detect_cpu_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool:

@@ -15,10 +15,8 @@ import numpy as np
 import tensorflow as tf
 
 from cifar_tfx.example_format import encode_png, serialize_batch
+from cifar_tfx.model_contract import EXAMPLES_SIGNATURE, IMAGES_SIGNATURE, SIGNATURE_INPUTS, WARMUP_DIR, WARMUP_FILE
 
-WARMUP_DIR = "assets.extra"
-WARMUP_FILE = "tf_serving_warmup_requests"
-SIGNATURE_INPUTS = (("serving_images", "images"), ("serving_default", "examples"))
 
 
 def warmup_images(image_shape: Tuple[int, int, int], count: int) -> np.ndarray:
@@ -35,8 +33,8 @@ def warmup_logs(image_shape: Tuple[int, int, int], batch_sizes: Sequence[int] = 
     logs = []
     for size in batch_sizes:
         images = warmup_images(image_shape, size)
-        payloads = {"serving_images": [encode_png(image) for image in images],
-                    "serving_default": list(serialize_batch(images, np.zeros(size, np.int64)))}
+        payloads = {IMAGES_SIGNATURE: [encode_png(image) for image in images],
+                    EXAMPLES_SIGNATURE: list(serialize_batch(images, np.zeros(size, np.int64)))}
         for signature, input_name in SIGNATURE_INPUTS:
             request = predict_pb2.PredictRequest()
             request.model_spec.signature_name = signature

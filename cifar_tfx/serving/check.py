@@ -19,9 +19,9 @@ import subprocess
 import sys
 import time
 from typing import Dict, List, Sequence
+from cifar_tfx.model_contract import EXAMPLES_SIGNATURE, IMAGES_SIGNATURE, WARMUP_PATH
 
-WARMUP_PATH = os.path.join("assets.extra", "tf_serving_warmup_requests")
-SIGNATURES = ("serving_default", "serving_images")
+SIGNATURES = (EXAMPLES_SIGNATURE, IMAGES_SIGNATURE)
 
 
 def check_saved_model(export_dir: str, class_names: Sequence[str], max_latency_ms: float) -> Dict[str, object]:
@@ -47,7 +47,7 @@ def check_saved_model(export_dir: str, class_names: Sequence[str], max_latency_m
     names = set(class_names)
     for record in tf.data.TFRecordDataset(warmup):
         request = prediction_log_pb2.PredictionLog.FromString(record.numpy()).predict_log.request
-        signature = request.model_spec.signature_name or "serving_default"
+        signature = request.model_spec.signature_name or EXAMPLES_SIGNATURE
         inputs = {key: tf.constant(tf.make_ndarray(value)) for key, value in request.inputs.items()}
         batch = int(next(iter(inputs.values())).shape[0])
         for attempt in range(2):  # the first call traces; the second is what a warm server does

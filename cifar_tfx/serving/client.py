@@ -17,9 +17,9 @@ import threading
 import urllib.error
 import urllib.request
 from typing import Dict, List, Optional, Sequence
+from cifar_tfx.model_contract import IMAGES_INPUT, IMAGES_SIGNATURE
 
-SIGNATURE = "serving_images"
-INPUT = "images"
+SIGNATURE, INPUT = IMAGES_SIGNATURE, IMAGES_INPUT
 
 
 class PredictError(Exception):

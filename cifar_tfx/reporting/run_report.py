@@ -16,9 +16,12 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from cifar_tfx import storage
 from cifar_tfx.data.datasets import DATASETS, DatasetSpec
-from cifar_tfx.pipeline import report_figures
-from cifar_tfx.pipeline.outcome import failed_bounds, overall_accuracy, training_report, training_summary
-from cifar_tfx.pipeline.run_record import RunRecord, load_run
+from cifar_tfx.model_contract import EXAMPLES_SIGNATURE
+from cifar_tfx.pipeline import component_ids as ids
+from cifar_tfx.reporting import report_figures
+from cifar_tfx.components.gate import Bounds, Metrics
+from cifar_tfx.reporting.outcome import read_gate, training_report, training_summary
+from cifar_tfx.reporting.run_record import RunRecord, load_run
 
 MISCLASSIFIED_SHOWN = 32
 _STYLE = """body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}
@@ -57,43 +60,28 @@ def _scalars(model_run_uri: str) -> Dict[str, List[Tuple[int, float, float]]]:
     return {tag: sorted(values) for tag, values in rows.items()}
 
 
-def _per_class_accuracy(evaluation_uri: str, class_names: Sequence[str]) -> Dict[str, float]:
-    import tensorflow_model_analysis as tfma
-
-    from cifar_tfx.pipeline.evaluation import ACCURACY
-
-    found = {}
-    for slice_key, metrics in tfma.load_eval_result(evaluation_uri).slicing_metrics:
-        if len(slice_key) == 1:
-            (_, label), = slice_key
-            for per_output in metrics.values():
-                for per_class in per_output.values():
-                    if ACCURACY in per_class:
-                        name = class_names[int(label)] if 0 <= int(label) < len(class_names) else str(label)
-                        found[int(label)] = (name, float(per_class[ACCURACY]["doubleValue"]))
-    return {name: value for _, (name, value) in sorted(found.items())}
+def _gate_rows(bounds: Bounds, baseline: Optional[Metrics]) -> List[Tuple[str, str]]:
+    """The bounds the Evaluator applied and the baseline it compared with."""
+    rows = [("minimum accuracy", f"{bounds.min_accuracy:.4f}"),
+            ("allowed drop against the last blessed model", f"{bounds.max_regression:.4f}"),
+            ("minimum accuracy of every class", f"{bounds.min_class_accuracy:.4f}" if bounds.min_class_accuracy
+             else "none")]
+    rows.append(("last blessed model's accuracy (baseline)", "none: first blessed model" if baseline is None
+                 else f"{baseline.accuracy:.4f}"))
+    return rows
 
 
-def _gate(evaluation_uri: str) -> List[Tuple[str, str]]:
-    import tensorflow_model_analysis as tfma
+def _hparam_rows(values: Dict[str, object]) -> List[Tuple[str, str, str]]:
+    """``(option, value, what it is)`` for each recorded hyperparameter, in declaration order."""
+    from cifar_tfx.cli_hparams import option_name
+    from cifar_tfx.trainer.hparams import knobs
 
     rows = []
-    result = tfma.load_eval_result(evaluation_uri)
-    for spec in result.config.metrics_specs:
-        for metric in spec.metrics:
-            for per_slice in metric.per_slice_thresholds:
-                threshold = per_slice.threshold
-                if threshold.HasField("value_threshold"):
-                    rows.append(("minimum accuracy", f"{threshold.value_threshold.lower_bound.value:.4f}"))
-                if threshold.HasField("change_threshold"):
-                    rows.append(("allowed drop against the last blessed model",
-                                 f"{-threshold.change_threshold.absolute.value:.4f}"))
-    try:
-        baseline = overall_accuracy(evaluation_uri, "baseline")
-    except Exception:  # noqa: BLE001 - TFMA raises various errors when there was no baseline model
-        baseline = None
-    rows.append(("last blessed model's accuracy (baseline)", "none: first blessed model" if baseline is None
-                 else f"{baseline:.4f}"))
+    for name, (_, declared) in knobs().items():
+        if name in values:
+            value = values[name]
+            shown = "unset" if value is None else f"{value} {declared.unit}".strip()
+            rows.append((option_name(name) if declared.flag else name, shown, declared.help))
     return rows
 
 
@@ -119,7 +107,7 @@ def _misclassified(model_uri: str, records: List[bytes], labels: List[int], clas
 
     from cifar_tfx.example_format import IMAGE_KEY
 
-    serve = tf.saved_model.load(storage.join(model_uri, "Format-Serving")).signatures["serving_default"]
+    serve = tf.saved_model.load(storage.join(model_uri, "Format-Serving")).signatures[EXAMPLES_SIGNATURE]
     wrong: List[Tuple[bytes, int, int]] = []
     for start in range(0, len(records), 256):
         chunk = records[start:start + 256]
@@ -148,23 +136,24 @@ def _dataset_of(record: RunRecord, training: Dict[str, object]) -> DatasetSpec:
 def build_report(pipeline_root: str, run: str = "latest", max_examples: int = 2000) -> Tuple[str, RunRecord]:
     """``(HTML page, run record)`` for ``run`` of the pipeline at ``pipeline_root``."""
     record = load_run(pipeline_root, run)
-    model_run = record.artifact("Trainer", "model_run")
+    model_run = record.artifact(ids.TRAINER, "model_run")
     training = training_report(model_run.uri) if model_run else {}
     spec = _dataset_of(record, training)
     names = list(spec.class_names)
     parts = [f"<h1>{html.escape(record.pipeline_name)}: run {html.escape(record.run_id)}</h1>"]
 
-    evaluation = record.artifact("Evaluator", "evaluation")
-    blessing = record.artifact("Evaluator", "blessing")
-    pushed = record.artifact("Pusher", "pushed_model")
+    evaluation = record.artifact(ids.EVALUATOR, "evaluation")
+    blessing = record.artifact(ids.EVALUATOR, "blessing")
+    pushed = record.artifact(ids.PUSHER, "pushed_model")
     parts.append("<h2>Gate decision</h2>")
-    if evaluation is not None:
-        accuracy = overall_accuracy(evaluation.uri)
+    gate = read_gate(evaluation.uri) if evaluation is not None else None
+    if gate is not None:
+        bounds, candidate, baseline, decision = gate
         blessed = blessing is not None and blessing.properties.get("blessed") == 1
-        verdict = "blessed" if blessed else "not blessed: " + ("; ".join(failed_bounds(evaluation.uri)) or "see below")
-        parts.append(f'<p class="{"ok" if blessed else "bad"}">Test accuracy '
-                     f'{"n/a" if accuracy is None else f"{accuracy:.4f}"}: {html.escape(verdict)}</p>')
-        parts.append(_table(_gate(evaluation.uri)))
+        verdict = "blessed" if blessed else "not blessed: " + ("; ".join(decision.failures) or "see below")
+        parts.append(f'<p class="{"ok" if blessed else "bad"}">Test accuracy {candidate.accuracy:.4f}: '
+                     f'{html.escape(verdict)}</p>')
+        parts.append(_table(_gate_rows(bounds, baseline)))
     else:
         parts.append("<p class=bad>The run stopped before the Evaluator.</p>")
     if pushed is not None:
@@ -188,14 +177,14 @@ def build_report(pipeline_root: str, run: str = "latest", max_examples: int = 20
         if storage.exists(confusion):
             parts.append("<h2>Test split: confusion matrix (Trainer)</h2>")
             parts.append(_img(storage.read_bytes(confusion), "confusion matrix"))
-    if evaluation is not None:
-        per_class = _per_class_accuracy(evaluation.uri, names)
+    if gate is not None:
+        per_class = dict(gate[1].class_accuracy)
         if per_class:
             parts.append("<h2>Per-class accuracy (Evaluator)</h2>")
             parts.append(_img(report_figures.per_class_accuracy(per_class), "per-class accuracy"))
 
-    examples = record.artifact("CifarExampleGen", "examples")
-    model = record.artifact("Trainer", "model")
+    examples = record.artifact(ids.EXAMPLE_GEN, "examples")
+    model = record.artifact(ids.TRAINER, "model")
     labels_by_split: Dict[str, List[int]] = {}
     if examples is not None:
         records, labels_by_split["test"] = _read_examples(examples.uri, "test", max_examples)
@@ -215,8 +204,8 @@ def build_report(pipeline_root: str, run: str = "latest", max_examples: int = 20
     parts.append(_table([(c.node, c.state, f"{c.seconds:.1f} s", ", ".join(sorted(c.outputs)) or "-")
                          for c in record.components], ("component", "state", "wall time", "outputs")))
     if training.get("hparams"):
-        parts.append("<h2>Hyperparameters</h2>")
-        parts.append(_table(sorted(training["hparams"].items())))
+        parts.append("<h2>Hyperparameters (as trained; the gate's are above)</h2>")
+        parts.append(_table(_hparam_rows(training["hparams"]), ("option", "value", "what it is")))
         choice = training.get("depth_choice")
         if choice:
             parts.append(f"<p>Depth chosen for the budget: {html.escape(str(choice.get('reason')))}</p>")

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, Optional, Sequence, Tuple
 
 from cifar_tfx import storage
-
-from cifar_tfx.pipeline.evaluation import ACCURACY
+from cifar_tfx.components.gate import GATE_FILE, Bounds, Decision, Metrics, read_gate_record
+from cifar_tfx.pipeline.component_ids import EVALUATOR, PUSHER, TRAINER
+from cifar_tfx.reporting.run_record import ProducedArtifact
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,54 +49,32 @@ def training_summary(model_run_uri: str) -> Optional[str]:
     return line
 
 
-def overall_accuracy(evaluation_uri: str, model_name: Optional[str] = None) -> Optional[float]:
-    """Overall-slice accuracy of a TFMA evaluation output (of ``model_name``, e.g. ``baseline``, if given)."""
-    import tensorflow_model_analysis as tfma
-
-    for slice_key, metrics in tfma.load_eval_result(evaluation_uri, model_name=model_name).slicing_metrics:
-        if slice_key == ():
-            for per_output in metrics.values():
-                for per_class in per_output.values():
-                    if ACCURACY in per_class:
-                        return float(per_class[ACCURACY]["doubleValue"])
-    return None
+def read_gate(evaluation_uri: str) -> Optional[Tuple[Bounds, Metrics, Optional[Metrics], Decision]]:
+    """What the Evaluator applied and decided (its ``gate.json``); ``None`` if it wrote none."""
+    path = storage.join(evaluation_uri, GATE_FILE)
+    if not storage.exists(path):
+        return None
+    return read_gate_record(storage.read_bytes(path).decode())
 
 
-def failed_bounds(evaluation_uri: str) -> List[str]:
-    """Human-readable description of each failed threshold on the overall slice."""
-    import tensorflow_model_analysis as tfma
-
-    result = tfma.load_validation_result(evaluation_uri)
-    messages = []
-    for per_slice in result.metric_validations_per_slice:
-        where = "".join(f" on {k.column}={k.int64_value or k.bytes_value.decode() or k.float_value}"
-                        for k in per_slice.slice_key.single_slice_keys)
-        for failure in per_slice.failures:
-            value = failure.metric_value.double_value.value
-            if failure.metric_key.is_diff:
-                allowed = failure.metric_threshold.change_threshold.absolute.value
-                messages.append(f"max-regression failed{where}: accuracy changed by {value:+.4f} against the "
-                                f"last blessed model, allowed {allowed:+.4f}")
-            else:
-                bound = failure.metric_threshold.value_threshold.lower_bound.value
-                messages.append(f"min-accuracy failed{where}: accuracy {value:.4f} < {bound:.4f}")
-    if result.missing_slices or result.missing_thresholds:
-        messages.append("some thresholds or slices were missing from the evaluation")
-    return messages
-
-
-def read_outcome(produced) -> Outcome:
-    """The outcome from the artifacts one run produced (see ``local_runner.run_local``)."""
+def read_outcome(produced: Sequence[ProducedArtifact]) -> Outcome:
+    """The outcome from the artifacts of one run's executions (see ``local_runner.run_local``)."""
     by_output = {(a.component, a.output): a for a in produced}
-    evaluation = by_output.get(("Evaluator", "evaluation"))
-    pushed = by_output.get(("Pusher", "pushed_model"))
-    model_run = by_output.get(("Trainer", "model_run"))
+    evaluation = by_output.get((EVALUATOR, "evaluation"))
+    pushed = by_output.get((PUSHER, "pushed_model"))
+    model_run = by_output.get((TRAINER, "model_run"))
     trained = training_summary(model_run.uri) if model_run else None
-    accuracy = overall_accuracy(evaluation.uri) if evaluation else None
+    gate = read_gate(evaluation.uri) if evaluation else None
+    accuracy = gate[1].accuracy if gate else None
+    if pushed is not None and pushed.cached:
+        return Outcome(False, accuracy, failures=(
+            f"every component was taken from the cache: an earlier, identical run made this model (pushed: "
+            f"{'version ' + str(pushed.properties.get('pushed_version')) if pushed.properties.get('pushed') == 1 else 'no'}"
+            "); --no-cache trains again",), trained=trained)
     if pushed is not None and pushed.properties.get("pushed") == 1:
         return Outcome(True, accuracy, str(pushed.properties.get("pushed_version")),
                        str(pushed.properties.get("pushed_destination")), trained=trained)
-    failures = failed_bounds(evaluation.uri) if evaluation else []
+    failures = list(gate[3].failures) if gate else []
     check = pushed.properties.get("serving_check") if pushed is not None else None
     if check and check != "passed":
         failures = list(failures) + [f"serving check failed: {check}"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Callable, Dict, Sequence
 
 from cifar_tfx import storage
-from cifar_tfx.pipeline.outcome import overall_accuracy, training_summary
+from cifar_tfx.reporting.outcome import read_gate, training_summary
 
 
 def _examples(artifact) -> str:
@@ -17,8 +17,8 @@ def _examples(artifact) -> str:
 
 
 def _evaluation(artifact) -> str:
-    accuracy = overall_accuracy(artifact.uri)
-    return "evaluated" if accuracy is None else f"test accuracy {accuracy:.4f}"
+    gate = read_gate(artifact.uri)
+    return "evaluated" if gate is None else f"test accuracy {gate[1].accuracy:.4f}"
 
 
 def _blessing(artifact) -> str:
@@ -49,10 +49,10 @@ _DESCRIBE: Dict[str, Callable[[object], str]] = {
 def describe(produced: Sequence) -> str:
     """``"50,000 train + 10,000 test examples, 4 shards per split"`` and the like; ``"cached"`` if nothing new.
 
-    ``produced`` holds :class:`~cifar_tfx.pipeline.local_runner.ProducedArtifact` of one component.
+    ``produced`` holds :class:`~cifar_tfx.reporting.run_record.ProducedArtifact` of one component.
     """
     if not produced:
-        return "done (nothing new: cached, a check that passed, or a resolver)"
+        return "done (a check that passed, or a resolver)"
     parts = []
     for artifact in produced:
         describe_one = _DESCRIBE.get(artifact.output)
@@ -60,4 +60,5 @@ def describe(produced: Sequence) -> str:
             text = describe_one(artifact)
             if text not in parts:
                 parts.append(text)
-    return "; ".join(parts) or ", ".join(sorted({a.output for a in produced}))
+    text = "; ".join(parts) or ", ".join(sorted({a.output for a in produced}))
+    return f"cached: {text} (from an earlier run)" if all(a.cached for a in produced) else text
