@@ -102,17 +102,27 @@ def _write_run_report(pipeline_root: str) -> str:
 
 def _cmd_report(args: argparse.Namespace) -> int:
     use_keras2()
-    from cifar_tfx.reporting.run_record import RunNotFoundError  # ML Metadata only: quiet
+    from cifar_tfx.reporting.run_record import METADATA_FILE, RunNotFoundError, load_run  # ML Metadata only: quiet
 
-    log_path = None if args.verbose else os.path.join(os.path.abspath(args.pipeline_root), "logs",
-                                                      time.strftime("report-%Y%m%d-%H%M%S.log"))
+    # Everything that can be refused is refused before anything is created (the log folder included).
+    metadata = os.path.join(args.pipeline_root, METADATA_FILE)
+    if os.path.exists(args.pipeline_root) and not os.path.isdir(args.pipeline_root):
+        raise BadArgumentError(f"{args.pipeline_root} is a file: give the --pipeline-root folder of a run")
     try:
-        with (console.library_output_to(log_path) if log_path else contextlib.nullcontext()):
-            from cifar_tfx.reporting.run_report import write_report  # imports TFMA and TensorFlow: noisy
-
-            path = write_report(args.pipeline_root, args.run, args.out)
+        load_run(args.pipeline_root, args.run)
     except RunNotFoundError as err:
         raise BadArgumentError(str(err)) from err
+    except RuntimeError as err:  # ML Metadata's own error for a store it cannot read
+        reason = re.search(r"Error when executing query: (.*?)(?: query:|$)", str(err))
+        if reason is None:
+            raise
+        raise BadArgumentError(f"{metadata} is damaged: {reason.group(1)}") from err
+    log_path = None if args.verbose else os.path.join(os.path.abspath(args.pipeline_root), "logs",
+                                                      time.strftime("report-%Y%m%d-%H%M%S.log"))
+    with (console.library_output_to(log_path) if log_path else contextlib.nullcontext()):
+        from cifar_tfx.reporting.run_report import write_report  # imports TFMA and TensorFlow: noisy
+
+        path = write_report(args.pipeline_root, args.run, args.out)
     print(path)
     return 0
 

@@ -147,6 +147,11 @@ def walk_files(path: str) -> Iterator[Tuple[str, int, int]]:
                 yield (os.path.relpath(full, local), *_size_and_mtime(full))
 
 
+def file_size(path: str) -> int:
+    """Bytes in the file at ``path`` (local or remote)."""
+    return _size_and_mtime(path)[0]
+
+
 def _size_and_mtime(path: str) -> Tuple[int, int]:
     if is_remote(path):
         stat = _gfile().stat(path)
@@ -175,6 +180,13 @@ def _copy_file(source: str, target: str) -> None:
     _gfile().copy(source, target, overwrite=True)
 
 
+def current_umask() -> int:
+    """The process umask (read by setting it and back: no other way exists)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def write_text_atomically(path: str, text: str) -> None:
     """Replace ``path`` with ``text`` so that readers see the old or the new content, never a part.
 
@@ -190,6 +202,7 @@ def write_text_atomically(path: str, text: str) -> None:
     try:
         with os.fdopen(handle, "w") as out:
             out.write(text)
+        os.chmod(temp, 0o666 & ~current_umask())  # mkstemp makes 0600: a server running as another user reads it
         os.replace(temp, local)
     except BaseException:
         if os.path.exists(temp):

@@ -65,6 +65,8 @@ def publish_version(saved_model_dir: str, serving_dir: str, model_name: str) -> 
 
 def _copy_and_rename(saved_model_dir: str, model_dir: str, version: int, target: str) -> None:
     staging = tempfile.mkdtemp(prefix=f".staging-{version}-", dir=model_dir)
+    # mkdtemp makes 0700; TF Serving may run as another user (runAsUser, a service account, NFS root_squash).
+    os.chmod(staging, 0o777 & ~storage.current_umask())
     try:
         storage.copy_tree(saved_model_dir, staging)
         os.rename(staging, target)  # atomic: TF Serving sees no version or a whole one

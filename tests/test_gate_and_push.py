@@ -4,6 +4,10 @@ import dataclasses
 import json
 import math
 import os
+import pathlib
+import shutil
+import subprocess
+import tempfile
 
 import pytest
 
@@ -111,6 +115,28 @@ def test_blessed_model_becomes_version_1(tmp_path):
     version = tmp_path / "serving" / "cifar10" / "1"
     assert (version / "saved_model.pb").read_bytes() == b"graph"
     assert sorted(os.listdir(tmp_path / "serving")) == ["cifar10", "models.config"]
+
+
+def test_a_pushed_version_is_readable_by_another_user():
+    """TF Serving may run as another user: folders 0755 and files 0644 under the usual umask 022."""
+    base = pathlib.Path(tempfile.mkdtemp())  # not under pytest's 0700 folders: another user must reach it
+    base.chmod(0o755)
+    previous = os.umask(0o022)
+    try:
+        _push(base, blessed=1)
+        serving = base / "serving"
+        modes = {str(p.relative_to(serving)): p.stat().st_mode & 0o777 for p in [serving, *serving.rglob("*")]}
+        assert modes == {".": 0o755, "cifar10": 0o755, "cifar10/1": 0o755, "cifar10/1/variables": 0o755,
+                         "cifar10/1/saved_model.pb": 0o644, "cifar10/1/variables/variables.index": 0o644,
+                         "models.config": 0o644}
+        if os.geteuid() == 0:  # switching to another user takes root; the modes above are what it needs
+            read = subprocess.run(["cat", str(serving / "models.config"), str(serving / "cifar10/1/saved_model.pb")],
+                                  user=65534, group=65534, capture_output=True)  # nobody
+            assert read.returncode == 0, read.stderr
+            assert read.stdout.endswith(b"graph")
+    finally:
+        os.umask(previous)
+        shutil.rmtree(base)
 
 
 def _tiny_saved_model(folder, classes, names):

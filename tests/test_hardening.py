@@ -441,3 +441,61 @@ def test_leakage_stops_ingestion_but_a_few_duplicates_pass(tmp_path):
     fine = write_python_archive(str(tmp_path / "fine.tar.gz"), batches={"test_batch": test})
     duplicates, counts = check_splits(fine, CIFAR10, 0.01)
     assert duplicates["test_in_train"] == 1 and counts["test"] == 200
+
+
+# --- round two: report on what is not a run creates nothing and prints one line -----------------
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda root: None, "holds no metadata.sqlite"),
+    (lambda root: root.write_text("a file"), "is a file: give the --pipeline-root folder"),
+    (lambda root: (root.mkdir(), (root / "metadata.sqlite").write_bytes(bytes(range(256)) * 20)),
+     "metadata.sqlite is damaged: file is not a database"),
+])
+def test_report_on_what_is_not_a_run_is_one_line_and_creates_nothing(make, message, tmp_path, capsys):
+    root = tmp_path / "root"
+    make(root)
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    assert main(["report", str(root)]) == EXIT_BAD_INPUT
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: ") and message in err, err
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before, "nothing created"
+
+
+# --- round two: pickles that describe more than they hold; folder files larger than a batch -------
+
+
+def _exponential_pickle(levels=40):
+    """About 400 bytes: each level holds the level below twice (the pickle memo), 2**levels items if copied."""
+    node = [b"x"]
+    for _ in range(levels):
+        node = [node, node]
+    return pickle.dumps({b"data": node, b"labels": node}, protocol=2)
+
+
+def _deep_pickle(levels=100_000):
+    return b"\x80\x02" + b"]" * levels + b"a" * (levels - 1) + b"."  # EMPTY_LIST x N, APPEND x N-1
+
+
+@pytest.mark.parametrize("data", [_exponential_pickle(), _deep_pickle()], ids=["exponential", "deep"])
+def test_pickles_that_nest_or_share_without_end_are_refused_at_once(data):
+    with pytest.raises(UnsafePickleError, match="nests containers more than 8 deep"):
+        safe_loads(data)
+
+
+def test_shared_references_stay_shared_instead_of_being_copied():
+    row = list(range(1000))
+    loaded = safe_loads(pickle.dumps({b"labels": [row] * 1000}, protocol=2))  # 10**6 items if copied
+    assert loaded[b"labels"][0] is loaded[b"labels"][999]
+
+
+def test_a_folder_batch_file_larger_than_any_batch_is_refused_before_it_is_read(tmp_path, capsys):
+    from cifar_tfx.data.synth import write_dataset
+
+    write_dataset(str(tmp_path), train=50, test=10, seed=1)
+    batch = tmp_path / "cifar-10-batches-py" / "data_batch_1"
+    with open(batch, "ab") as handle:  # a valid pickle, then 1 GiB of zeros (sparse: no disk used)
+        handle.truncate(batch.stat().st_size + (1 << 30))
+    assert main(["data", "verify", str(tmp_path)]) == EXIT_BAD_INPUT
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "data_batch_1 has 1,07" in err and "holds at most" in err, err

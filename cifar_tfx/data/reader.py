@@ -354,19 +354,28 @@ def read_batches(
     for split in splits:
         batches = []
         for member in members[split]:
-            data, where = _read_file(storage.join(source.root, member))
+            data, where = _read_file(storage.join(source.root, member), spec.max_batch_bytes)
             batches.append(parse(data, spec, where))
         result[split] = batches
     return source, result
 
 
-def _read_file(path: str) -> Tuple[bytes, str]:
+def _read_file(path: str, max_bytes: int) -> Tuple[bytes, str]:
+    """A batch file of an extracted folder, bounded like an archive member: a file larger than any
+    batch of the dataset is refused from its size, before it is read."""
     if not storage.isfile(path):
         raise MissingDataError(f"missing batch file: {path}")
     try:
-        return storage.read_bytes(path), path
+        size = storage.file_size(path)
+        if size > max_bytes:
+            raise RecordError(f"{path} has {size:,} bytes; a batch of this dataset holds at most {max_bytes:,}")
+        with storage.open_binary(path) as handle:
+            data = handle.read(max_bytes + 1)  # the file may have grown since
     except OSError as err:
         raise CorruptArchiveError(f"cannot read {path}: {err}") from err
+    if len(data) > max_bytes:
+        raise RecordError(f"{path} holds more than {max_bytes:,} bytes; a batch of this dataset holds at most that")
+    return data, path
 
 
 def source_fingerprint(path: str) -> str:

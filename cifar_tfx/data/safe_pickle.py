@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import io
 import pickle
-from typing import Any
+from typing import Any, Dict
 
 import numpy as np
 
@@ -25,6 +25,8 @@ _ALLOWED_DTYPES = ("u1", "|u1", "uint8")
 
 
 MAX_ARRAY_BYTES = 256 << 20  # a CIFAR training split is 150 MiB of pixels
+MAX_DEPTH = 8                # a batch is a dict of lists, strings and one array: two levels
+MAX_ITEMS = 1_000_000        # a batch holds 10,000 labels, 10,000 file names and four keys
 
 
 class _ArrayBuilder:
@@ -78,18 +80,42 @@ def _safe_reconstruct(subtype: Any, shape: Any, dtype_char: Any) -> _ArrayBuilde
 
 
 def _unwrap(obj: Any) -> Any:
-    """``obj`` with every :class:`_ArrayBuilder` replaced by the array it built."""
-    if isinstance(obj, _ArrayBuilder):
-        if obj.array is None:
-            raise UnsafePickleError("numpy array without its data; refused")
-        return obj.array
-    if isinstance(obj, dict):
-        return {key: _unwrap(value) for key, value in obj.items()}
-    if isinstance(obj, list):
-        return [_unwrap(value) for value in obj]
-    if isinstance(obj, tuple):
-        return tuple(_unwrap(value) for value in obj)
-    return obj
+    """``obj`` with every :class:`_ArrayBuilder` replaced by the array it built.
+
+    A pickle can reference one container many times (its memo): a 500-byte file of 40
+    levels, each holding the level below twice, describes 2**40 items. Each distinct object
+    is unwrapped once here and shared references stay shared, so the work is bounded by
+    the pickle's own size; containers may nest :data:`MAX_DEPTH` deep and hold
+    :data:`MAX_ITEMS` items in all, far beyond a real batch, before the file is refused.
+    """
+    done: Dict[int, Any] = {}
+    items = 0
+
+    def visit(node: Any, depth: int) -> Any:
+        nonlocal items
+        if isinstance(node, _ArrayBuilder):
+            if node.array is None:
+                raise UnsafePickleError("numpy array without its data; refused")
+            return node.array
+        if not isinstance(node, (dict, list, tuple)):
+            return node
+        if id(node) in done:
+            return done[id(node)]
+        if depth >= MAX_DEPTH:
+            raise UnsafePickleError(f"pickle nests containers more than {MAX_DEPTH} deep; a batch nests two; refused")
+        items += len(node)
+        if items > MAX_ITEMS:
+            raise UnsafePickleError(f"pickle holds more than {MAX_ITEMS:,} items; a batch holds about 30,000; refused")
+        if isinstance(node, dict):
+            result: Any = {key: visit(value, depth + 1) for key, value in node.items()}
+        elif isinstance(node, list):
+            result = [visit(value, depth + 1) for value in node]
+        else:
+            result = tuple(visit(value, depth + 1) for value in node)
+        done[id(node)] = result
+        return result
+
+    return visit(obj, 0)
 
 
 def _latin1_encode(text: Any, encoding: Any = "latin1") -> bytes:
