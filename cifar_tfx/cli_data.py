@@ -6,7 +6,7 @@ import argparse
 import json
 
 from cifar_tfx.cli_common import BadArgumentError, check_writable_folder
-from cifar_tfx.data.datasets import DATASETS, FORMATS, get_dataset
+from cifar_tfx.data.datasets import DATASETS, DEFAULT_DATASET, FORMATS, get_dataset
 from cifar_tfx.data.errors import DataError
 
 
@@ -53,14 +53,14 @@ def add_data_commands(commands) -> None:
     verify = data_commands.add_parser("verify", help="read an archive or folder fully and print a JSON summary")
     verify.add_argument("path", help="cifar-10-python.tar.gz, cifar-10-binary.tar.gz, an extracted folder, "
                                      "or (fashion_mnist) the folder of the four IDX files")
-    verify.add_argument("--dataset", default="cifar10", choices=sorted(DATASETS))
+    verify.add_argument("--dataset", default=DEFAULT_DATASET, choices=sorted(DATASETS))
     verify.set_defaults(func=_cmd_verify)
 
     download = data_commands.add_parser("download", help="download an official archive")
     download.add_argument("--format", choices=FORMATS,
                           help="layout (default: the dataset's first: python for cifar10, idx for fashion_mnist)")
     download.add_argument("--dest", default="data", help="folder for the archive (default: data)")
-    download.add_argument("--dataset", default="cifar10", choices=sorted(DATASETS))
+    download.add_argument("--dataset", default=DEFAULT_DATASET, choices=sorted(DATASETS))
     download.add_argument("--url", help="download from this mirror instead of the official site")
     download.add_argument("--md5", help="expected md5 (default: the official archive's)")
     download.add_argument("--timeout", type=float, default=30.0, help="network timeout in seconds")
@@ -71,5 +71,5 @@ def add_data_commands(commands) -> None:
     synth.add_argument("--train", type=int, default=5000, help="training images (default 5000)")
     synth.add_argument("--test", type=int, default=1000, help="test images (default 1000)")
     synth.add_argument("--seed", type=int, default=20150610)
-    synth.add_argument("--dataset", default="cifar10", choices=sorted(DATASETS))
+    synth.add_argument("--dataset", default=DEFAULT_DATASET, choices=sorted(DATASETS))
     synth.set_defaults(func=_cmd_synth)

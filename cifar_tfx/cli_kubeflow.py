@@ -10,7 +10,7 @@ from typing import Optional
 from cifar_tfx.cli_common import EXIT_BAD_INPUT, EXIT_PIPELINE_FAILED, BadArgumentError, use_keras2
 from cifar_tfx.cli_hparams import add_hparam_options, hparams_from_args
 from cifar_tfx.cli_run import default_pipeline_name
-from cifar_tfx.data.datasets import DATASETS, get_dataset
+from cifar_tfx.data.datasets import DATASETS, DEFAULT_DATASET, get_dataset
 from cifar_tfx.trainer.hparams import run_parameter_fields
 
 
@@ -98,7 +98,8 @@ def _token(token_file: Optional[str]) -> Optional[str]:
 
 
 def add_kubeflow_commands(commands) -> None:
-    """The ``kubeflow`` command group."""
+    """The ``kubeflow`` command group: a list of option declarations, longer than 60 lines because
+    each option is one statement (the hyperparameters' options come from ``cli_hparams``)."""
     kubeflow = commands.add_parser("kubeflow", help="Kubeflow Pipelines 2")
     kubeflow_commands = kubeflow.add_subparsers(dest="kubeflow_command", required=True)
     compile_ = kubeflow_commands.add_parser("compile", help="write the KFP-2 pipeline spec (YAML)")
@@ -117,7 +118,7 @@ def add_kubeflow_commands(commands) -> None:
     compile_.add_argument("--gpu-node-selector", action="append", default=[], metavar="LABEL=VALUE",
                           help="kfp: node label the Trainer pod must match (repeatable)")
     compile_.add_argument("--model-name", help="default: the dataset's name")
-    compile_.add_argument("--dataset", default="cifar10", choices=sorted(DATASETS))
+    compile_.add_argument("--dataset", default=DEFAULT_DATASET, choices=sorted(DATASETS))
     compile_.add_argument("--profile", help="hyperparameter profile: demo, full, budget (default, as for "
                           "`run`: budget with --time-budget-minutes, else demo)")
     compile_.add_argument("--gpus", type=int, default=1, help="GPUs for the Trainer node (0: CPU only)")

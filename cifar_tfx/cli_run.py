@@ -15,7 +15,7 @@ from cifar_tfx import console
 from cifar_tfx.cli_common import (EXIT_BAD_INPUT, EXIT_NOT_PUSHED, EXIT_PIPELINE_FAILED, BadArgumentError,
                                   check_writable_folder, positive_int, use_keras2)
 from cifar_tfx.cli_hparams import add_hparam_options, hparams_from_args
-from cifar_tfx.data.datasets import DATASETS, get_dataset
+from cifar_tfx.data.datasets import DATASETS, DEFAULT_DATASET, get_dataset
 from cifar_tfx.data.errors import DataError
 from cifar_tfx.pipeline import component_ids as ids
 
@@ -68,17 +68,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
         if not args.debug:
             print(f"(the traceback: --debug; library output: {log_path or 'above'})", file=sys.stderr)
         return EXIT_PIPELINE_FAILED
-    from tfx.utils import path_constants
-
     from cifar_tfx.reporting.outcome import read_outcome
 
-    for artifact in produced:
-        if artifact.component in (ids.EXAMPLE_GEN, ids.EXAMPLE_VALIDATOR, ids.TRANSFORM, ids.TRAINER, ids.EVALUATOR) \
-                and artifact.output in ("examples", "anomalies", "transform_graph", "model", "model_run", "evaluation"):
-            uri = artifact.uri
-            if (artifact.component, artifact.output) == (ids.TRAINER, "model"):
-                uri = os.path.join(uri, path_constants.SERVING_MODEL_DIR) + "  (SavedModel)"
-            print(f"{artifact.component:>18} {artifact.output:<16} {uri}")
+    _print_artifacts(produced)
     print(f"pipeline {run.pipeline_name} finished; ML Metadata: {run.metadata_path}")
     with (console.library_output_to(log_path) if log_path else contextlib.nullcontext()):
         outcome = read_outcome(produced)  # TFMA's loaders warn too
@@ -88,6 +80,20 @@ def _cmd_run(args: argparse.Namespace) -> int:
     print(report)
     print(outcome.line(run.model_name))
     return 0 if outcome.pushed else EXIT_NOT_PUSHED
+
+
+def _print_artifacts(produced) -> None:
+    """One line per artifact a user looks at next (examples, anomalies, graph, model, evaluation)."""
+    from tfx.utils import path_constants
+
+    shown = ("examples", "anomalies", "transform_graph", "model", "model_run", "evaluation")
+    for artifact in produced:
+        if artifact.component in (ids.EXAMPLE_GEN, ids.EXAMPLE_VALIDATOR, ids.TRANSFORM, ids.TRAINER, ids.EVALUATOR) \
+                and artifact.output in shown:
+            uri = artifact.uri
+            if (artifact.component, artifact.output) == (ids.TRAINER, "model"):
+                uri = os.path.join(uri, path_constants.SERVING_MODEL_DIR) + "  (SavedModel)"
+            print(f"{artifact.component:>18} {artifact.output:<16} {uri}")
 
 
 def _write_run_report(pipeline_root: str) -> str:
@@ -159,7 +165,7 @@ def add_run_commands(commands) -> None:
     """The ``run`` and ``report`` commands."""
     run = commands.add_parser("run", help="run the TFX pipeline locally (Beam DAG runner)")
     run.add_argument("--data", required=True, help="archive, extracted folder or `data synth` output")
-    run.add_argument("--dataset", default="cifar10", choices=sorted(DATASETS))
+    run.add_argument("--dataset", default=DEFAULT_DATASET, choices=sorted(DATASETS))
     run.add_argument("--profile", help="hyperparameter profile: demo, full (the paper's run), budget "
                      "(default: budget with --time-budget-minutes, else demo)")
     run.add_argument("--pipeline-root", default="runs/pipeline", help="artifacts and ML Metadata")

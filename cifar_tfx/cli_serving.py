@@ -7,7 +7,7 @@ import json
 import sys
 
 from cifar_tfx.cli_common import EXIT_BAD_INPUT, BadArgumentError, use_keras2
-from cifar_tfx.data.datasets import DATASETS, get_dataset
+from cifar_tfx.data.datasets import DATASETS, DEFAULT_DATASET, get_dataset
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
@@ -95,7 +95,7 @@ def add_serving_commands(commands) -> None:
     where.add_argument("--saved-model", metavar="DIR", help="run a SavedModel in this process instead")
     predict.add_argument("--model-name", help="default: the dataset's name")
     predict.add_argument("--version", type=int, help="model version (default: the server's latest)")
-    predict.add_argument("--dataset", default="cifar10", choices=sorted(DATASETS))
+    predict.add_argument("--dataset", default=DEFAULT_DATASET, choices=sorted(DATASETS))
     predict.add_argument("--top-k", type=int, default=3)
     predict.add_argument("--batch-size", type=int, default=64, help="images per request")
     predict.add_argument("--timeout", type=float, default=30.0, help="seconds per request")
@@ -112,11 +112,11 @@ def add_serving_commands(commands) -> None:
     config.add_argument("--out", help="write here instead of printing")
     label = serving_commands.add_parser("label", help="set version labels, e.g. stable=3 canary=4")
     label.add_argument("serving_dir")
-    label.add_argument("--model", default="cifar10")
+    label.add_argument("--model", default=DEFAULT_DATASET)
     label.add_argument("labels", nargs="+", metavar="NAME=VERSION")
     rollback = serving_commands.add_parser("rollback", help="serve an older version only (default: the previous)")
     rollback.add_argument("serving_dir")
-    rollback.add_argument("--model", default="cifar10")
+    rollback.add_argument("--model", default=DEFAULT_DATASET)
     rollback.add_argument("--to", type=int, help="version to serve")
     for sub in (config, label, rollback):
         sub.set_defaults(func=_cmd_serving)

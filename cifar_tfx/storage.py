@@ -6,8 +6,8 @@ TensorFlow's filesystem layer, which every TFX component already uses for its
 artifacts; TensorFlow is imported only then. Errors of the remote layer are turned
 into ``OSError`` so callers handle one kind of I/O error.
 
-Object stores have no directory rename: :func:`copy_tree` therefore takes an
-``order`` so that callers can write the file that makes a folder usable last
+Object stores have no directory rename: :func:`copy_tree` therefore takes
+``last``, the files to write after all others, so that the file that makes a folder usable comes last
 (see ``components/serving_pusher.py``).
 """
 

@@ -23,7 +23,7 @@ from tfx.orchestration import data_types
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 
 from cifar_tfx.example_format import serialize_batch
-from cifar_tfx.data.datasets import SPLITS, get_dataset
+from cifar_tfx.data.datasets import DEFAULT_DATASET, SPLITS, get_dataset
 from cifar_tfx.data.reader import detect_source, read_batches, source_fingerprint
 from cifar_tfx.data.verify import check_no_leakage, duplicate_report, image_keys
 
@@ -120,7 +120,7 @@ class CifarExampleGen(base_beam_component.BaseBeamComponent):
     SPEC_CLASS = CifarExampleGenSpec
     EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(CifarExampleGenExecutor)
 
-    def __init__(self, data_path: Union[str, data_types.RuntimeParameter], dataset: str = "cifar10",
+    def __init__(self, data_path: Union[str, data_types.RuntimeParameter], dataset: str = DEFAULT_DATASET,
                  num_shards: int = 4, data_fingerprint: str = "",
                  max_test_overlap: float = DEFAULT_MAX_TEST_OVERLAP) -> None:
         """``data_path`` may be a pipeline parameter (Kubeflow); ``data_fingerprint`` is the

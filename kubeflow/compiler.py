@@ -32,7 +32,7 @@ from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 from cifar_tfx import storage
 from cifar_tfx.pipeline.component_ids import (COMPONENT_IDS, EVALUATOR, EXAMPLE_GEN, PUSHER, STATISTICS_GEN,
                                              TRAINER, TRANSFORM)
-from cifar_tfx.data.datasets import DatasetSpec
+from cifar_tfx.data.datasets import DEFAULT_DATASET, DatasetSpec
 from cifar_tfx.trainer.hparams import HParams, run_parameter_fields, run_parameter_value
 
 TARGETS = ("kfp", "vertex")
@@ -97,7 +97,7 @@ class KubeflowTarget:
     data_path: str                   # default of the data_path parameter, as the containers see it
     serving_dir: str                 # TF Serving base folder as the Pusher sees it (gs:// or a mounted volume)
     target: str = "kfp"              # "kfp" (open source) or "vertex"
-    model_name: str = "cifar10"
+    model_name: str = DEFAULT_DATASET
     trainer_gpus: int = 1
     gpu_type: str = ""               # "" = the target's default (DEFAULT_GPU_TYPE)
     allow_cpu_fallback: bool = False  # True: a Trainer that sees no GPU trains on the CPU instead of failing

@@ -10,7 +10,7 @@ import time
 from typing import Iterator, List, Tuple
 
 from cifar_tfx import storage
-from cifar_tfx.data.datasets import DatasetSpec
+from cifar_tfx.data.datasets import DEFAULT_DATASET, DatasetSpec
 from cifar_tfx.reporting.run_record import (METADATA_FILE, ProducedArtifact, executions_after, last_execution_id,
                                             open_store)
 from cifar_tfx.trainer.hparams import HParams
@@ -61,7 +61,7 @@ class LocalRun:
     dataset: DatasetSpec
     hparams: HParams
     serving_dir: str
-    model_name: str = "cifar10"
+    model_name: str = DEFAULT_DATASET
     enable_cache: bool = True
     beam_args: Tuple[str, ...] = ()   # extra Beam options for the Beam-based components (--beam-arg)
     workers: int = 1                  # DirectRunner workers: 1 in-process, more in multi-processing mode

@@ -24,7 +24,7 @@ from cifar_tfx.components.evaluator import BOUND_KEYS, GatedEvaluator
 from cifar_tfx.components.example_gen import CifarExampleGen
 from cifar_tfx.components.serving_pusher import CLASS_NAMES_KEY, MAX_LATENCY_KEY, ServingDirPusherExecutor
 from cifar_tfx.components.trainer import CifarTrainer
-from cifar_tfx.data.datasets import DatasetSpec
+from cifar_tfx.data.datasets import DEFAULT_DATASET, DatasetSpec
 from cifar_tfx.pipeline import component_ids as ids
 from cifar_tfx.trainer import run_fn as trainer_entry
 from cifar_tfx.trainer.hparams import GATE_FIELDS, HParams
@@ -45,7 +45,7 @@ def create_pipeline(
     dataset: DatasetSpec,
     hparams: HParams,
     serving_dir: str,
-    model_name: str = "cifar10",
+    model_name: str = DEFAULT_DATASET,
     compare_with_last_blessed: bool = True,
     data_fingerprint: str = "",
     metadata_connection_config: Optional[object] = None,
@@ -57,6 +57,10 @@ def create_pipeline(
     resources: Mapping[str, object] = {},  # noqa: B006 - read only
 ) -> tfx_pipeline.Pipeline:
     """Build the pipeline: ingest, validate, transform, train, evaluate, push.
+
+    Longer than 60 lines on purpose: every component is wired here, in pipeline order, so that
+    the whole graph reads in one place (as in TFX's templates); each component's logic lives in
+    its own module.
 
     Args:
       pipeline_name: name recorded in ML Metadata.

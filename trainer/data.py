@@ -10,6 +10,8 @@ from cifar_tfx.trainer.augment import augment_batch
 from cifar_tfx.trainer.hparams import HParams
 from cifar_tfx.trainer.preprocessing import IMAGE_XF, LABEL_XF
 
+TRANSFORM_BATCH = 256  # examples the Transform graph is applied to at once, before the cache (throughput only)
+
 
 def expand_patterns(patterns: Iterable[str]) -> List[str]:
     """Files matching any of ``patterns`` (TFX passes split folders as globs)."""
@@ -46,7 +48,7 @@ def make_dataset(files: List[str], tft_output, batch_size: int, training: bool,
     if not training:
         dataset = dataset.batch(batch_size).map(transform, num_parallel_calls=tf.data.AUTOTUNE)
         return dataset.prefetch(tf.data.AUTOTUNE)
-    dataset = (dataset.batch(256).map(transform, num_parallel_calls=tf.data.AUTOTUNE).unbatch()
+    dataset = (dataset.batch(TRANSFORM_BATCH).map(transform, num_parallel_calls=tf.data.AUTOTUNE).unbatch()
                .cache().shuffle(hparams.shuffle_buffer, reshuffle_each_iteration=True).repeat()
                .batch(batch_size, drop_remainder=True))
     dataset = dataset.map(

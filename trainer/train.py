@@ -108,7 +108,7 @@ def evaluate(model: keras.Model, dataset: tf.data.Dataset, num_classes: int, tes
     for images, labels in dataset:
         probabilities = predict_probabilities(model, images, test_time_flip).numpy()
         truth = labels.numpy().astype(np.int64).reshape(-1)
-        total_loss -= float(np.log(np.maximum(probabilities[np.arange(len(truth)), truth], 1e-12)).sum())
+        total_loss -= float(np.log(np.maximum(probabilities[np.arange(len(truth)), truth], PROBABILITY_FLOOR)).sum())
         np.add.at(matrix, (truth, np.argmax(probabilities, axis=-1)), 1)
     count = int(matrix.sum())
     if not count:
@@ -126,8 +126,14 @@ class _StepTimes(keras.callbacks.Callback):
         self.times.append(self.clock())
 
 
+PROBE_STEPS, PROBE_WARMUP_STEPS = 24, 4  # timed steps of each probed depth, after the steps that trace the graph
+UNBOUNDED_EPOCHS = 10**6                  # a budget run's fit() length: the clock stops it long before
+PROBABILITY_FLOOR = 1e-12                 # log(0) guard in the evaluation loss
+
+
 def measure_throughput(hparams: HParams, dataset: DatasetSpec, runtime: Runtime, strategy,
-                       probe_ds: tf.data.Dataset, depth: int, steps: int = 24, warmup: int = 4,
+                       probe_ds: tf.data.Dataset, depth: int, steps: int = PROBE_STEPS,
+                       warmup: int = PROBE_WARMUP_STEPS,
                        clock: Callable[[], float] = time.monotonic) -> float:
     """Training images/s of ResNet-``depth`` on ``probe_ds``, after ``warmup`` (tracing) steps."""
     with strategy.scope():
@@ -179,7 +185,12 @@ def train_model(*, train_files: Sequence[str], eval_files: Sequence[str], tft_ou
                 dataset: DatasetSpec, checkpoint_dir: str, log_dir: Optional[str] = None,
                 clock: Callable[[], float] = time.monotonic, stream: Optional[TextIO] = None,
                 gpus: Optional[int] = None):
-    """Train (resuming from ``checkpoint_dir`` if it holds a checkpoint); return ``(model, TrainResult)``."""
+    """Train (resuming from ``checkpoint_dir`` if it holds a checkpoint); return ``(model, TrainResult)``.
+
+    Longer than 60 lines on purpose: runtime, depth choice, resume, fit and evaluation happen in
+    this order and share a dozen values; split, the pieces would pass them all along. Each step's
+    logic is a function of its own (``resolve_depth``, ``TrainingClock``, ``evaluate``, ...).
+    """
     stream = stream or console.stream()  # the terminal, also while library output goes to the run log
     gpus = detect_gpus() if gpus is None else gpus
     runtime = resolve_runtime(hparams, gpus, cpu_bf16=not gpus and detect_cpu_bf16())
@@ -224,7 +235,7 @@ def train_model(*, train_files: Sequence[str], eval_files: Sequence[str], tft_ou
     history: Dict[str, List[float]] = {}
     started = clock()
     if not run_clock.finished(start_step):
-        epochs = (math.ceil(planned / steps_per_epoch) if planned else 10**6)
+        epochs = (math.ceil(planned / steps_per_epoch) if planned else UNBOUNDED_EPOCHS)
         train_ds = make_dataset(train_files, tft_output, hparams.batch_size, True, hparams)
         fit = model.fit(train_ds, epochs=epochs, initial_epoch=start_step // steps_per_epoch,
                         steps_per_epoch=steps_per_epoch, callbacks=callbacks, verbose=0)

@@ -166,6 +166,7 @@ FASHION_MNIST = DatasetSpec(
 )
 
 DATASETS: Dict[str, DatasetSpec] = {spec.name: spec for spec in (CIFAR10, FASHION_MNIST)}
+DEFAULT_DATASET = CIFAR10.name  # every command's --dataset default, and so the default model name
 
 
 def get_dataset(name: str) -> DatasetSpec:

@@ -15,7 +15,7 @@ import os
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from cifar_tfx import storage
-from cifar_tfx.data.datasets import DATASETS, DatasetSpec
+from cifar_tfx.data.datasets import DATASETS, DEFAULT_DATASET, DatasetSpec
 from cifar_tfx.model_contract import EXAMPLES_SIGNATURE
 from cifar_tfx.pipeline import component_ids as ids
 from cifar_tfx.reporting import report_figures
@@ -130,23 +130,14 @@ def _dataset_of(record: RunRecord, training: Dict[str, object]) -> DatasetSpec:
     if name in DATASETS:
         return DATASETS[name]
     return next((spec for spec in DATASETS.values() if record.pipeline_name.startswith(spec.name.replace("_", "-"))),
-                DATASETS["cifar10"])
+                DATASETS[DEFAULT_DATASET])
 
 
-def build_report(pipeline_root: str, run: str = "latest", max_examples: int = 2000) -> Tuple[str, RunRecord]:
-    """``(HTML page, run record)`` for ``run`` of the pipeline at ``pipeline_root``."""
-    record = load_run(pipeline_root, run)
-    model_run = record.artifact(ids.TRAINER, "model_run")
-    training = training_report(model_run.uri) if model_run else {}
-    spec = _dataset_of(record, training)
-    names = list(spec.class_names)
-    parts = [f"<h1>{html.escape(record.pipeline_name)}: run {html.escape(record.run_id)}</h1>"]
-
-    evaluation = record.artifact(ids.EVALUATOR, "evaluation")
+def _gate_section(record: RunRecord, gate) -> List[str]:
+    """The decision, the bounds the Evaluator applied and what the Pusher did."""
+    parts = ["<h2>Gate decision</h2>"]
     blessing = record.artifact(ids.EVALUATOR, "blessing")
     pushed = record.artifact(ids.PUSHER, "pushed_model")
-    parts.append("<h2>Gate decision</h2>")
-    gate = read_gate(evaluation.uri) if evaluation is not None else None
     if gate is not None:
         bounds, candidate, baseline, decision = gate
         blessed = blessing is not None and blessing.properties.get("blessed") == 1
@@ -164,7 +155,12 @@ def build_report(pipeline_root: str, run: str = "latest", max_examples: int = 20
             check = pushed.properties.get("serving_check")
             parts.append("<p>Not pushed" + (f" (serving check: {html.escape(str(check))})"
                                              if check and check != "passed" else "") + ".</p>")
+    return parts
 
+
+def _training_section(model_run, gate) -> List[str]:
+    """Curves, the Trainer's confusion matrix and the Evaluator's per-class accuracy."""
+    parts: List[str] = []
     if model_run is not None:
         parts.append("<h2>Training</h2>")
         summary = training_summary(model_run.uri)
@@ -177,32 +173,39 @@ def build_report(pipeline_root: str, run: str = "latest", max_examples: int = 20
         if storage.exists(confusion):
             parts.append("<h2>Test split: confusion matrix (Trainer)</h2>")
             parts.append(_img(storage.read_bytes(confusion), "confusion matrix"))
-    if gate is not None:
-        per_class = dict(gate[1].class_accuracy)
-        if per_class:
-            parts.append("<h2>Per-class accuracy (Evaluator)</h2>")
-            parts.append(_img(report_figures.per_class_accuracy(per_class), "per-class accuracy"))
+    if gate is not None and gate[1].class_accuracy:
+        parts.append("<h2>Per-class accuracy (Evaluator)</h2>")
+        parts.append(_img(report_figures.per_class_accuracy(dict(gate[1].class_accuracy)), "per-class accuracy"))
+    return parts
 
+
+def _data_section(record: RunRecord, names: Sequence[str], max_examples: int) -> List[str]:
+    """Misclassified test images and images per class and split (each split read once)."""
     examples = record.artifact(ids.EXAMPLE_GEN, "examples")
     model = record.artifact(ids.TRAINER, "model")
+    if examples is None:
+        return []
+    parts: List[str] = []
     labels_by_split: Dict[str, List[int]] = {}
-    if examples is not None:
-        records, labels_by_split["test"] = _read_examples(examples.uri, "test", max_examples)
-        labels_by_split["train"] = _read_examples(examples.uri, "train")[1]
-    if examples is not None and model is not None:
+    records, labels_by_split["test"] = _read_examples(examples.uri, "test", max_examples)
+    labels_by_split["train"] = _read_examples(examples.uri, "train")[1]
+    if model is not None:
         images, captions = _misclassified(model.uri, records, labels_by_split["test"], names)
         parts.append(f"<h2>Misclassified test images (first {len(images)} in the first {len(records):,})</h2>")
         parts.append(_img(report_figures.misclassified_grid(images, captions), "misclassified images")
                      if images else "<p>None.</p>")
-    if examples is not None:
-        parts.append("<h2>Data</h2>")
-        parts.append(_img(report_figures.class_counts(report_figures.per_split_counts(labels_by_split, names),
-                                                      names), "images per class"))
-        parts.append(_table([(key, value) for key, value in sorted(examples.properties.items())]))
+    parts.append("<h2>Data</h2>")
+    parts.append(_img(report_figures.class_counts(report_figures.per_split_counts(labels_by_split, names),
+                                                  names), "images per class"))
+    parts.append(_table([(key, value) for key, value in sorted(examples.properties.items())]))
+    return parts
 
-    parts.append("<h2>Components</h2>")
-    parts.append(_table([(c.node, c.state, f"{c.seconds:.1f} s", ", ".join(sorted(c.outputs)) or "-")
-                         for c in record.components], ("component", "state", "wall time", "outputs")))
+
+def _run_section(record: RunRecord, training: Dict[str, object]) -> List[str]:
+    """Components with their wall time, the hyperparameters as trained, and the lineage."""
+    parts = ["<h2>Components</h2>", _table(
+        [(c.node, c.state, f"{c.seconds:.1f} s", ", ".join(sorted(c.outputs)) or "-") for c in record.components],
+        ("component", "state", "wall time", "outputs"))]
     if training.get("hparams"):
         parts.append("<h2>Hyperparameters (as trained; the gate's are above)</h2>")
         parts.append(_table(_hparam_rows(training["hparams"]), ("option", "value", "what it is")))
@@ -213,6 +216,20 @@ def build_report(pipeline_root: str, run: str = "latest", max_examples: int = 20
     lineage = [(f"{c.node}.{key}", artifact.uri) for c in record.components
                for key, artifacts in sorted(c.outputs.items()) for artifact in artifacts]
     parts.append(_table(lineage, ("artifact", "URI")))
+    return parts
+
+
+def build_report(pipeline_root: str, run: str = "latest", max_examples: int = 2000) -> Tuple[str, RunRecord]:
+    """``(HTML page, run record)`` for ``run`` of the pipeline at ``pipeline_root``."""
+    record = load_run(pipeline_root, run)
+    model_run = record.artifact(ids.TRAINER, "model_run")
+    training = training_report(model_run.uri) if model_run else {}
+    names = list(_dataset_of(record, training).class_names)
+    evaluation = record.artifact(ids.EVALUATOR, "evaluation")
+    gate = read_gate(evaluation.uri) if evaluation is not None else None
+    parts = [f"<h1>{html.escape(record.pipeline_name)}: run {html.escape(record.run_id)}</h1>"]
+    parts += _gate_section(record, gate) + _training_section(model_run, gate)
+    parts += _data_section(record, names, max_examples) + _run_section(record, training)
     page = (f"<!doctype html><html><head><meta charset=utf-8><title>{html.escape(record.pipeline_name)} "
             f"{html.escape(record.run_id)}</title><style>{_STYLE}</style></head><body>"
             + "\n".join(parts) + _SELF_CHECK + "</body></html>")
