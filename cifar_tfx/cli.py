@@ -14,11 +14,14 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 from typing import List, Optional
 
+from cifar_tfx import console
 from cifar_tfx.cli_common import (EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_NOT_PUSHED,  # noqa: F401 - re-exported
-                                  EXIT_PIPELINE_FAILED, BadArgumentError)
+                                  EXIT_PIPELINE_FAILED, EXIT_TERMINATED, BadArgumentError, Terminated)
 from cifar_tfx.cli_data import add_data_commands
 from cifar_tfx.cli_kubeflow import add_kubeflow_commands
 from cifar_tfx.cli_run import add_run_commands, hparams_from_args, root_message  # noqa: F401 - re-exported
@@ -37,21 +40,48 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
+def _stopped_line(what: str) -> str:
+    """``interrupted`` / ``terminated``, and where a run stopped and how it resumes."""
+    where = console.stage()
+    if where is None:
+        return what
+    resume = ("the same command resumes training from its last checkpoint (saved every epoch)" if where == "Trainer"
+              else "the same command runs it again, taking finished components from the cache")
+    return f"{what} during {where}: {resume}"
+
+
 def main(argv: Optional[List[str]] = None) -> int:
-    """Entry point of the ``cifar-tfx`` console script."""
+    """Entry point of the ``cifar-tfx`` console script.
+
+    Ctrl-C (SIGINT) and SIGTERM end any command with one line and exit 130 / 143. Downloads keep
+    their .part to resume; synthesised data and pushed versions are staged and renamed into place,
+    so nothing is left half-published; a run says which stage it stopped in.
+    """
     args = build_parser().parse_args(argv)
+    on_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _raise_terminated) if on_main_thread else None
     try:
         return args.func(args)
     except KeyboardInterrupt:
-        # Downloads keep their .part to resume, synth and pushes stage then rename: nothing half-written.
-        print("interrupted", file=sys.stderr)
+        print(_stopped_line("interrupted"), file=sys.stderr)
         return EXIT_INTERRUPTED
+    except Terminated:
+        print(_stopped_line("terminated"), file=sys.stderr)
+        return EXIT_TERMINATED
     except (DataError, BadArgumentError) as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except UnknownNameError as err:
         print(f"error: {err.args[0]}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    finally:
+        console.set_stage(None)
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

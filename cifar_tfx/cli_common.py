@@ -4,11 +4,29 @@ from __future__ import annotations
 
 import argparse
 import os
+from typing import Optional
 
 EXIT_BAD_INPUT = 2
 EXIT_PIPELINE_FAILED = 3
 EXIT_NOT_PUSHED = 4
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
+EXIT_TERMINATED = 143   # 128 + SIGTERM: what Kubernetes sends a pod it stops
+
+
+class Terminated(BaseException):
+    """Raised in the main thread on SIGTERM, so that a run stops the way Ctrl-C stops it (not an
+    ``Exception``: no handler of a failing component swallows it)."""
+
+
+def interruption_in(err: BaseException) -> Optional[BaseException]:
+    """The ``KeyboardInterrupt`` or :class:`Terminated` in ``err``'s chain of causes (Beam wraps them)."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        if isinstance(err, (KeyboardInterrupt, Terminated)):
+            return err
+        err = err.__cause__ or err.__context__  # type: ignore[assignment]
+    return None
 
 
 class BadArgumentError(Exception):

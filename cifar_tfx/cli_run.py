@@ -13,7 +13,7 @@ from typing import Optional
 
 from cifar_tfx import console
 from cifar_tfx.cli_common import (EXIT_BAD_INPUT, EXIT_NOT_PUSHED, EXIT_PIPELINE_FAILED, BadArgumentError,
-                                  check_writable_folder, positive_int, use_keras2)
+                                  check_writable_folder, interruption_in, positive_int, use_keras2)
 from cifar_tfx.cli_hparams import add_hparam_options, hparams_from_args
 from cifar_tfx.data.datasets import DATASETS, DEFAULT_DATASET, get_dataset
 from cifar_tfx.data.errors import DataError
@@ -58,6 +58,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except Exception as err:  # noqa: BLE001 - report which component failed and why, then exit non-zero
+        stopped = interruption_in(err)
+        if stopped is not None:  # Ctrl-C or SIGTERM, wrapped by Beam: cli.main says where and how to resume
+            raise stopped from None
         if args.debug:
             traceback.print_exc()
         data_error = data_error_in(err)

@@ -20,6 +20,18 @@ import sys
 from typing import Iterator, Optional, TextIO
 
 _console: Optional[TextIO] = None
+_stage: Optional[str] = None  # the pipeline node running now (set by the local runner), for interruption lines
+
+
+def set_stage(name: Optional[str]) -> None:
+    """Record which stage runs now (``None``: none)."""
+    global _stage
+    _stage = name
+
+
+def stage() -> Optional[str]:
+    """The stage :func:`set_stage` recorded last, if one is running."""
+    return _stage
 
 
 def stream() -> TextIO:

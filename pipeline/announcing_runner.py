@@ -13,6 +13,7 @@ import time
 from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner, PipelineNodeAsDoFn
 
 from cifar_tfx import console
+from cifar_tfx.cli_common import Terminated, interruption_in
 from cifar_tfx.reporting.component_lines import describe
 from cifar_tfx.reporting.run_record import executions_after, last_execution_id, open_store
 from cifar_tfx.progress import format_duration
@@ -24,11 +25,15 @@ class AnnouncingNode(PipelineNodeAsDoFn):
     def _run_node(self) -> None:
         before = last_execution_id(open_store(self._mlmd_connection_config))
         console.say(f"{self._node_id}: started")
+        console.set_stage(self._node_id)
         started = time.monotonic()
         try:
             super()._run_node()
-        except BaseException:
-            console.say(f"{self._node_id}: failed after {format_duration(time.monotonic() - started)}")
+        except (KeyboardInterrupt, Terminated):
+            raise  # the command line says where the run stopped
+        except BaseException as err:
+            if interruption_in(err) is None:
+                console.say(f"{self._node_id}: failed after {format_duration(time.monotonic() - started)}")
             raise
         produced = [artifact for component in executions_after(open_store(self._mlmd_connection_config), before,
                                                                 node=self._node_id)
