@@ -111,7 +111,9 @@ def test_the_compiled_kfp_spec_runs_every_task_inside_the_image(image_tasks, tmp
     spec_path = str(spec_folder / "pipeline.yaml")
     spec, platform = load_documents(spec_path)
     mounts = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
-    assert {m["mountPath"] for config in mounts.values() for m in config["pvcMount"]} == {data_mount, models_mount}
+    assert {m["mountPath"] for config in mounts.values() for m in config.get("pvcMount", [])} == {
+        data_mount, models_mount}
+    assert mounts["Trainer_executor"]["tolerations"][0]["key"] == "nvidia.com/gpu", "the GPU node pool's taint"
 
     from cifar_tfx.data.synth import write_dataset
 
