@@ -58,19 +58,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except Exception as err:  # noqa: BLE001 - report which component failed and why, then exit non-zero
-        stopped = interruption_in(err)
-        if stopped is not None:  # Ctrl-C or SIGTERM, wrapped by Beam: cli.main says where and how to resume
-            raise stopped from None
-        if args.debug:
-            traceback.print_exc()
-        data_error = data_error_in(err)
-        if data_error is not None:  # bad input found inside a component (Beam wraps it)
-            print(f"error: {data_error}", file=sys.stderr)
-            return EXIT_BAD_INPUT
-        print(f"pipeline failed: {root_message(err)}", file=sys.stderr)
-        if not args.debug:
-            print(f"(the traceback: --debug; library output: {log_path or 'above'})", file=sys.stderr)
-        return EXIT_PIPELINE_FAILED
+        return _failed(err, args.debug, log_path)
     from cifar_tfx.reporting.outcome import read_outcome
 
     _print_artifacts(produced)
@@ -83,6 +71,24 @@ def _cmd_run(args: argparse.Namespace) -> int:
     print(report)
     print(outcome.line(run.model_name))
     return 0 if outcome.pushed else EXIT_NOT_PUSHED
+
+
+def _failed(err: Exception, debug: bool, log_path: Optional[str]) -> int:
+    """The exit code and lines for a run that raised ``err``: bad input found inside a component is
+    exit 2, any other failure exit 3; an interrupt Beam wrapped is raised again for ``cli.main``."""
+    stopped = interruption_in(err)
+    if stopped is not None:  # Ctrl-C or SIGTERM: cli.main says where the run stopped and how to resume
+        raise stopped from None
+    if debug:
+        traceback.print_exc()
+    data_error = data_error_in(err)
+    if data_error is not None:  # bad input found inside a component (Beam wraps it)
+        print(f"error: {data_error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(f"pipeline failed: {root_message(err)}", file=sys.stderr)
+    if not debug:
+        print(f"(the traceback: --debug; library output: {log_path or 'above'})", file=sys.stderr)
+    return EXIT_PIPELINE_FAILED
 
 
 def _print_artifacts(produced) -> None:
