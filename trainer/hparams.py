@@ -1,11 +1,15 @@
-"""Every training hyperparameter in one place, with named profiles.
+"""Every training hyperparameter and the gate's bounds, each declared once, with named profiles.
 
-Values come from the recipe (He et al. 2015 §4.2;
-DeVries & Taylor 2017 for cutout) unless a comment says otherwise. Profiles are
-instances, not flags: ``demo`` is a small, fast run for laptops and CI;
-``full`` is the paper's run; ``budget`` gets the most out of a wall-clock budget
-(depth chosen on the machine, linear decay, label smoothing, test-time flip). ``cifar-tfx run --depth ... --epochs ...`` overrides
-single fields with :func:`with_overrides`.
+Each ``HParams`` field is declared with :func:`knob`: default, help, unit, bounds, and whether it is
+a command-line option and a Kubeflow run-time parameter. The options of ``run`` and ``kubeflow
+compile`` (``cifar_tfx/cli_hparams.py``), the bounds every value is checked against, the Kubeflow
+parameters (``kubeflow/compiler.py``, folded back by :func:`with_run_values`) and the report's table
+are derived from these declarations.
+
+Values come from the recipe (He et al. 2015 §4.2; DeVries & Taylor 2017 for cutout) unless a comment
+says otherwise. Profiles are instances, not flags: ``demo`` is a small, fast run for laptops and CI;
+``full`` is the paper's run; ``budget`` gets the most out of a wall-clock budget (depth chosen on the
+machine, linear decay, test-time flip). :func:`with_overrides` applies single fields.
 """
 
 from __future__ import annotations
@@ -74,7 +78,8 @@ class HParams:
     depth: Optional[int] = knob(
         56, "ResNet depth 6n+2 (20, 32, 44, 56, 110); a budgeted run picks one from measured throughput "
         "when none is given (0 as a Kubeflow parameter)", low=8, high=1202, run_parameter=True, unit="layers")
-    weight_decay: float = knob(1e-4, "L2 penalty on conv kernels (the recipe's 1e-4)", low=0.0, high=1.0,
+    weight_decay: float = knob(1e-4, "L2 penalty on conv kernels (recipe 1e-4; the budget profile takes the "
+                               "dataset's: 5e-4 for CIFAR-10)", low=0.0, high=1.0,
                                run_parameter=True)
     # --- optimisation ---
     batch_size: int = knob(128, "images per step, over all replicas", low=1, high=8192, run_parameter=True,
