@@ -18,15 +18,21 @@ class Terminated(BaseException):
     ``Exception``: no handler of a failing component swallows it)."""
 
 
-def interruption_in(err: BaseException) -> Optional[BaseException]:
-    """The ``KeyboardInterrupt`` or :class:`Terminated` in ``err``'s chain of causes (Beam wraps them)."""
+def cause_of_kind(err: BaseException, kinds) -> Optional[BaseException]:
+    """The outermost exception of ``kinds`` in ``err``'s chain of causes, if any (Beam wraps what a
+    component raises, so the error that says what happened is often inside another)."""
     seen = set()
     while err is not None and id(err) not in seen:
         seen.add(id(err))
-        if isinstance(err, (KeyboardInterrupt, Terminated)):
+        if isinstance(err, kinds):
             return err
         err = err.__cause__ or err.__context__  # type: ignore[assignment]
     return None
+
+
+def interruption_in(err: BaseException) -> Optional[BaseException]:
+    """The ``KeyboardInterrupt`` or :class:`Terminated` in ``err``'s chain of causes."""
+    return cause_of_kind(err, (KeyboardInterrupt, Terminated))
 
 
 class BadArgumentError(Exception):

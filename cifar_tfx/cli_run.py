@@ -13,7 +13,7 @@ from typing import Optional
 
 from cifar_tfx import console
 from cifar_tfx.cli_common import (EXIT_BAD_INPUT, EXIT_NOT_PUSHED, EXIT_PIPELINE_FAILED, BadArgumentError,
-                                  check_writable_folder, interruption_in, positive_int, use_keras2)
+                                  cause_of_kind, check_writable_folder, interruption_in, positive_int, use_keras2)
 from cifar_tfx.cli_hparams import add_hparam_options, hparams_from_args
 from cifar_tfx.data.datasets import DATASETS, DEFAULT_DATASET, get_dataset
 from cifar_tfx.data.errors import DataError
@@ -149,13 +149,7 @@ def default_pipeline_name(dataset: str) -> str:
 
 def data_error_in(err: BaseException) -> Optional[DataError]:
     """The outermost :class:`DataError` in ``err``'s chain of causes, if any."""
-    seen = set()
-    while err is not None and id(err) not in seen:
-        seen.add(id(err))
-        if isinstance(err, DataError):
-            return err
-        err = err.__cause__ or err.__context__  # type: ignore[assignment]
-    return None
+    return cause_of_kind(err, DataError)  # type: ignore[return-value]
 
 
 def run_log_path(pipeline_root: str) -> str:

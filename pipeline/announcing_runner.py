@@ -15,7 +15,7 @@ from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner, PipelineNodeAs
 from cifar_tfx import console
 from cifar_tfx.cli_common import Terminated, interruption_in
 from cifar_tfx.reporting.component_lines import describe
-from cifar_tfx.reporting.run_record import executions_after, last_execution_id, open_store
+from cifar_tfx.reporting.run_record import executions_after, last_execution_id, open_store, outputs_of
 from cifar_tfx.progress import format_duration
 
 
@@ -35,9 +35,7 @@ class AnnouncingNode(PipelineNodeAsDoFn):
             if interruption_in(err) is None:
                 console.say(f"{self._node_id}: failed after {format_duration(time.monotonic() - started)}")
             raise
-        produced = [artifact for component in executions_after(open_store(self._mlmd_connection_config), before,
-                                                                node=self._node_id)
-                    for found in component.outputs.values() for artifact in found]
+        produced = outputs_of(executions_after(open_store(self._mlmd_connection_config), before, node=self._node_id))
         console.say(f"{self._node_id}: {describe(produced)}  [{format_duration(time.monotonic() - started)}]")
 
 

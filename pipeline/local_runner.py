@@ -12,7 +12,7 @@ from typing import Iterator, List, Tuple
 from cifar_tfx import storage
 from cifar_tfx.data.datasets import DEFAULT_DATASET, DatasetSpec
 from cifar_tfx.reporting.run_record import (METADATA_FILE, ProducedArtifact, executions_after, last_execution_id,
-                                            open_store)
+                                            open_store, outputs_of)
 from cifar_tfx.trainer.hparams import HParams
 
 LOCK_FILE = ".run.lock"
@@ -114,5 +114,4 @@ def _run_locked(run: LocalRun) -> List[ProducedArtifact]:
         beam_pipeline_args=run.beam_pipeline_args,
     )
     AnnouncingBeamDagRunner().run(pipeline)
-    return [artifact for component in executions_after(open_store(connection), before)
-            for found in component.outputs.values() for artifact in found]
+    return outputs_of(executions_after(open_store(connection), before))

@@ -56,10 +56,6 @@ class RunRecord:
         component = self.component(node)
         return component.output(key) if component else None
 
-    def artifacts(self) -> List[ProducedArtifact]:
-        return [a for c in self.components for found in c.outputs.values() for a in found]
-
-
 def _properties(artifact) -> Dict[str, object]:
     values = {}
     for key, value in artifact.custom_properties.items():
@@ -118,6 +114,11 @@ def components_of(store, executions: Sequence) -> List[ComponentRecord]:
             seconds=max(0.0, (execution.last_update_time_since_epoch - execution.create_time_since_epoch) / 1000.0),
             outputs=outputs))
     return components
+
+
+def outputs_of(components: Sequence[ComponentRecord]) -> List[ProducedArtifact]:
+    """Every output artifact of ``components``, in their order."""
+    return [artifact for component in components for found in component.outputs.values() for artifact in found]
 
 
 def last_execution_id(store) -> int:
