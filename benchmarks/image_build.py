@@ -24,9 +24,14 @@ REPO = pathlib.Path(__file__).resolve().parent.parent
 ENV = {**os.environ, "STORAGE_DRIVER": "vfs", "BUILDAH_ISOLATION": "chroot"}
 
 
+LOCAL_FOLDERS = {".git", ".venv", ".tools", "runs", "data", "build", "dist", ".pytest_cache"}
+
+
 def _timed(*command: str, **env: str) -> float:
     started = time.monotonic()
-    subprocess.run(list(command), env={**ENV, **env}, check=True, capture_output=True)
+    done = subprocess.run(list(command), env={**ENV, **env}, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"{command[0]} exited {done.returncode}:\n{done.stderr[-3000:]}")
     return time.monotonic() - started
 
 
@@ -44,7 +49,9 @@ def main() -> None:
     base, cpu, cuda = (f"localhost/bench-{kind}:{tag}" for kind in ("base", "cpu", "cuda"))
     with tempfile.TemporaryDirectory() as work:
         source = pathlib.Path(work) / "repo"
-        shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(".git", ".venv", ".tools", "runs", "data"))
+        # Local state at the top only: a pattern such as "data" would also drop cifar_tfx/data.
+        shutil.copytree(REPO, source, ignore=lambda folder, names: LOCAL_FOLDERS.intersection(names)
+                        if pathlib.Path(folder) == REPO else {n for n in names if n == "__pycache__"})
         build = str(source / "kubeflow" / "build_image.sh")
         try:
             print(f"base from Debian packages: {_timed(str(source / 'kubeflow' / 'debian_base.sh'), base):.0f} s")
