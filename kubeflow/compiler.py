@@ -234,7 +234,7 @@ def kubernetes_platform_spec(target: KubeflowTarget, executor_labels: Mapping[st
         config_of(TRAINER).node_selector.labels.update(dict(target.gpu_node_selector))
     tolerations = [t.as_json() for t in target.gpu_tolerations] if target.trainer_gpus else []
     if tolerations:
-        config_of(TRAINER)
+        config_of(TRAINER)  # an executor entry to hold them: the field is added to its JSON below
     if not configs:
         return None
     platform = pipeline_spec_pb2.PlatformSpec()
