@@ -9,6 +9,7 @@ from typing import Optional
 EXIT_BAD_INPUT = 2
 EXIT_PIPELINE_FAILED = 3
 EXIT_NOT_PUSHED = 4
+EXIT_RUN_UNFOLLOWED = 5  # kubeflow submit --wait: the run goes on, but its end or outcome could not be read
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 EXIT_TERMINATED = 143   # 128 + SIGTERM: what Kubernetes sends a pod it stops
 

@@ -7,7 +7,8 @@ import os
 import sys
 from typing import Optional
 
-from cifar_tfx.cli_common import EXIT_BAD_INPUT, EXIT_PIPELINE_FAILED, BadArgumentError, use_keras2
+from cifar_tfx.cli_common import (EXIT_BAD_INPUT, EXIT_NOT_PUSHED, EXIT_PIPELINE_FAILED, EXIT_RUN_UNFOLLOWED,
+                                  BadArgumentError, use_keras2)
 from cifar_tfx.cli_hparams import add_hparam_options, hparams_from_args
 from cifar_tfx.cli_run import default_pipeline_name
 from cifar_tfx.data.datasets import DATASETS, DEFAULT_DATASET, get_dataset
@@ -17,7 +18,8 @@ from cifar_tfx.trainer.hparams import run_parameter_fields
 def _cmd_kubeflow_compile(args: argparse.Namespace) -> int:
     use_keras2()
     from cifar_tfx.kubeflow.compiler import (DEFAULT_GPU_TOLERATIONS, KubeflowTarget, compile_pipeline,
-                                             parse_node_selector, parse_tolerations)
+                                             parse_node_selector, parse_secret_env, parse_secret_volume,
+                                             parse_tolerations)
 
     hparams = hparams_from_args(args)
     try:
@@ -29,7 +31,10 @@ def _cmd_kubeflow_compile(args: argparse.Namespace) -> int:
             task_memory_gb=args.memory, retries=args.retries,
             gpu_tolerations=parse_tolerations(args.gpu_toleration) if args.gpu_toleration else DEFAULT_GPU_TOLERATIONS,
             data_volume=_volume(args.data_pvc, "/mnt/data"), serving_volume=_volume(args.serving_pvc, "/mnt/models"),
-            gpu_node_selector=parse_node_selector(args.gpu_node_selector))
+            gpu_node_selector=parse_node_selector(args.gpu_node_selector),
+            secret_volumes=tuple(parse_secret_volume(text) for text in args.secret),
+            secret_env=tuple(parse_secret_env(text) for text in args.secret_env),
+            env=parse_node_selector(args.env, what="--env"), serving_base_path=args.serving_base_path or "")
     except ValueError as err:
         raise BadArgumentError(str(err)) from err
     spec = get_dataset(args.dataset)
@@ -48,34 +53,98 @@ def _volume(value: Optional[str], default_mount: str):
 
 
 def _cmd_kubeflow_submit(args: argparse.Namespace) -> int:
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="cifar-tfx-submit-") as scratch:
+        return _submit_and_follow(args, scratch)
+
+
+def _submit_and_follow(args: argparse.Namespace, scratch: str) -> int:
+    """Submit (with the cache settings of :func:`_cache_settings`), then follow the run if asked."""
     from cifar_tfx.kubeflow import submit
 
     try:
         spec = submit.load_spec(args.spec)
+        task_names = sorted(spec["root"]["dag"]["tasks"])
+        parameters = submit.parse_parameters(args.param, spec)
+        if args.target == "vertex" and (not args.project or not args.region):
+            raise submit.SubmitError("--target vertex needs --project and --region")
+        if args.target == "kfp":
+            if not args.host:
+                raise submit.SubmitError("--host is required for --target kfp (the KFP API address)")
+            token = _token(args.token_file)
+            client = submit.kfp_client(args.host, args.namespace, token)
+        spec_path, parameters, cache_note = _cache_settings(args, spec, parameters, scratch)
         options = submit.SubmitOptions(
-            spec_path=args.spec, parameters=submit.parse_parameters(args.param, spec), run_name=args.run_name,
+            spec_path=spec_path, parameters=parameters, run_name=args.run_name,
             experiment=args.experiment, enable_caching=False if args.no_cache else None,
             service_account=args.service_account, pipeline_root=args.pipeline_root)
         if args.target == "vertex":
-            if not args.project or not args.region:
-                raise submit.SubmitError("--target vertex needs --project and --region")
             job, run = submit.submit_vertex(options, args.project, args.region)
             get_state, final_states = (lambda: submit.vertex_run_state(job)), submit.VERTEX_FINAL_STATES
+            get_outcome = lambda: submit.vertex_run_outcome(job, task_names)  # noqa: E731
         else:
-            if not args.host:
-                raise submit.SubmitError("--host is required for --target kfp (the KFP API address)")
-            client = submit.kfp_client(args.host, args.namespace, _token(args.token_file))
             run = submit.submit_kfp(client, options, args.namespace)
             get_state, final_states = (lambda: submit.kfp_run_state(client, run.run_id)), submit.KFP_FINAL_STATES
-        print(f"run {run.run_id}: {run.url}", flush=True)
-        if not args.wait:
-            return 0
-        state = submit.wait_for_run(get_state, final_states, args.timeout, poll_seconds=args.poll_seconds)
+            get_outcome = lambda: submit.kfp_run_outcome(client, run.run_id, task_names, token)  # noqa: E731
     except submit.SubmitError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    print(f"run {run.run_id} finished: {state}")
-    return 0 if final_states[state] else EXIT_PIPELINE_FAILED
+    print(f"run {run.run_id}: {run.url}", flush=True)
+    if cache_note:
+        print(cache_note, file=sys.stderr)
+    if not args.wait:
+        return 0
+    try:
+        submit.wait_for_run(get_state, final_states, args.timeout, poll_seconds=args.poll_seconds)
+        outcome = get_outcome()
+    except (submit.LostRun, submit.SubmitError) as err:
+        print(f"error: {err}; the run goes on: follow it at {run.url}", file=sys.stderr)
+        return EXIT_RUN_UNFOLLOWED
+    return _report_outcome(run.run_id, outcome)
+
+
+def _cache_settings(args: argparse.Namespace, spec, parameters, scratch: str):
+    """``(spec path, parameters, note)`` to submit. With a data fingerprint (``--param data_fingerprint=``,
+    ``--data-fingerprint``, else computed for ``gs://`` data) ExampleGen may come from KFP's cache, and so
+    may every later task whose inputs are unchanged; without one, or with ``--no-cache``, nothing does."""
+    from cifar_tfx.kubeflow import submit
+
+    if args.no_cache or submit.FINGERPRINT_PARAMETER not in spec["root"].get("inputDefinitions", {}).get(
+            "parameters", {}):
+        return args.spec, parameters, ""
+    fingerprint, why_not = parameters.get(submit.FINGERPRINT_PARAMETER) or args.data_fingerprint, ""
+    if not fingerprint:
+        data_path = parameters.get(submit.DATA_PATH_PARAMETER) or \
+            spec["root"]["inputDefinitions"]["parameters"][submit.DATA_PATH_PARAMETER].get("defaultValue", "")
+        use_keras2()
+        fingerprint, why_not = submit.data_fingerprint(data_path)
+    if not fingerprint:
+        return args.spec, parameters, (f"cache: ExampleGen and the tasks after it run afresh: {why_not} "
+                                       "(--data-fingerprint TEXT, changed whenever the data changes, lets "
+                                       "unchanged tasks come from the cache)")
+    cached_spec = submit.with_cached_ingestion(args.spec, os.path.join(scratch, os.path.basename(args.spec)))
+    return (cached_spec, {**parameters, submit.FINGERPRINT_PARAMETER: fingerprint},
+            f"cache: data fingerprint {fingerprint}: tasks whose inputs are unchanged come from the cache")
+
+
+def _report_outcome(run_id: str, outcome) -> int:
+    """One line for the finished run; exit 0 pushed, 4 not pushed, 3 failed, 5 outcome unknown."""
+    if not outcome.succeeded:
+        failed = f"; failed task: {', '.join(outcome.failed_tasks)}" if outcome.failed_tasks else ""
+        print(f"run {run_id} finished: {outcome.state}{failed}")
+        return EXIT_PIPELINE_FAILED
+    if outcome.pushed is None:
+        print(f"run {run_id} finished: {outcome.state}; whether the model was pushed is unknown: "
+              f"{outcome.unknown_reason}")
+        return EXIT_RUN_UNFOLLOWED
+    if outcome.pushed:
+        print(f"run {run_id} finished: {outcome.state}; pushed: version {outcome.pushed_version} "
+              f"to {outcome.pushed_destination}")
+        return 0
+    print(f"run {run_id} finished: {outcome.state}; not pushed: the Evaluator did not bless the model "
+          "(its gate.json says why); the serving folder is unchanged")
+    return EXIT_NOT_PUSHED
 
 
 TOKEN_VARIABLE = "KFP_TOKEN"
@@ -106,15 +175,28 @@ def add_kubeflow_commands(commands) -> None:
     compile_.add_argument("--target", choices=("kfp", "vertex"), default="kfp",
                           help="kfp: open-source KFP 2 (default); vertex: Vertex AI Pipelines")
     compile_.add_argument("--image", required=True, help="container image built from kubeflow/Dockerfile")
-    compile_.add_argument("--pipeline-root", required=True, help="gs://bucket/path for the run's artifacts")
+    compile_.add_argument("--pipeline-root", required=True,
+                          help="where the run's artifacts go: kfp gs://, minio:// or s3://bucket/path "
+                               "(the default install's is minio://mlpipeline/v2/artifacts); vertex gs://")
     compile_.add_argument("--data", required=True,
                           help="default of the data_path parameter: gs:// URI or a path on --data-pvc")
     compile_.add_argument("--serving-dir", required=True,
                           help="TF Serving base folder: gs:// URI or a path on --serving-pvc")
+    compile_.add_argument("--serving-base-path", metavar="PATH",
+                          help="--serving-dir as the TF Serving pod sees it, written into models.config "
+                               "(default: the Pusher's own path, right when both mount the volume at one path)")
     compile_.add_argument("--data-pvc", metavar="NAME[:MOUNT]",
                           help="kfp: PVC with the data, mounted into ExampleGen (default mount /mnt/data)")
     compile_.add_argument("--serving-pvc", metavar="NAME[:MOUNT]",
                           help="kfp: PVC with the serving folder, mounted into the Pusher (default /mnt/models)")
+    compile_.add_argument("--secret", action="append", default=[], metavar="NAME[:MOUNT]",
+                          help="kfp: mount this Secret's keys as files into every task (default mount "
+                               "/var/secrets/NAME; repeatable), e.g. a key file for gs:// data")
+    compile_.add_argument("--secret-env", action="append", default=[], metavar="VARIABLE=SECRET:KEY",
+                          help="kfp: set VARIABLE in every task from KEY of SECRET (repeatable)")
+    compile_.add_argument("--env", action="append", default=[], metavar="VARIABLE=VALUE",
+                          help="environment variable of every task (repeatable), e.g. "
+                               "GOOGLE_APPLICATION_CREDENTIALS=/var/secrets/gcs-key/key.json")
     compile_.add_argument("--gpu-node-selector", action="append", default=[], metavar="LABEL=VALUE",
                           help="kfp: node label the Trainer pod must match (repeatable)")
     compile_.add_argument("--model-name", help="default: the dataset's name")
@@ -158,8 +240,13 @@ def add_kubeflow_commands(commands) -> None:
                              + ", ".join(run_parameter_fields()))
     submit.add_argument("--pipeline-root", help="override the spec's defaultPipelineRoot")
     submit.add_argument("--no-cache", action="store_true", help="run every task, take nothing from the cache")
+    submit.add_argument("--data-fingerprint", metavar="TEXT",
+                        help="text that changes whenever the data changes (e.g. a dataset version): with it, "
+                             "tasks whose inputs are unchanged come from KFP's cache (default: computed for "
+                             "gs:// data; data on a volume runs afresh)")
     submit.add_argument("--service-account")
-    submit.add_argument("--wait", action="store_true", help="wait for the run; exit 0 succeeded, 3 failed")
+    submit.add_argument("--wait", action="store_true", help="wait for the run; exit 0 pushed, 4 not pushed, 3 failed, "
+                        "5 lost the run (connection, --timeout) or could not read whether it pushed")
     submit.add_argument("--timeout", type=float, default=24 * 3600.0, help="seconds to wait (default 24 h)")
     submit.add_argument("--poll-seconds", type=float, default=15.0, help=argparse.SUPPRESS)
     submit.set_defaults(func=_cmd_kubeflow_submit)

@@ -23,8 +23,8 @@ from cifar_tfx.pipeline import component_ids as ids
 def _cmd_run(args: argparse.Namespace) -> int:
     use_keras2()
     from cifar_tfx.data.reader import detect_source
-    from cifar_tfx.serving.model_config import check_model_name
-    from cifar_tfx.pipeline.local_runner import LocalRun, PipelineRootBusyError, run_local
+    from cifar_tfx.serving.model_config import check_base_path, check_model_name
+    from cifar_tfx.pipeline.local_runner import LocalRun, PipelineRootBusyError, exclusive_root, run_holding_root
 
     spec = get_dataset(args.dataset)
     hparams = hparams_from_args(args)
@@ -37,6 +37,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     check_writable_folder(args.pipeline_root, "--pipeline-root")
     try:
         check_model_name(args.model_name or spec.name)
+        if args.serving_base_path:
+            check_base_path(args.serving_base_path)
     except ValueError as err:
         raise BadArgumentError(str(err)) from err
     if args.pipeline_name is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}", args.pipeline_name) \
@@ -46,14 +48,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
     run = LocalRun(pipeline_name=args.pipeline_name or default_pipeline_name(spec.name),
                    pipeline_root=args.pipeline_root, data_path=args.data, dataset=spec, hparams=hparams,
                    serving_dir=args.serving_dir, model_name=args.model_name or spec.name,
-                   enable_cache=not args.no_cache, beam_args=tuple(args.beam_arg), workers=args.workers)
+                   enable_cache=not args.no_cache, beam_args=tuple(args.beam_arg), workers=args.workers,
+                   server_base_path=args.serving_base_path or "")
     log_path = None if args.verbose else run_log_path(args.pipeline_root)
-    if log_path:
-        print(f"library output (TensorFlow, Beam, TFX warnings) goes to {log_path}; --verbose shows it",
-              file=sys.stderr)
     try:
-        with (console.library_output_to(log_path) if log_path else contextlib.nullcontext()):
-            produced = run_local(run)
+        with exclusive_root(run.pipeline_root):  # before the log: a refused run writes nothing
+            if log_path:
+                print(f"library output (TensorFlow, Beam, TFX warnings) goes to {log_path}; --verbose shows it",
+                      file=sys.stderr)
+            with (console.library_output_to(log_path) if log_path else contextlib.nullcontext()):
+                produced = run_holding_root(run)
     except PipelineRootBusyError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -175,6 +179,9 @@ def add_run_commands(commands) -> None:
     run.add_argument("--pipeline-name", help="default: <dataset>-resnet")
     run.add_argument("--serving-dir", default="runs/serving", help="TF Serving model base folder")
     run.add_argument("--model-name", help="model name under --serving-dir (default: the dataset's name)")
+    run.add_argument("--serving-base-path", metavar="PATH",
+                     help="--serving-dir as TF Serving will see it, written into models.config (e.g. /models "
+                          "where its container mounts the folder; default: the folder's own path)")
     run.add_argument("--no-cache", action="store_true", help="re-run every component even if unchanged")
     run.add_argument("--beam-arg", action="append", default=[], metavar="ARG",
                      help="a Beam option for ExampleGen, StatisticsGen, Transform and Evaluator (repeatable), "

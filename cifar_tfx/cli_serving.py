@@ -17,6 +17,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     spec = get_dataset(args.dataset)
     if args.batch_size < 1 or args.top_k < 1 or not args.timeout > 0:
         raise BadArgumentError("--batch-size and --top-k must be >= 1 and --timeout > 0")
+    if args.version is not None and args.label is not None:
+        raise BadArgumentError("give --version or --label, not both")
     images = load_images(args.images, (spec.width, spec.height), resize=args.resize)
     if args.print_request:
         print(json.dumps(client.rest_request_body(images)))
@@ -27,10 +29,10 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     elif args.grpc:
         use_keras2()
         send = lambda batch: client.predict_grpc(args.grpc, args.model_name or spec.name, batch, spec.class_names,  # noqa: E731
-                                                 args.version, args.timeout)
+                                                 args.version, args.timeout, args.label)
     else:
         send = lambda batch: client.predict_rest(args.server, args.model_name or spec.name, batch, spec.class_names,  # noqa: E731
-                                                 args.version, args.timeout)
+                                                 args.version, args.timeout, args.label)
     try:
         predictions = []
         for start in range(0, len(images), args.batch_size):
@@ -49,40 +51,108 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_serving_status(args: argparse.Namespace) -> int:
+    """``serving status``: the versions TF Serving knows of a model and their states (REST or gRPC);
+    exit 0 when one is AVAILABLE, 4 when none is, 2 when the server cannot be asked."""
+    from cifar_tfx.cli_common import EXIT_NOT_PUSHED
+    from cifar_tfx.serving import client
+
+    if args.version is not None and args.label is not None:
+        raise BadArgumentError("give --version or --label, not both")
+    try:
+        if args.grpc:
+            versions = client.model_status_grpc(args.grpc, args.model, args.version, args.label, args.timeout)
+        else:
+            versions = client.model_status_rest(args.server, args.model, args.version, args.label, args.timeout)
+    except client.PredictError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    for status in sorted(versions, key=lambda v: v.version):
+        print(f"{args.model} version {status.version}: {status.state}" + (f" ({status.error})" if status.error else ""))
+    if not any(status.state == "AVAILABLE" for status in versions):
+        print(f"{args.model}: no version is AVAILABLE", file=sys.stderr)
+        return EXIT_NOT_PUSHED
+    return 0
+
+
 def _cmd_serving(args: argparse.Namespace) -> int:
-    """``serving config|label|rollback``: edit or rebase ``models.config`` through TF Serving's proto."""
+    """``serving config|label|rollback|policy``: edit or rebase ``models.config`` through TF Serving's proto,
+    under the serving folder's lock (a push cannot interleave); a folder that cannot be read or written
+    is one line."""
+    from cifar_tfx import storage
+
+    if not storage.isdir(args.serving_dir):
+        what = "is a file" if storage.exists(args.serving_dir) else "does not exist"
+        raise BadArgumentError(f"{args.serving_dir} {what}: give the serving folder (the one holding models.config)")
+    try:
+        return _edit_serving_folder(args)
+    except OSError as err:
+        raise BadArgumentError(f"cannot change {args.serving_dir}: {err.strerror or err} (nothing was changed)") \
+            from err
+
+
+def _edit_serving_folder(args: argparse.Namespace) -> int:
     from google.protobuf import text_format
 
     from cifar_tfx import storage
     from cifar_tfx.serving import model_config
 
     path = storage.join(args.serving_dir, model_config.MODELS_CONFIG)
-    try:
-        config = model_config.read_models_config(path)
-        if not config.model_config_list.config:
-            raise ValueError(f"{path} lists no model (push one first)")
-        if args.serving_command == "config":
-            text = text_format.MessageToString(model_config.rebased(config, args.base_path))
-            if args.out:
+    if args.serving_command == "config":
+        try:
+            text = text_format.MessageToString(model_config.rebased(_read_listed(path), args.base_path))
+        except ValueError as err:
+            raise BadArgumentError(str(err)) from err
+        if args.out:
+            try:
                 storage.write_text_atomically(args.out, text)
-                print(args.out)
-            else:
-                print(text, end="")
-            return 0
-        versions = model_config.existing_versions(storage.join(args.serving_dir, args.model))
-        if args.serving_command == "label":
-            updated = model_config.with_labels(config, args.model, model_config.parse_labels(args.labels), versions)
-            message = f"{args.model}: labels " + ", ".join(f"{k}={v}" for k, v in sorted(
-                model_config.entry_of(updated, args.model).version_labels.items()))
+            except OSError as err:
+                raise BadArgumentError(f"cannot write {args.out}: {err.strerror or err}") from err
+            print(args.out)
         else:
-            updated, version, removed = model_config.rolled_back(config, args.model, versions, args.to)
-            message = f"{args.model}: serving version {version} only" + (
-                f"; removed labels on other versions: {', '.join(removed)}" if removed else "")
+            print(text, end="")
+        return 0
+    try:
+        with model_config.config_lock(args.serving_dir):
+            config = _read_listed(path)
+            versions = model_config.versions_of(config, args.serving_dir, args.model)
+            updated, message = _edited(args, config, versions)
+            model_config.write_models_config(path, updated)
     except ValueError as err:
         raise BadArgumentError(str(err)) from err
-    model_config.write_models_config(path, updated)
     print(message)
     return 0
+
+
+def _read_listed(path: str):
+    from cifar_tfx.serving import model_config
+
+    try:
+        config = model_config.read_models_config(path)
+    except ValueError as err:
+        raise BadArgumentError(str(err)) from err
+    if not config.model_config_list.config:
+        raise BadArgumentError(f"{path} lists no model (push one first)")
+    return config
+
+
+def _edited(args: argparse.Namespace, config, versions):
+    """``(new config, message)`` for ``label``, ``rollback`` or ``policy``; ``ValueError`` if refused."""
+    from cifar_tfx.serving import model_config
+
+    if args.serving_command == "label":
+        removed = [pair[:-1] for pair in args.labels if pair.endswith("=")]
+        labels = model_config.parse_labels([pair for pair in args.labels if not pair.endswith("=")])
+        updated = model_config.with_labels(config, args.model, labels, versions, remove=removed)
+        labels = model_config.entry_of(updated, args.model).version_labels
+        return updated, f"{args.model}: labels " + (", ".join(f"{k}={v}" for k, v in sorted(labels.items())) or "none")
+    if args.serving_command == "policy":
+        updated, loaded = model_config.with_policy(config, args.model, args.policy, args.versions, versions)
+        return updated, (f"{args.model}: policy {model_config.describe_policy(model_config.entry_of(updated, args.model))}"
+                         f", serving version(s) {', '.join(map(str, loaded)) or 'none yet'}")
+    updated, version, removed = model_config.rolled_back(config, args.model, versions, args.to)
+    return updated, (f"{args.model}: serving version {version} only (`serving policy … latest` undoes it)"
+                     + (f"; removed labels on other versions: {', '.join(removed)}" if removed else ""))
 
 
 def add_serving_commands(commands) -> None:
@@ -95,6 +165,7 @@ def add_serving_commands(commands) -> None:
     where.add_argument("--saved-model", metavar="DIR", help="run a SavedModel in this process instead")
     predict.add_argument("--model-name", help="default: the dataset's name")
     predict.add_argument("--version", type=int, help="model version (default: the server's latest)")
+    predict.add_argument("--label", help="version label instead of a version, e.g. stable (`serving label`)")
     predict.add_argument("--dataset", default=DEFAULT_DATASET, choices=sorted(DATASETS))
     predict.add_argument("--top-k", type=int, default=3)
     predict.add_argument("--batch-size", type=int, default=64, help="images per request")
@@ -113,10 +184,25 @@ def add_serving_commands(commands) -> None:
     label = serving_commands.add_parser("label", help="set version labels, e.g. stable=3 canary=4")
     label.add_argument("serving_dir")
     label.add_argument("--model", default=DEFAULT_DATASET)
-    label.add_argument("labels", nargs="+", metavar="NAME=VERSION")
+    label.add_argument("labels", nargs="+", metavar="NAME=VERSION", help="NAME=VERSION sets a label, NAME= removes it")
     rollback = serving_commands.add_parser("rollback", help="serve an older version only (default: the previous)")
     rollback.add_argument("serving_dir")
     rollback.add_argument("--model", default=DEFAULT_DATASET)
     rollback.add_argument("--to", type=int, help="version to serve")
-    for sub in (config, label, rollback):
+    policy = serving_commands.add_parser(
+        "policy", help="which versions TF Serving loads: latest (the newest), all, or specific V...")
+    policy.add_argument("serving_dir")
+    policy.add_argument("--model", default=DEFAULT_DATASET)
+    policy.add_argument("policy", choices=("latest", "all", "specific"))
+    policy.add_argument("versions", nargs="*", type=int, metavar="VERSION", help="for specific: the versions")
+    for sub in (config, label, rollback, policy):
         sub.set_defaults(func=_cmd_serving)
+    status = serving_commands.add_parser("status", help="ask TF Serving which versions it has loaded (REST or gRPC)")
+    where = status.add_mutually_exclusive_group()
+    where.add_argument("--server", default="http://localhost:8501", help="TF Serving REST address (default)")
+    where.add_argument("--grpc", metavar="HOST:PORT", help="TF Serving gRPC address instead of REST")
+    status.add_argument("--model", default=DEFAULT_DATASET)
+    status.add_argument("--version", type=int, help="one version only")
+    status.add_argument("--label", help="the version a label names")
+    status.add_argument("--timeout", type=float, default=30.0, help="seconds for the whole exchange")
+    status.set_defaults(func=_cmd_serving_status)

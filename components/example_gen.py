@@ -121,7 +121,7 @@ class CifarExampleGen(base_beam_component.BaseBeamComponent):
     EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(CifarExampleGenExecutor)
 
     def __init__(self, data_path: Union[str, data_types.RuntimeParameter], dataset: str = DEFAULT_DATASET,
-                 num_shards: int = 4, data_fingerprint: str = "",
+                 num_shards: int = 4, data_fingerprint: Union[str, data_types.RuntimeParameter] = "",
                  max_test_overlap: float = DEFAULT_MAX_TEST_OVERLAP) -> None:
         """``data_path`` may be a pipeline parameter (Kubeflow); ``data_fingerprint`` is the
         runner's view of the data, part of the cache key where the runner can compute it;

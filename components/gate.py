@@ -48,18 +48,20 @@ class Decision:
     failures: Tuple[str, ...]  # one line per failed bound, in the order the bounds are checked
 
 
-def decide(candidate: Metrics, baseline: Optional[Metrics], bounds: Bounds) -> Decision:
+def decide(candidate: Metrics, baseline: Optional[Metrics], bounds: Bounds,
+           baseline_name: str = "the last blessed model") -> Decision:
     """Bless ``candidate`` only if it clears every bound; a missing number (NaN) clears none.
 
-    ``baseline``: the last blessed model's metrics on the same examples, or ``None`` for
-    the first model (the regression bound then has nothing to compare with).
+    ``baseline``: the metrics, on the same examples, of the model to compare with (the last
+    blessed model, or the one the serving folder serves: ``baseline_name`` says which), or
+    ``None`` for the first model (the regression bound then has nothing to compare with).
     """
     failures = []
     if not candidate.accuracy >= bounds.min_accuracy:
         failures.append(f"min-accuracy failed: accuracy {candidate.accuracy:.4f} < {bounds.min_accuracy:.4f}")
     if baseline is not None and not candidate.accuracy >= baseline.accuracy - bounds.max_regression:
         failures.append(f"max-regression failed: accuracy {candidate.accuracy:.4f} is "
-                        f"{baseline.accuracy - candidate.accuracy:.4f} below the last blessed model's "
+                        f"{baseline.accuracy - candidate.accuracy:.4f} below {baseline_name}'s "
                         f"{baseline.accuracy:.4f}, allowed {bounds.max_regression:.4f}")
     if bounds.min_class_accuracy > 0:
         for name, accuracy in candidate.class_accuracy.items():
@@ -69,10 +71,13 @@ def decide(candidate: Metrics, baseline: Optional[Metrics], bounds: Bounds) -> D
     return Decision(blessed=not failures, failures=tuple(failures))
 
 
-def gate_record(bounds: Bounds, candidate: Metrics, baseline: Optional[Metrics], decision: Decision) -> str:
-    """``gate.json``: the bounds applied, both models' metrics and the decision."""
+def gate_record(bounds: Bounds, candidate: Metrics, baseline: Optional[Metrics], decision: Decision,
+                baseline_source: str = "") -> str:
+    """``gate.json``: the bounds applied, both models' metrics (and where the baseline came from) and
+    the decision."""
     return json.dumps({"bounds": dataclasses.asdict(bounds), "candidate": _metrics_dict(candidate),
                        "baseline": None if baseline is None else _metrics_dict(baseline),
+                       "baseline_source": baseline_source,
                        "blessed": decision.blessed, "failures": list(decision.failures)}, indent=2)
 
 

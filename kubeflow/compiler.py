@@ -5,18 +5,21 @@ Two targets, one pipeline (``create_pipeline``):
 * ``kfp``, the open-source KFP 2 backend. Its API server takes only schema 2.1.0
   specs, its driver turns an accelerator type straight into a Kubernetes resource
   name (so the Trainer asks for ``nvidia.com/gpu``), and it cannot run TFX
-  ``Resolver`` nodes (so the gate uses the absolute bound only). Volumes and node
-  selectors go into the spec's second YAML document, a ``PlatformSpec`` whose
+  ``Resolver`` nodes (so the gate compares with the version the serving folder
+  serves). Volumes and node selectors go into the spec's second YAML document, a ``PlatformSpec`` whose
   Kubernetes executor configs are built with the ``kfp-kubernetes`` package's protos.
 * ``vertex``, Vertex AI Pipelines: the same spec with Vertex's accelerator names
   (``NVIDIA_TESLA_T4``) and the last-blessed-model Resolver as the gate's baseline.
 
+Every task's container runs ``task_entrypoint`` (TFX's entrypoint, with ``minio://`` and
+``s3://`` artifacts at the paths where the open-source launcher moves them), so the
+pipeline root may be the default install's MinIO bucket.
+
 Both write ``defaultPipelineRoot`` and the pipeline parameters a user sets when
-submitting a run: ``data_path`` and every ``HParams`` field declared a run parameter
-(``run_parameter_fields``: length, depth, batch size, learning rate, weight decay,
-cutout and the gate's bounds), each defaulting to the compiled profile's value.
-ExampleGen's task is never cached: KFP's cache recognises inputs by identity, not by
-content, so only a fresh ingestion can notice new data at the same path.
+submitting a run: ``data_path``, ``data_fingerprint`` and every ``HParams`` field declared
+a run parameter (``run_parameter_fields``: length, depth, batch size, learning rate,
+weight decay, cutout and the gate's bounds), each defaulting to the compiled profile's
+value. ExampleGen and the Pusher are not cached as compiled (``UNCACHED_TASKS``).
 
 Every container needs ``TF_USE_LEGACY_KERAS=1`` (tensorflow-transform 1.16 requires
 Keras 2): the image built from ``kubeflow/Dockerfile`` sets it.
@@ -33,6 +36,8 @@ from cifar_tfx import storage
 from cifar_tfx.pipeline.component_ids import (COMPONENT_IDS, EVALUATOR, EXAMPLE_GEN, PUSHER, STATISTICS_GEN,
                                              TRAINER, TRANSFORM)
 from cifar_tfx.data.datasets import DEFAULT_DATASET, DatasetSpec
+from cifar_tfx.kubeflow.task_entrypoint import TFX_ENTRYPOINT
+from cifar_tfx.serving.model_config import check_base_path
 from cifar_tfx.trainer.hparams import HParams, run_parameter_fields, run_parameter_value
 
 TARGETS = ("kfp", "vertex")
@@ -41,6 +46,14 @@ DEFAULT_GPU_TYPE = {"kfp": "nvidia.com/gpu", "vertex": "NVIDIA_TESLA_T4"}
 HEAVY_COMPONENTS = (EXAMPLE_GEN, STATISTICS_GEN, TRANSFORM, EVALUATOR)
 # Retries wait 30 s, then twice as long each time, at most an hour (PipelineTaskSpec.RetryPolicy).
 RETRY_BACKOFF = {"backoffDuration": "30s", "backoffFactor": 2.0, "backoffMaxDuration": "3600s"}
+TASK_ENTRYPOINT = "cifar_tfx.kubeflow.task_entrypoint"
+# Never taken from KFP's cache as compiled. ExampleGen: the cache knows inputs by identity, not content, so
+# only a fresh ingestion notices new data at the same path, unless the run carries a data fingerprint
+# (`submit` then turns its cache on). The Pusher: its effect is outside the artifact store (the serving
+# folder), and a cached "pushed" would report a push that did not happen now.
+UNCACHED_TASKS = (EXAMPLE_GEN, PUSHER)
+# kfp only: the Evaluator, whose baseline is the version served when it runs, which the cache key cannot see.
+UNCACHED_TASKS_KFP = UNCACHED_TASKS + (EVALUATOR,)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,6 +81,11 @@ DEFAULT_GPU_TOLERATIONS = (Toleration("nvidia.com/gpu"),)
 
 
 DATA_PATH_PARAMETER = "data_path"
+# Set by `kubeflow submit` for each run: text that changes when the data at data_path changes. ExampleGen's
+# cache key holds it (and ExampleGen is cached only when a run has one): see submit.with_data_fingerprint.
+FINGERPRINT_PARAMETER = "data_fingerprint"
+K8S_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?")  # a DNS subdomain: PVC and Secret names
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,7 +96,7 @@ class VolumeMount:
     mount_path: str   # where the containers see it
 
     def __post_init__(self) -> None:
-        if not re.fullmatch(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?", self.claim):
+        if not K8S_NAME.fullmatch(self.claim):
             raise ValueError(f"{self.claim!r} is not a Kubernetes PVC name (lower-case letters, digits, '-', '.')")
         if not self.mount_path.startswith("/"):
             raise ValueError(f"mount path {self.mount_path!r} must be absolute")
@@ -88,12 +106,48 @@ class VolumeMount:
         return path.rstrip("/") == mount or path.startswith(mount + "/")
 
 
+# Folders the launcher or the image own inside every pod (argocompiler/container.go, kubeflow/Dockerfile).
+RESERVED_MOUNTS = ("/minio", "/s3", "/gcs", "/tmp", "/kfp-launcher", "/opt/venv")
+
+
+@dataclasses.dataclass(frozen=True)
+class SecretVolume:
+    """A Kubernetes Secret mounted as files into every task (``SecretAsVolume``), e.g. a cloud key."""
+
+    secret: str
+    mount_path: str
+
+    def __post_init__(self) -> None:
+        if not K8S_NAME.fullmatch(self.secret):
+            raise ValueError(f"{self.secret!r} is not a Kubernetes Secret name (lower-case letters, digits, '-', '.')")
+        if not self.mount_path.startswith("/") or any(self.mount_path.rstrip("/") == r or
+                                                      self.mount_path.startswith(r + "/") for r in RESERVED_MOUNTS):
+            raise ValueError(f"secret mount path {self.mount_path!r} must be absolute and outside "
+                             f"{', '.join(RESERVED_MOUNTS)}")
+
+
+@dataclasses.dataclass(frozen=True)
+class SecretEnv:
+    """An environment variable of every task set from one key of a Secret (``SecretAsEnv``)."""
+
+    variable: str
+    secret: str
+    key: str
+
+    def __post_init__(self) -> None:
+        if not ENV_NAME.fullmatch(self.variable):
+            raise ValueError(f"{self.variable!r} is not an environment variable name")
+        if not K8S_NAME.fullmatch(self.secret) or not self.key:
+            raise ValueError(f"{self.secret}:{self.key} must be SECRET:KEY (a Kubernetes Secret name and one of "
+                             "its keys)")
+
+
 @dataclasses.dataclass(frozen=True)
 class KubeflowTarget:
     """Where a run reads and writes, and what each node gets."""
 
     image: str                       # container image built from kubeflow/Dockerfile
-    pipeline_root: str               # gs://bucket/cifar-tfx (TensorFlow reads and writes it directly)
+    pipeline_root: str               # gs://, minio:// or s3:// bucket/path (ROOT_SCHEMES)
     data_path: str                   # default of the data_path parameter, as the containers see it
     serving_dir: str                 # TF Serving base folder as the Pusher sees it (gs:// or a mounted volume)
     target: str = "kfp"              # "kfp" (open source) or "vertex"
@@ -114,14 +168,16 @@ class KubeflowTarget:
     data_volume: Optional[VolumeMount] = None      # kfp: PVC holding the data, mounted into ExampleGen
     serving_volume: Optional[VolumeMount] = None   # kfp: PVC holding serving_dir, mounted into the Pusher
     gpu_node_selector: Tuple[Tuple[str, str], ...] = ()  # kfp: node labels the Trainer pod must match
+    secret_volumes: Tuple[SecretVolume, ...] = ()  # kfp: Secrets mounted into every task
+    secret_env: Tuple[SecretEnv, ...] = ()         # kfp: environment variables of every task from Secrets
+    env: Tuple[Tuple[str, str], ...] = ()          # plain environment variables of every task's container
+    serving_base_path: str = ""      # serving_dir as the TF Serving pod sees it ("" = the Pusher's path)
     beam_args: Tuple[str, ...] = ()  # more Beam options for HEAVY_COMPONENTS, after the DirectRunner's
 
     def __post_init__(self) -> None:
         if self.target not in TARGETS:
             raise ValueError(f"target must be one of {TARGETS}, got {self.target!r}")
-        if not storage.is_remote(self.pipeline_root):
-            raise ValueError(f"pipeline root {self.pipeline_root!r} must be an object-store URI such as "
-                             "gs://bucket/path: every task reads and writes artifacts there")
+        check_pipeline_root(self.pipeline_root, self.target)
         if self.trainer_gpus < 0:
             raise ValueError("trainer_gpus must be >= 0")
         for name in ("trainer_cpus", "trainer_memory_gb", "task_cpus", "task_memory_gb", "light_cpus",
@@ -131,18 +187,44 @@ class KubeflowTarget:
                 raise ValueError(f"{name} must be within (0, 1024], got {value}")
         if not 0 <= self.retries <= 10:
             raise ValueError(f"retries must be within [0, 10], got {self.retries}")
-        if self.target == "vertex" and (self.data_volume or self.serving_volume or self.gpu_node_selector):
-            raise ValueError("volumes and node selectors are Kubernetes settings: only for --target kfp")
+        if self.target == "vertex" and (self.data_volume or self.serving_volume or self.gpu_node_selector
+                                        or self.secret_volumes or self.secret_env):
+            raise ValueError("volumes, secrets and node selectors are Kubernetes settings: only for --target kfp")
+        self._check_secrets()
+        if self.serving_base_path:
+            check_base_path(self.serving_base_path)
+        if self.gpu_type:
+            check_gpu_type(self.gpu_type, self.target)
         for volume, path, what in ((self.data_volume, self.data_path, "data path"),
                                    (self.serving_volume, self.serving_dir, "serving dir")):
             if volume is not None and not volume.holds(path):
                 raise ValueError(f"{what} {path!r} is not under the volume mounted at {volume.mount_path!r}")
-        if self.target == "kfp":
-            for path, volume, what in ((self.data_path, self.data_volume, "--data"),
-                                       (self.serving_dir, self.serving_volume, "--serving-dir")):
-                if not storage.is_remote(path) and volume is None:
-                    raise ValueError(f"{what} {path!r} is a local path: give the PVC that holds it "
-                                     f"({what}-pvc) or use a gs:// URI")
+        for path, volume, what in ((self.data_path, self.data_volume, "--data"),
+                                   (self.serving_dir, self.serving_volume, "--serving-dir")):
+            if storage.is_remote(path) and not path.startswith("gs://"):
+                raise ValueError(f"{what} {path!r}: TensorFlow opens only gs:// URIs (the KFP launcher moves "
+                                 f"artifacts, not these folders): use gs:// or a path on a volume ({what}-pvc)")
+            if self.target == "kfp" and not storage.is_remote(path) and volume is None:
+                raise ValueError(f"{what} {path!r} is a local path: give the PVC that holds it "
+                                 f"({what}-pvc) or use a gs:// URI")
+
+    def _check_secrets(self) -> None:
+        """One mount per Secret (the backend names the pod's volume after it), none over another mount,
+        one Secret per variable."""
+        secrets = [volume.secret for volume in self.secret_volumes]
+        if len(set(secrets)) < len(secrets):
+            raise ValueError(f"a Secret is mounted twice: {sorted(secrets)}")
+        taken = [volume.mount_path for volume in (self.data_volume, self.serving_volume) if volume]
+        for volume in self.secret_volumes:
+            if any(volume.mount_path.rstrip("/") == path.rstrip("/") for path in taken):
+                raise ValueError(f"secret {volume.secret} would be mounted over the volume at {volume.mount_path}")
+            taken.append(volume.mount_path)
+        variables = [env.variable for env in self.secret_env] + [name for name, _ in self.env]
+        for name in variables:
+            if not ENV_NAME.fullmatch(name):
+                raise ValueError(f"{name!r} is not an environment variable name")
+        if len(set(variables)) < len(variables):
+            raise ValueError(f"an environment variable is set twice: {sorted(variables)}")
 
     @property
     def accelerator_type(self) -> str:
@@ -158,10 +240,48 @@ class KubeflowTarget:
         return direct + tuple(self.beam_args)
 
 
+# Pipeline-root schemes a target's tasks can write. Vertex AI: Cloud Storage only. Open-source KFP: Cloud
+# Storage, which TensorFlow opens itself, and MinIO or S3, which the KFP launcher moves to and from local
+# paths for the task (task_entrypoint.py).
+ROOT_SCHEMES = {"kfp": ("gs://", "minio://", "s3://"), "vertex": ("gs://",)}
+
+
+# A Kubernetes extended resource name, which the open-source driver requests as it is (nvidia.com/gpu).
+RESOURCE_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?/[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?")
+
+
+def check_gpu_type(gpu_type: str, target: str) -> None:
+    """kfp: a Kubernetes resource name; vertex: a name of Vertex AI's ``AcceleratorType`` enum."""
+    if target == "kfp":
+        if not RESOURCE_NAME.fullmatch(gpu_type):
+            raise ValueError(f"--gpu-type {gpu_type!r}: --target kfp requests it as a Kubernetes resource, "
+                             "e.g. nvidia.com/gpu or amd.com/gpu (Vertex's NVIDIA_TESLA_T4 names are for --target vertex)")
+        return
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # google-api-core's notices about Python versions
+        from google.cloud.aiplatform_v1.types.accelerator_type import AcceleratorType
+    names = sorted(m.name for m in AcceleratorType if m.name.startswith("NVIDIA_"))
+    if gpu_type not in names:
+        raise ValueError(f"--gpu-type {gpu_type!r}: --target vertex takes one of {', '.join(names)}")
+
+
+def check_pipeline_root(pipeline_root: str, target: str) -> None:
+    """Refuse a pipeline root no task of ``target`` could write, with the schemes it can."""
+    schemes = ROOT_SCHEMES[target]
+    bucket = next((pipeline_root[len(s):] for s in schemes if pipeline_root.startswith(s)), None)
+    if bucket is None:
+        raise ValueError(f"pipeline root {pipeline_root!r}: every task reads and writes artifacts there, so "
+                         f"--target {target} needs {' or '.join(s + 'bucket/path' for s in schemes)}")
+    if not bucket.split("/", 1)[0]:
+        raise ValueError(f"pipeline root {pipeline_root!r} names no bucket")
+
+
 def default_parameter_values(hparams: HParams, data_path: str) -> Dict[str, Any]:
     """The pipeline parameters and their defaults: the data path and the compiled hparams' run parameters
     (an unset depth, epochs or budget as 0: "the compiled value")."""
-    defaults: Dict[str, Any] = {DATA_PATH_PARAMETER: data_path}
+    defaults: Dict[str, Any] = {DATA_PATH_PARAMETER: data_path, FINGERPRINT_PARAMETER: ""}
     for name in run_parameter_fields():
         defaults[name] = run_parameter_value(hparams, name)
     if hparams.time_budget_minutes is not None:
@@ -204,16 +324,18 @@ def build_pipeline(target: KubeflowTarget, dataset: DatasetSpec, hparams: HParam
                   for name, default in default_parameter_values(hparams, target.data_path).items()}
     return create_pipeline(
         pipeline_name=pipeline_name, pipeline_root=target.pipeline_root,
-        data_path=parameters.pop(DATA_PATH_PARAMETER),
+        data_path=parameters.pop(DATA_PATH_PARAMETER), data_fingerprint=parameters.pop(FINGERPRINT_PARAMETER),
         dataset=dataset, hparams=hparams, serving_dir=target.serving_dir, model_name=target.model_name,
         compare_with_last_blessed=target.target == "vertex", run_values=parameters,
         trainer_required_gpus=0 if target.allow_cpu_fallback else target.trainer_gpus,
+        server_base_path=target.serving_base_path,
         beam_pipeline_args=target.beam_pipeline_args, resources=node_resources(target, COMPONENT_IDS),
     )
 
 
 def kubernetes_platform_spec(target: KubeflowTarget, executor_labels: Mapping[str, str]) -> Optional[dict]:
-    """The ``PlatformSpec`` document (as a dict) with PVC mounts and the Trainer's node selector.
+    """The ``PlatformSpec`` document (as a dict): PVC mounts, Secrets in every task, the Trainer's node
+    selector and tolerations.
 
     ``executor_labels`` maps task name to its executor label in ``deploymentSpec``.
     ``None`` when there is nothing Kubernetes-specific to say.
@@ -227,11 +349,19 @@ def kubernetes_platform_spec(target: KubeflowTarget, executor_labels: Mapping[st
     def config_of(task: str):
         return configs.setdefault(executor_labels[task], k8s.KubernetesExecutorConfig())
 
-    for volume, task in ((target.data_volume, EXAMPLE_GEN), (target.serving_volume, PUSHER)):
-        if volume is not None:
+    # The Evaluator reads the serving folder too: on kfp its baseline is the version served there.
+    for volume, tasks in ((target.data_volume, (EXAMPLE_GEN,)), (target.serving_volume, (EVALUATOR, PUSHER))):
+        for task in tasks if volume is not None else ():
             config_of(task).pvc_mount.append(k8s.PvcMount(constant=volume.claim, mount_path=volume.mount_path))
     if target.gpu_node_selector:
         config_of(TRAINER).node_selector.labels.update(dict(target.gpu_node_selector))
+    for task in executor_labels if (target.secret_volumes or target.secret_env) else ():
+        config = config_of(task)
+        for volume in target.secret_volumes:
+            config.secret_as_volume.append(k8s.SecretAsVolume(secret_name=volume.secret, mount_path=volume.mount_path))
+        for env in target.secret_env:
+            config.secret_as_env.append(k8s.SecretAsEnv(secret_name=env.secret, key_to_env=[
+                k8s.SecretAsEnv.SecretKeyToEnvMap(secret_key=env.key, env_var=env.variable)]))
     tolerations = [t.as_json() for t in target.gpu_tolerations] if target.trainer_gpus else []
     if tolerations:
         config_of(TRAINER)  # an executor entry to hold them: the field is added to its JSON below
@@ -272,8 +402,15 @@ def compile_pipeline(target: KubeflowTarget, dataset: DatasetSpec, hparams: HPar
     for name, value in default_parameter_values(hparams, target.data_path).items():
         root_parameters[name]["defaultValue"] = value
         root_parameters[name]["isOptional"] = True
+    for executor in spec["deploymentSpec"]["executors"].values():
+        command = executor.get("container", {}).get("command", [])
+        if command[-1:] == [TFX_ENTRYPOINT]:
+            command[-1] = TASK_ENTRYPOINT  # TFX's, with minio:// and s3:// artifacts at the launcher's paths
+        if target.env and "container" in executor:
+            executor["container"]["env"] = [{"name": name, "value": value} for name, value in target.env]
     tasks = spec["root"]["dag"]["tasks"]
-    tasks[EXAMPLE_GEN]["cachingOptions"] = {}  # enableCache false: see the module docstring
+    for name in UNCACHED_TASKS_KFP if target.target == "kfp" else UNCACHED_TASKS:
+        tasks[name]["cachingOptions"] = {}  # enableCache false: see UNCACHED_TASKS
     if target.retries:
         for task in tasks.values():
             task["retryPolicy"] = {"maxRetryCount": target.retries, **RETRY_BACKOFF}
@@ -291,15 +428,30 @@ def compile_pipeline(target: KubeflowTarget, dataset: DatasetSpec, hparams: HPar
     return output_file
 
 
-def parse_node_selector(pairs: Sequence[str]) -> Tuple[Tuple[str, str], ...]:
-    """``["key=value", ...]`` as pairs; a pair without ``=`` is an error."""
+def parse_node_selector(pairs: Sequence[str], what: str = "node selector") -> Tuple[Tuple[str, str], ...]:
+    """``["key=value", ...]`` as pairs (node labels, environment variables); a pair without ``=`` is an error."""
     parsed = []
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise ValueError(f"node selector {pair!r} must be KEY=VALUE")
+            raise ValueError(f"{what} {pair!r} must be KEY=VALUE")
         parsed.append((key, value))
     return tuple(parsed)
+
+
+def parse_secret_volume(text: str) -> SecretVolume:
+    """``NAME[:MOUNT]``; the mount defaults to ``/var/secrets/NAME``."""
+    name, _, mount = text.partition(":")
+    return SecretVolume(secret=name, mount_path=mount or f"/var/secrets/{name}")
+
+
+def parse_secret_env(text: str) -> SecretEnv:
+    """``VARIABLE=SECRET:KEY``."""
+    variable, sep, source = text.partition("=")
+    secret, colon, key = source.partition(":")
+    if not sep or not colon:
+        raise ValueError(f"--secret-env {text!r} must be VARIABLE=SECRET:KEY")
+    return SecretEnv(variable=variable, secret=secret, key=key)
 
 
 def parse_tolerations(values: Sequence[str]) -> Tuple[Toleration, ...]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 import time
-from typing import Any, Callable, Dict, Mapping, Optional, Sequence, TextIO
+from typing import Any, Callable, Dict, Mapping, Optional, Sequence, TextIO, Tuple
 
 from cifar_tfx.progress import format_duration
 
@@ -44,6 +44,38 @@ class SubmitOptions:
 class SubmittedRun:
     run_id: str
     url: str
+
+
+class LostRun(Exception):
+    """The run was submitted but could not be followed to its end or its outcome read; it goes on."""
+
+
+@dataclasses.dataclass(frozen=True)
+class RunOutcome:
+    """How a finished run ended, as far as the backend says: its state, the tasks that failed, and
+    whether the Pusher pushed (``None``: not known, ``unknown_reason`` says why)."""
+
+    state: str
+    succeeded: bool
+    failed_tasks: Tuple[str, ...] = ()
+    pushed: Optional[bool] = None
+    pushed_version: str = ""
+    pushed_destination: str = ""
+    unknown_reason: str = ""
+
+
+PUSHER_TASK, PUSHED_OUTPUT = "Pusher", "pushed_model"  # component_ids.PUSHER and TFX's Pusher output key
+
+
+def outcome_from_pushed_metadata(state: str, succeeded: bool, failed_tasks: Sequence[str],
+                                 metadata: Optional[Mapping[str, Any]], unknown_reason: str = "") -> RunOutcome:
+    """The outcome from the Pusher output's custom properties (``pushed`` 1/0, version, destination)."""
+    if not succeeded or metadata is None or "pushed" not in metadata:
+        return RunOutcome(state, succeeded, tuple(failed_tasks),
+                          unknown_reason=unknown_reason or ("" if not succeeded else "the Pusher recorded no outcome"))
+    return RunOutcome(state, succeeded, tuple(failed_tasks), pushed=float(metadata["pushed"]) == 1.0,
+                      pushed_version=str(metadata.get("pushed_version", "")),
+                      pushed_destination=str(metadata.get("pushed_destination", "")))
 
 
 def load_spec(spec_path: str) -> Dict[str, Any]:
@@ -83,6 +115,47 @@ def parse_parameters(pairs: Sequence[str], spec: Mapping[str, Any]) -> Dict[str,
         except ValueError as err:
             raise SubmitError(f"--param {name}: {err}") from err
     return values
+
+
+FINGERPRINT_PARAMETER = "data_fingerprint"  # compiler.FINGERPRINT_PARAMETER (the compiler imports TFX)
+DATA_PATH_PARAMETER = "data_path"
+FINGERPRINTED_TASK = "CifarExampleGen"        # component_ids.EXAMPLE_GEN
+
+
+def data_fingerprint(data_path: str) -> Tuple[str, str]:
+    """``(fingerprint, "")`` of the data at ``data_path`` as the cluster sees it, or ``("", why not)``.
+
+    Only ``gs://`` data is fingerprinted: a path is a path on the cluster's volume, and a file at the
+    same path on this machine would be other bytes. The fingerprint hashes the files' names, sizes and
+    modification times (``reader.source_fingerprint``, what ExampleGen records on its output).
+    """
+    import hashlib
+
+    if not data_path.startswith("gs://"):
+        return "", f"{data_path} is on the cluster's volume, which this machine cannot see"
+    import tensorflow as tf
+
+    from cifar_tfx.data.reader import MissingDataError, source_fingerprint
+
+    try:
+        listing = source_fingerprint(data_path)
+    except (MissingDataError, tf.errors.OpError) as err:
+        return "", f"cannot list {data_path} from here ({' '.join(str(err).split())[:200]})"
+    return "sha256:" + hashlib.sha256(listing.encode()).hexdigest()[:16], ""
+
+
+def with_cached_ingestion(spec_path: str, out_path: str) -> str:
+    """A copy of the compiled YAML at ``out_path`` whose ExampleGen task may be taken from KFP's cache
+    (for a run that carries a data fingerprint, which is then part of ExampleGen's cache key)."""
+    import yaml
+
+    with open(spec_path) as handle:
+        documents = [doc for doc in yaml.safe_load_all(handle) if doc]
+    spec = next(doc for doc in documents if "pipelineInfo" in doc)
+    spec["root"]["dag"]["tasks"][FINGERPRINTED_TASK]["cachingOptions"] = {"enableCache": True}
+    with open(out_path, "w") as out:
+        yaml.safe_dump_all(documents, out, sort_keys=True)
+    return out_path
 
 
 def _typed(text: str, kind: str) -> Any:
@@ -160,6 +233,85 @@ def kfp_run_state(client, run_id: str) -> str:
         return str(client.get_run(run_id).state or "PENDING").upper()
 
 
+def kfp_run_outcome(client, run_id: str, task_names: Sequence[str], token: Optional[str] = None,
+                    timeout: float = 30.0) -> RunOutcome:
+    """The finished run's outcome: failed tasks from the run's task details; whether the Pusher pushed
+    from ML Metadata, which the API server does not serve (its v2beta1 task details give artifact ids
+    only): KFP's UI reads it through gRPC-Web at ``/ml_metadata.MetadataStoreService/`` on the UI's
+    address (frontend/server/app.ts), which is the ``--host`` a port-forward to the UI gives."""
+    host = client_host(client)
+    with _server_errors(host):
+        run = client.get_run(run_id)
+    state = str(run.state or "").upper()
+    tasks = list(getattr(run.run_details, "task_details", None) or [])
+    failed = sorted({t.display_name for t in tasks if str(t.state or "").upper() == "FAILED"
+                     and t.display_name in task_names})
+    pusher = next((t for t in tasks if t.display_name == PUSHER_TASK and t.outputs and PUSHED_OUTPUT in t.outputs),
+                  None)
+    succeeded = KFP_FINAL_STATES.get(state, False)
+    if not succeeded:
+        return outcome_from_pushed_metadata(state, False, failed, None)
+    if pusher is None or not pusher.outputs[PUSHED_OUTPUT].artifact_ids:
+        return outcome_from_pushed_metadata(state, True, failed, None, "the run's details name no Pusher output")
+    artifact_id = int(pusher.outputs[PUSHED_OUTPUT].artifact_ids[0])
+    try:
+        properties = mlmd_artifact_properties(host, artifact_id, token=token, timeout=timeout)
+    except LostRun as err:
+        return outcome_from_pushed_metadata(state, True, failed, None, str(err))
+    return outcome_from_pushed_metadata(state, True, failed, properties)
+
+
+def mlmd_artifact_properties(host: str, artifact_id: int, token: Optional[str] = None,
+                             timeout: float = 30.0) -> Dict[str, Any]:
+    """Custom properties of one ML Metadata artifact, asked through gRPC-Web (as KFP's UI asks)."""
+    import requests
+    from ml_metadata.proto import metadata_store_service_pb2 as mlmd_service
+
+    payload = mlmd_service.GetArtifactsByIDRequest(artifact_ids=[artifact_id]).SerializeToString()
+    headers = {"Content-Type": "application/grpc-web+proto", "X-Grpc-Web": "1", "Accept": "application/grpc-web+proto"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    url = f"{host.rstrip('/')}/ml_metadata.MetadataStoreService/GetArtifactsByID"
+    try:
+        answer = requests.post(url, data=b"\x00" + len(payload).to_bytes(4, "big") + payload, headers=headers,
+                               timeout=timeout)
+    except requests.RequestException as err:
+        raise LostRun(f"cannot read ML Metadata at {url}: {type(err).__name__}") from err
+    if answer.status_code != 200:
+        raise LostRun(f"ML Metadata at {url} answered HTTP {answer.status_code} (is --host the KFP UI's address?)")
+    message, status = _grpc_web_frames(answer.content, answer.headers)
+    if status.get("grpc-status", "0") != "0" or message is None:
+        raise LostRun(f"ML Metadata refused: {status.get('grpc-message') or status.get('grpc-status', 'no answer')}")
+    response = mlmd_service.GetArtifactsByIDResponse.FromString(message)
+    if not response.artifacts:
+        raise LostRun(f"ML Metadata has no artifact {artifact_id}")
+    properties: Dict[str, Any] = {}
+    for name, value in response.artifacts[0].custom_properties.items():
+        kind = value.WhichOneof("value")
+        if kind in ("int_value", "double_value", "string_value"):
+            properties[name] = getattr(value, kind)
+    return properties
+
+
+def _grpc_web_frames(body: bytes, headers: Mapping[str, str]) -> Tuple[Optional[bytes], Dict[str, str]]:
+    """The first message and the status of a gRPC-Web answer (frames: a flag byte, a 4-byte length; flag
+    0x80 marks the trailers). A trailers-only answer carries its status in the HTTP headers."""
+    status = {k.lower(): v for k, v in headers.items() if k.lower() in ("grpc-status", "grpc-message")}
+    message, at = None, 0
+    while at + 5 <= len(body):
+        flag, length = body[at], int.from_bytes(body[at + 1:at + 5], "big")
+        frame = body[at + 5:at + 5 + length]
+        at += 5 + length
+        if flag & 0x80:
+            for line in frame.decode("utf-8", "replace").split("\r\n"):
+                key, _, value = line.partition(":")
+                if key.strip().lower() in ("grpc-status", "grpc-message"):
+                    status[key.strip().lower()] = value.strip()
+        elif message is None:
+            message = frame
+    return message, status
+
+
 class _server_errors:
     """Turn connection failures and API refusals into one :class:`SubmitError` line."""
 
@@ -218,6 +370,21 @@ def vertex_run_state(job) -> str:
     return job.state.name
 
 
+def vertex_run_outcome(job, task_names: Sequence[str]) -> RunOutcome:
+    """The finished job's outcome from its task details (Vertex returns artifacts with their metadata)."""
+    from google.protobuf import json_format
+
+    state = job.state.name
+    tasks = list(job.gca_resource.job_detail.task_details)
+    failed = sorted({t.task_name for t in tasks if t.state.name == "FAILED" and t.task_name in task_names})
+    pusher = next((t for t in tasks if t.task_name == PUSHER_TASK), None)
+    metadata = None
+    if pusher is not None and PUSHED_OUTPUT in pusher.outputs and pusher.outputs[PUSHED_OUTPUT].artifacts:
+        metadata = json_format.MessageToDict(pusher.outputs[PUSHED_OUTPUT].artifacts[0]._pb.metadata)
+    return outcome_from_pushed_metadata(state, VERTEX_FINAL_STATES.get(state, False), failed, metadata,
+                                        "" if pusher is not None else "the job's details name no Pusher task")
+
+
 # --------------------------------------------------------------------------------------
 # Waiting
 # --------------------------------------------------------------------------------------
@@ -228,13 +395,17 @@ def wait_for_run(get_state: Callable[[], str], final_states: Mapping[str, bool],
                  sleep: Callable[[float], None] = time.sleep, stream: Optional[TextIO] = None) -> str:
     """Poll ``get_state`` until a final state; print each change with the elapsed time.
 
-    Returns the final state; raises :class:`SubmitError` when ``timeout_seconds`` pass first.
+    Returns the final state; raises :class:`LostRun` when ``timeout_seconds`` pass first or the
+    backend stops answering.
     """
     stream = stream or sys.stderr
     started = clock()
     last = None
     while True:
-        state = get_state()
+        try:
+            state = get_state()
+        except SubmitError as err:
+            raise LostRun(f"lost the connection while waiting: {err}") from err
         elapsed = clock() - started
         if state != last:
             stream.write(f"run state: {state} after {format_duration(elapsed)}\n")
@@ -243,6 +414,5 @@ def wait_for_run(get_state: Callable[[], str], final_states: Mapping[str, bool],
         if state in final_states:
             return state
         if elapsed + poll_seconds > timeout_seconds:
-            raise SubmitError(f"the run is still {state} after {format_duration(elapsed)} "
-                              f"(--timeout {timeout_seconds:g} s); it goes on running on the cluster")
+            raise LostRun(f"the run is still {state} after {format_duration(elapsed)} (--timeout {timeout_seconds:g} s)")
         sleep(poll_seconds)

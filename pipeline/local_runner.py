@@ -65,6 +65,7 @@ class LocalRun:
     enable_cache: bool = True
     beam_args: Tuple[str, ...] = ()   # extra Beam options for the Beam-based components (--beam-arg)
     workers: int = 1                  # DirectRunner workers: 1 in-process, more in multi-processing mode
+    server_base_path: str = ""        # serving_dir as TF Serving sees it ("" = the same path)
 
     @property
     def beam_pipeline_args(self) -> List[str]:
@@ -88,10 +89,12 @@ def run_local(run: LocalRun) -> List[ProducedArtifact]:
     :class:`~cifar_tfx.components.data_validation.DataAnomalyError`).
     """
     with exclusive_root(run.pipeline_root):
-        return _run_locked(run)
+        return run_holding_root(run)
 
 
-def _run_locked(run: LocalRun) -> List[ProducedArtifact]:
+def run_holding_root(run: LocalRun) -> List[ProducedArtifact]:
+    """:func:`run_local` for a caller that already holds ``exclusive_root(run.pipeline_root)`` (the command
+    line takes it before it opens the run's log, so a refused run writes nothing)."""
     from tfx.orchestration import metadata
 
     from cifar_tfx.data.reader import source_fingerprint
@@ -112,6 +115,7 @@ def _run_locked(run: LocalRun) -> List[ProducedArtifact]:
         enable_cache=run.enable_cache,
         metadata_connection_config=connection,
         beam_pipeline_args=run.beam_pipeline_args,
+        server_base_path=run.server_base_path,
     )
     AnnouncingBeamDagRunner().run(pipeline)
     return outputs_of(executions_after(open_store(connection), before))

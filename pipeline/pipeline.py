@@ -22,7 +22,8 @@ from tfx.types.standard_artifacts import Model, ModelBlessing
 from cifar_tfx.components.data_validation import AnomalyGate, PinSchema
 from cifar_tfx.components.evaluator import BOUND_KEYS, GatedEvaluator
 from cifar_tfx.components.example_gen import CifarExampleGen
-from cifar_tfx.components.serving_pusher import CLASS_NAMES_KEY, MAX_LATENCY_KEY, ServingDirPusherExecutor
+from cifar_tfx.components.serving_pusher import (CLASS_NAMES_KEY, MAX_LATENCY_KEY, SERVER_BASE_PATH_KEY,
+                                                 ServingDirPusherExecutor)
 from cifar_tfx.components.trainer import CifarTrainer
 from cifar_tfx.data.datasets import DEFAULT_DATASET, DatasetSpec
 from cifar_tfx.pipeline import component_ids as ids
@@ -47,7 +48,7 @@ def create_pipeline(
     serving_dir: str,
     model_name: str = DEFAULT_DATASET,
     compare_with_last_blessed: bool = True,
-    data_fingerprint: str = "",
+    data_fingerprint: Union[str, data_types.RuntimeParameter] = "",
     metadata_connection_config: Optional[object] = None,
     beam_pipeline_args: Sequence[str] = (),
     num_shards: int = 4,
@@ -55,6 +56,7 @@ def create_pipeline(
     run_values: Mapping[str, Value] = {},  # noqa: B006 - read only
     trainer_required_gpus: int = 0,
     resources: Mapping[str, object] = {},  # noqa: B006 - read only
+    server_base_path: str = "",
 ) -> tfx_pipeline.Pipeline:
     """Build the pipeline: ingest, validate, transform, train, evaluate, push.
 
@@ -71,7 +73,8 @@ def create_pipeline(
       serving_dir: TF Serving base folder; blessed models go to ``serving_dir/model_name/<n>``.
       model_name: the model's name in TF Serving.
       compare_with_last_blessed: add a Resolver for the last blessed model as the
-        Evaluator's baseline. Open-source KFP cannot run Resolver nodes: pass False there.
+        Evaluator's baseline. Open-source KFP cannot run Resolver nodes: pass False there,
+        and the baseline is the version the serving folder serves when the Evaluator runs.
       data_fingerprint: the runner's fingerprint of the data at ``data_path``; part of
         ExampleGen's parameters so that a cached ingestion of older data is not reused
         (ExampleGen records its own fingerprint whatever the runner passes).
@@ -86,6 +89,8 @@ def create_pipeline(
       trainer_required_gpus: GPUs the Trainer's node was given; the Trainer fails if TensorFlow
         sees fewer (0: no check, the Trainer uses what it finds).
       resources: KFP ``ResourceSpec`` per component id (CPU, memory, GPUs); local runs ignore it.
+      server_base_path: the serving folder as TF Serving will see it (``/models`` in its container),
+        written into ``models.config``; "" = the folder's own path.
     """
     example_gen = CifarExampleGen(data_path=data_path, dataset=dataset.name, num_shards=num_shards,
                                   data_fingerprint=data_fingerprint).with_id(ids.EXAMPLE_GEN)
@@ -144,6 +149,8 @@ def create_pipeline(
         examples=example_gen.outputs["examples"],
         model=trainer.outputs["model"],
         baseline_model=baseline,
+        baseline_serving_dir="" if compare_with_last_blessed else serving_dir,
+        baseline_model_name="" if compare_with_last_blessed else model_name,
         class_names=dataset.class_names,
         **bounds,
     ).with_id(ids.EVALUATOR)
@@ -153,7 +160,8 @@ def create_pipeline(
         push_destination=pusher_pb2.PushDestination(filesystem=pusher_pb2.PushDestination.Filesystem(
             base_directory=os.path.join(serving_dir, model_name))),
         custom_executor_spec=executor_spec.ExecutorClassSpec(ServingDirPusherExecutor),
-        custom_config={CLASS_NAMES_KEY: list(dataset.class_names), MAX_LATENCY_KEY: hparams.max_serving_latency_ms},
+        custom_config={CLASS_NAMES_KEY: list(dataset.class_names), MAX_LATENCY_KEY: hparams.max_serving_latency_ms,
+                       SERVER_BASE_PATH_KEY: server_base_path},
     ).with_id(ids.PUSHER)
     components += [evaluator, pusher]
     for component in components:

@@ -7,7 +7,14 @@ what the KFP driver and launcher do for a container task (``backend/src/v2/drive
 * resolves input parameters, accepting only what the open-source driver resolves:
   ``runtimeValue.constant`` and the root's input parameters (run values or defaults);
 * passes input artifacts from the producing task's ``ExecutorOutput`` (URI and metadata);
-* chooses output URIs under the pipeline root (``<root>/<task>/<output>``);
+* chooses output URIs under the pipeline root (``<root>/<task>/<n>/<output>``, as the driver does);
+* for a ``minio://`` or ``s3://`` root, moves artifacts as the launcher does: inputs are
+  downloaded from the object store (a folder here, ``<store>/<bucket>/<key>``) to
+  ``LocalPathForURI`` (``/minio/<bucket>/<key>``) in a fresh per-task folder standing for
+  the pod's ``emptyDir`` at ``/minio``; the output file goes under the task root's local
+  path; after the command, each output's URI is merged from the ``ExecutorOutput``
+  (``mergeRuntimeArtifacts``) and uploaded from its local path, and a URI with no
+  local path fails the task (the real launcher would record it without uploading);
 * builds the ``ExecutorInput``, substitutes it for the ``{{$}}`` placeholder in the
   container's arguments and runs the container's command and arguments, either
   inside the built image (:class:`ImageTasks`: ``buildah run`` as the image's user,
@@ -22,9 +29,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+import tempfile
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import yaml
 
@@ -39,7 +48,10 @@ class LocalTasks:
     """Run a task's command with this interpreter; a PVC mount path must exist on this machine."""
 
     def run(self, task: str, command: Sequence[str], pvc_mounts: Sequence[Mapping[str, str]],
-            pipeline_root: str, timeout: float) -> subprocess.CompletedProcess:
+            binds: Sequence[Tuple[str, str]], timeout: float) -> subprocess.CompletedProcess:
+        for host, inside in binds:
+            if host != inside:
+                raise TaskFailed(f"{task}: needs {host} at {inside}, which only ImageTasks can bind")
         for mount in pvc_mounts:
             if not os.path.isdir(mount["mountPath"]):
                 raise TaskFailed(f"{task}: volume {mount.get('constant')} should be mounted at {mount['mountPath']}")
@@ -70,8 +82,8 @@ class ImageTasks:
         return subprocess.run(self.buildah + list(args), check=True, capture_output=True, text=True, **kwargs)
 
     def run(self, task: str, command: Sequence[str], pvc_mounts: Sequence[Mapping[str, str]],
-            pipeline_root: str, timeout: float) -> subprocess.CompletedProcess:
-        binds = [f"{pipeline_root}:{pipeline_root}"]
+            binds: Sequence[Tuple[str, str]], timeout: float) -> subprocess.CompletedProcess:
+        binds = [f"{host}:{inside}" for host, inside in binds]
         for mount in pvc_mounts:
             if mount["constant"] not in self.claims:
                 raise TaskFailed(f"{task}: the spec mounts claim {mount['constant']!r}, which this run does not have")
@@ -136,21 +148,103 @@ def _parameter_value(name: str, spec: Mapping[str, Any], root_values: Mapping[st
     raise TaskFailed(f"{task}: parameter {name} has an input kind this harness does not know: {spec}")
 
 
+class FolderRoot:
+    """A pipeline root that is a folder here, bound at the same path into every task."""
+
+    def __init__(self, folder: str) -> None:
+        self.folder = folder
+
+    def task_root(self, task: str, salt: int) -> str:
+        return os.path.join(self.folder, task, str(salt))
+
+    def before(self, task_root: str, executor_input: Dict[str, Any]) -> List[Tuple[str, str]]:
+        os.makedirs(os.path.dirname(executor_input["outputs"]["outputFile"]), exist_ok=True)
+        return [(self.folder, self.folder)]
+
+    def output_file(self, executor_input: Dict[str, Any]) -> str:
+        return executor_input["outputs"]["outputFile"]
+
+    def after(self, task: str, artifact: Dict[str, Any]) -> None:
+        return None
+
+
+# LocalPathForURI (backend/src/v2/component/launcher_v2.go) for the schemes TensorFlow cannot open.
+LAUNCHER_FOLDERS = {"minio://": "/minio", "s3://": "/s3"}
+
+
+class LauncherRoot:
+    """A ``minio://`` or ``s3://`` root, with ``store`` (a folder here: ``<store>/<bucket>/<key>``)
+    standing for the object store and the launcher's transfers done around each task."""
+
+    def __init__(self, uri: str, store: str) -> None:
+        self.prefix = next((p for p in LAUNCHER_FOLDERS if uri.startswith(p)), None)
+        if self.prefix is None:
+            raise ValueError(f"{uri!r} is not a minio:// or s3:// root")
+        self.uri, self.store, self.mount = uri.rstrip("/"), store, LAUNCHER_FOLDERS[self.prefix]
+        self.scratch = ""
+
+    def task_root(self, task: str, salt: int) -> str:
+        return f"{self.uri}/{task}/{salt}"
+
+    def local(self, uri: str) -> str:
+        """LocalPathForURI: where the task sees ``uri``; a URI it cannot map fails the task."""
+        if not uri.startswith(self.prefix):
+            raise TaskFailed(f"{uri!r} has no launcher path under {self.mount}: the launcher would record it "
+                             "without uploading anything, and the next task would find nothing")
+        return f"{self.mount}/{uri[len(self.prefix):]}"
+
+    def _here(self, local_path: str) -> str:
+        return os.path.join(self.scratch, os.path.relpath(local_path, self.mount))
+
+    def _stored(self, uri: str) -> str:
+        return os.path.join(self.store, uri[len(self.prefix):])
+
+    def before(self, task_root: str, executor_input: Dict[str, Any]) -> List[Tuple[str, str]]:
+        """A fresh emptyDir for the pod, the inputs downloaded into it and the outputs' parents made
+        (downloadArtifacts, prepareOutputFolders); the output file under the task root's local path."""
+        self.scratch = tempfile.mkdtemp(prefix="emptydir-", dir=self.store + "-pods")
+        os.chmod(self.scratch, 0o777)  # as an emptyDir: any user may write
+        for artifact_list in executor_input["inputs"]["artifacts"].values():
+            for artifact in artifact_list["artifacts"]:
+                shutil.copytree(self._stored(artifact["uri"]), self._here(self.local(artifact["uri"])))
+        for artifact_list in executor_input["outputs"]["artifacts"].values():
+            for artifact in artifact_list["artifacts"]:
+                os.makedirs(os.path.dirname(self._here(self.local(artifact["uri"]))), exist_ok=True)
+        executor_input["outputs"]["outputFile"] = f"{self.local(task_root)}/output_metadata.json"
+        for root, folders, _ in os.walk(self.scratch):
+            for folder in folders:
+                os.chmod(os.path.join(root, folder), 0o777)
+        return [(self.scratch, self.mount)]
+
+    def output_file(self, executor_input: Dict[str, Any]) -> str:
+        return self._here(executor_input["outputs"]["outputFile"])
+
+    def after(self, task: str, artifact: Dict[str, Any]) -> None:
+        """Upload the output from its local path (a missing folder is allowed, as the launcher allows it)."""
+        produced = self._here(self.local(artifact["uri"]))
+        if os.path.exists(produced):
+            shutil.copytree(produced, self._stored(artifact["uri"]))
+
+
 def run_pipeline_spec(spec_path: str, pipeline_root: str, parameter_values: Optional[Mapping[str, Any]] = None,
                       timeout_per_task: float = 1800.0, log_dir: Optional[str] = None,
-                      tasks_run_by=None) -> Dict[str, Dict]:
-    """Execute every task; return each task's ``ExecutorOutput`` artifacts (as JSON dicts).
+                      tasks_run_by=None, object_store: Optional[str] = None,
+                      cached: Optional[Mapping[str, Dict]] = None) -> Dict[str, Dict]:
+    """Execute every task; return each task's output artifacts (URI and metadata, as JSON dicts).
 
-    ``tasks_run_by``: :class:`LocalTasks` (the default) or :class:`ImageTasks`.
+    ``pipeline_root``: a folder here, or a ``minio://``/``s3://`` URI whose objects live in the
+    folder ``object_store``. ``tasks_run_by``: :class:`LocalTasks` (the default) or :class:`ImageTasks`.
+    ``cached``: outputs of an earlier run for tasks KFP's cache would answer (they are not executed,
+    and later tasks get those artifacts, as after a cache hit).
     """
     tasks_run_by = tasks_run_by or LocalTasks()
+    if object_store is None:
+        root = FolderRoot(pipeline_root)
+    else:
+        root = LauncherRoot(pipeline_root, object_store)
+        os.makedirs(object_store + "-pods", exist_ok=True)
     spec, platform = load_documents(spec_path)
-    root_definitions = spec["root"].get("inputDefinitions", {}).get("parameters", {})
-    root_values = {name: d["defaultValue"] for name, d in root_definitions.items() if "defaultValue" in d}
-    root_values.update(parameter_values or {})
-    missing = sorted(set(root_definitions) - set(root_values))
-    if missing:
-        raise TaskFailed(f"no value for pipeline parameter(s) {missing}")
+    root_values = _root_values(spec, parameter_values)
     k8s = platform.get("platforms", {}).get("kubernetes", {}).get("deploymentSpec", {}).get("executors", {})
     tasks = spec["root"]["dag"]["tasks"]
     for name, task in tasks.items():  # before anything runs, as the backend compiles the whole run first
@@ -159,13 +253,15 @@ def run_pipeline_spec(spec_path: str, pipeline_root: str, parameter_values: Opti
             raise TaskFailed(f"{name}: executor {sorted(executor)} is not a container; open-source KFP "
                              "cannot run TFX importer or resolver nodes")
     outputs: Dict[str, Dict] = {}
-    artifact_ids = iter(range(1, 10**6))
+    salts = iter(range(1, 10**6))
     for name in execution_order(spec):
+        if cached and name in cached:
+            outputs[name] = cached[name]
+            continue
         task = tasks[name]
         component = spec["components"][task["componentRef"]["name"]]
         executor = spec["deploymentSpec"]["executors"][component["executorLabel"]]
-        pvc_mounts = k8s.get(component["executorLabel"], {}).get("pvcMount", [])
-        task_root = os.path.join(pipeline_root, name)
+        task_root = root.task_root(name, next(salts))
         executor_input: Dict[str, Any] = {
             "inputs": {"parameterValues": {}, "artifacts": {}},
             "outputs": {"artifacts": {}, "outputFile": os.path.join(task_root, "executor_output.json")},
@@ -178,23 +274,37 @@ def run_pipeline_spec(spec_path: str, pipeline_root: str, parameter_values: Opti
                 producer["outputArtifactKey"]]
         for key, definition in component.get("outputDefinitions", {}).get("artifacts", {}).items():
             executor_input["outputs"]["artifacts"][key] = {"artifacts": [{
-                "name": f"artifacts/{next(artifact_ids)}", "type": definition["artifactType"],
-                "uri": os.path.join(task_root, key), "metadata": {}}]}
+                "name": key, "type": definition["artifactType"], "uri": f"{task_root}/{key}", "metadata": {}}]}
+        binds = root.before(task_root, executor_input)
         container = executor["container"]
         arguments = [json.dumps(executor_input) if part == "{{$}}" else part for part in container["args"]]
-        result = tasks_run_by.run(name, container["command"] + arguments, pvc_mounts, pipeline_root,
+        result = tasks_run_by.run(name, container["command"] + arguments,
+                                  k8s.get(component["executorLabel"], {}).get("pvcMount", []), binds,
                                   timeout_per_task)
         if log_dir:
             with open(os.path.join(log_dir, f"{name}.log"), "w") as log:
                 log.write(result.stdout + result.stderr)
         if result.returncode != 0:
             raise TaskFailed(f"{name} exited {result.returncode}:\n{result.stderr[-3000:]}")
-        with open(executor_input["outputs"]["outputFile"]) as handle:
+        with open(root.output_file(executor_input)) as handle:
             produced = json.load(handle).get("artifacts", {})
         outputs[name] = {}
         for key, declared in executor_input["outputs"]["artifacts"].items():
             artifact = dict(declared["artifacts"][0])
-            if key in produced:
+            if key in produced:  # mergeRuntimeArtifacts: the executor's URI and metadata win
+                artifact["uri"] = produced[key]["artifacts"][0].get("uri") or artifact["uri"]
                 artifact["metadata"] = produced[key]["artifacts"][0].get("metadata", {})
+            root.after(name, artifact)
             outputs[name][key] = {"artifacts": [artifact]}
     return outputs
+
+
+def _root_values(spec: Mapping[str, Any], parameter_values: Optional[Mapping[str, Any]]) -> Dict[str, Any]:
+    """The run's parameter values: the spec's defaults, then the run's own; every parameter needs one."""
+    root_definitions = spec["root"].get("inputDefinitions", {}).get("parameters", {})
+    values = {name: d["defaultValue"] for name, d in root_definitions.items() if "defaultValue" in d}
+    values.update(parameter_values or {})
+    missing = sorted(set(root_definitions) - set(values))
+    if missing:
+        raise TaskFailed(f"no value for pipeline parameter(s) {missing}")
+    return values

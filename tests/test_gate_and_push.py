@@ -114,7 +114,7 @@ def test_blessed_model_becomes_version_1(tmp_path):
     assert pushed.get_string_custom_property("pushed_version") == "1"
     version = tmp_path / "serving" / "cifar10" / "1"
     assert (version / "saved_model.pb").read_bytes() == b"graph"
-    assert sorted(os.listdir(tmp_path / "serving")) == ["cifar10", "models.config"]
+    assert sorted(os.listdir(tmp_path / "serving")) == [".models.config.lock", "cifar10", "models.config"]
 
 
 def test_a_pushed_version_is_readable_by_another_user():
@@ -128,7 +128,7 @@ def test_a_pushed_version_is_readable_by_another_user():
         modes = {str(p.relative_to(serving)): p.stat().st_mode & 0o777 for p in [serving, *serving.rglob("*")]}
         assert modes == {".": 0o755, "cifar10": 0o755, "cifar10/1": 0o755, "cifar10/1/variables": 0o755,
                          "cifar10/1/saved_model.pb": 0o644, "cifar10/1/variables/variables.index": 0o644,
-                         "models.config": 0o644}
+                         "models.config": 0o644, ".models.config.lock": 0o644}
         if os.geteuid() == 0:  # switching to another user takes root; the modes above are what it needs
             read = subprocess.run(["cat", str(serving / "models.config"), str(serving / "cifar10/1/saved_model.pb")],
                                   user=65534, group=65534, capture_output=True)  # nobody
@@ -203,4 +203,54 @@ def test_check_refuses_a_folder_without_a_model(tmp_path):
     from cifar_tfx.serving.check import run_check
 
     verdict = run_check(str(tmp_path), ["a", "b"], 1000.0)
-    assert verdict["ok"] is False and "does not load" in verdict["reason"]
+    assert verdict["ok"] is False and "does not load under the 'serve' tag" in verdict["reason"]
+
+
+def _tiny_with_warmup_records(folder, records):
+    import tensorflow as tf
+
+    from cifar_tfx.data.datasets import CIFAR10
+
+    _tiny_saved_model(folder, 10, CIFAR10.class_names)
+    warmup = os.path.join(folder, "assets.extra", "tf_serving_warmup_requests")
+    with tf.io.TFRecordWriter(warmup) as writer:
+        for record in records:
+            writer.write(record.SerializeToString())
+    return folder
+
+
+def test_check_follows_tf_servings_warmup_rules(tmp_path):
+    """saved_model_warmup_util.h: more than 1,000 records and the version does not load; a record that is
+    not a predict log is refused by name, not a traceback."""
+    import tensorflow as tf
+    from tensorflow_serving.apis import classification_pb2, predict_pb2, prediction_log_pb2
+
+    from cifar_tfx.data.datasets import CIFAR10
+    from cifar_tfx.serving.check import MAX_WARMUP_RECORDS, check_saved_model
+
+    request = predict_pb2.PredictRequest()
+    request.model_spec.signature_name = "serving_images"
+    request.inputs["images"].CopyFrom(tf.make_tensor_proto([b"png"], dtype=tf.string))
+    predict = prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
+    classify = prediction_log_pb2.PredictionLog(classify_log=prediction_log_pb2.ClassifyLog(
+        request=classification_pb2.ClassificationRequest()))
+    verdict = check_saved_model(_tiny_with_warmup_records(str(tmp_path / "ok"), [predict] * 3), CIFAR10.class_names, 5000)
+    assert verdict["ok"], verdict
+    assert any("REST JSON" in line for line in verdict["checked"]) and "TF Serving itself not run" in verdict["checked"][-1]
+    too_many = _tiny_with_warmup_records(str(tmp_path / "many"), [predict] * (MAX_WARMUP_RECORDS + 1))
+    assert "more than 1000 records" in check_saved_model(too_many, CIFAR10.class_names, 5000)["reason"]
+    other = _tiny_with_warmup_records(str(tmp_path / "classify"), [predict, classify])
+    assert check_saved_model(other, CIFAR10.class_names, 5000)["reason"] == \
+        "warm-up record 2 is a classify_log; this check replays predict_log only"
+
+
+def test_the_rest_encoding_is_tf_servings(tmp_path):
+    """json_tensor.cc: binary strings travel as {"b64": ...}; one input's instances are its values."""
+    import numpy as np
+
+    from cifar_tfx.serving.check import decode_rest_body, rest_body
+
+    images = np.array([b"\x89PNG\xff", b"\x00"], dtype=object)
+    body = json.loads(rest_body("serving_images", {"images": images}))
+    assert body == {"signature_name": "serving_images", "instances": [{"b64": "iVBOR/8="}, {"b64": "AA=="}]}
+    assert decode_rest_body(json.dumps(body), ["images"]) == {"images": [b"\x89PNG\xff", b"\x00"]}

@@ -21,6 +21,7 @@ from cifar_tfx.data.errors import CorruptArchiveError, RecordError, UnsafePickle
 from cifar_tfx.data.reader import read_batches
 from cifar_tfx.data.safe_pickle import MAX_ARRAY_BYTES, safe_loads
 from cifar_tfx.data.verify import verify
+from cifar_tfx.serving.model_config import LOCK_FILE
 
 MINI = os.path.join(os.path.dirname(__file__), "data", "cifar10-mini", "cifar-10-python.tar.gz")
 
@@ -281,7 +282,42 @@ def test_unreadable_models_config_stops_the_push_before_anything_is_written(tmp_
     (serving / "models.config").write_text("model_config_list { config { name: ")
     with pytest.raises(ValueError, match="not a ModelServerConfig TF Serving can read"):
         publish_version(_fake_saved_model(str(tmp_path / "m")), str(serving), "cifar10")
-    assert sorted(os.listdir(serving)) == ["models.config"]
+    assert sorted(os.listdir(serving)) == [LOCK_FILE, "models.config"]  # the (empty) lock file only
+
+
+def test_concurrent_pushes_get_distinct_versions_and_keep_every_config_edit(tmp_path):
+    pytest.importorskip("tensorflow_serving")
+    import threading
+
+    from cifar_tfx.components.serving_pusher import publish_version
+    from cifar_tfx.serving.model_config import read_models_config
+
+    serving = tmp_path / "serving"
+    models = [_fake_saved_model(str(tmp_path / f"m{i}")) for i in range(6)]
+    published, barrier = [], threading.Barrier(len(models))
+
+    def push(index):
+        barrier.wait()
+        published.append(publish_version(models[index], str(serving), f"model{index % 3}")[0])
+
+    threads = [threading.Thread(target=push, args=(i,)) for i in range(len(models))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(published) == [1, 1, 1, 2, 2, 2], "two pushes per model, numbered 1 and 2"
+    config = read_models_config(str(serving / "models.config"))
+    assert sorted(e.name for e in config.model_config_list.config) == ["model0", "model1", "model2"]
+
+
+def test_a_push_removes_staging_folders_a_killed_push_left(tmp_path):
+    from cifar_tfx.components.serving_pusher import publish_version
+
+    serving = tmp_path / "serving"
+    (serving / "cifar10" / ".staging-1-abc123").mkdir(parents=True)  # a Pusher killed during its copy
+    (serving / "cifar10" / ".staging-1-abc123" / "variables").mkdir()
+    assert publish_version(_fake_saved_model(str(tmp_path / "m")), str(serving), "cifar10")[0] == 1
+    assert sorted(os.listdir(serving / "cifar10")) == ["1"]
 
 
 @pytest.mark.parametrize("name", ['cifar"x', "", "../up", "a b", "-dash"])
@@ -304,6 +340,7 @@ def test_second_run_on_a_busy_root_is_refused_at_once(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == EXIT_BAD_INPUT
     assert f"pipeline root {tmp_path / 'root'} is in use by pid {os.getpid()}" in err
+    assert sorted(os.listdir(tmp_path / "root")) == [".run.lock"], "a refused run writes no log"
     with exclusive_root(str(tmp_path / "root")):  # free again once the holder is done
         pass
 

@@ -8,7 +8,9 @@ the same Debian release). Then, as a Kubeflow cluster would:
 * the spec is compiled by the image's own ``cifar-tfx`` (the code that will run the tasks);
 * every task runs in the image (``kfp_launcher.ImageTasks``): its own command and arguments, an
   ``ExecutorInput`` as the KFP launcher builds it, the PVCs of the platform spec bound where the
-  spec mounts them, as the image's non-root user;
+  spec mounts them, as the image's non-root user, with the pipeline root in MinIO
+  (``minio://mlpipeline/v2/artifacts``, the default install's) and artifacts moved between the
+  store and ``/minio`` as the launcher moves them;
 * the pushed version is loaded and queried inside the image.
 
 Needs root, buildah and mmdebstrap (``.ci/run`` installs them); skips saying so otherwise.
@@ -30,6 +32,7 @@ pytestmark = pytest.mark.slow
 
 BUILD_ENV = {"STORAGE_DRIVER": "vfs", "BUILDAH_ISOLATION": "chroot"}
 DATA_CLAIM, SERVING_CLAIM = "cifar-data", "tf-serving"
+PIPELINE_ROOT = "minio://mlpipeline/v2/artifacts"  # the open-source install's default (root_dag.go)
 
 
 def _missing_tools() -> str:
@@ -103,7 +106,7 @@ def test_the_compiled_kfp_spec_runs_every_task_inside_the_image(image_tasks, tmp
     _as_image_user(tasks, spec_folder)
     compiled = tasks.run_command(
         ["cifar-tfx", "kubeflow", "compile", "--image", "localhost/cifar-tfx:test", "--pipeline-root",
-         "gs://bucket/root", "--data", f"{data_mount}/synth", "--data-pvc", f"{DATA_CLAIM}:{data_mount}",
+         PIPELINE_ROOT, "--data", f"{data_mount}/synth", "--data-pvc", f"{DATA_CLAIM}:{data_mount}",
          "--serving-dir", models_mount, "--serving-pvc", f"{SERVING_CLAIM}:{models_mount}", "--profile", "demo",
          "--gpus", "1", "--allow-cpu-fallback", "--output", "/spec/pipeline.yaml"],
         binds=[f"{spec_folder}:/spec"])
@@ -118,12 +121,14 @@ def test_the_compiled_kfp_spec_runs_every_task_inside_the_image(image_tasks, tmp
     from cifar_tfx.data.synth import write_dataset
 
     write_dataset(str(volumes[DATA_CLAIM] / "synth"), train=500, test=100, seed=11)
-    root = tmp_path / "root"  # what the launcher maps the pipeline root to inside each pod
-    root.mkdir()
-    _as_image_user(tasks, root, volumes[SERVING_CLAIM], volumes[DATA_CLAIM])
-    outputs = run_pipeline_spec(spec_path, str(root), {"epochs": 2.0, "min_accuracy": 0.0},
-                                log_dir=str(tmp_path), tasks_run_by=tasks)
+    _as_image_user(tasks, volumes[SERVING_CLAIM], volumes[DATA_CLAIM])
+    store = tmp_path / "minio"  # the default install's MinIO; each task sees only what the launcher moves
+    outputs = run_pipeline_spec(spec_path, PIPELINE_ROOT, {"epochs": 2.0, "min_accuracy": 0.0},
+                                log_dir=str(tmp_path), tasks_run_by=tasks, object_store=str(store))
     assert set(outputs) == set(spec["root"]["dag"]["tasks"])
+    model_uri = outputs["Trainer"]["model"]["artifacts"][0]["uri"]
+    assert model_uri.startswith(PIPELINE_ROOT + "/Trainer/"), "recorded under the bucket, not a pod's path"
+    assert (store / model_uri[len("minio://"):] / "Format-Serving" / "saved_model.pb").exists(), "uploaded"
     pushed = outputs["Pusher"]["pushed_model"]["artifacts"][0]["metadata"]
     assert pushed["pushed"] == 1 and pushed["pushed_destination"] == f"{models_mount}/cifar10/1"
     trainer_log = (tmp_path / "Trainer.log").read_text()

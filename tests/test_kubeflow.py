@@ -22,7 +22,8 @@ from kfp.pipeline_spec import pipeline_spec_pb2  # noqa: E402
 
 from cifar_tfx.data.datasets import CIFAR10  # noqa: E402
 from cifar_tfx.kubeflow.compiler import (  # noqa: E402
-    DATA_PATH_PARAMETER, KubeflowTarget, VolumeMount, compile_pipeline)
+    DATA_PATH_PARAMETER, TASK_ENTRYPOINT, KubeflowTarget, SecretEnv, SecretVolume, VolumeMount, compile_pipeline,
+    parse_secret_env, parse_secret_volume)
 from cifar_tfx.trainer.hparams import FULL, HParams, with_overrides  # noqa: E402
 
 COMPONENTS = {"CifarExampleGen", "StatisticsGen", "SchemaGen", "PinSchema", "ExampleValidator", "AnomalyGate",
@@ -32,7 +33,8 @@ BEAM_COMPONENTS = {"CifarExampleGen", "StatisticsGen", "Transform", "Evaluator"}
 
 def _compile(tmp_path_factory, **fields):
     out = tmp_path_factory.mktemp("kfp") / "pipeline.yaml"
-    target = KubeflowTarget(image="registry.example/cifar-tfx:1", pipeline_root="gs://bucket/root", **fields)
+    fields.setdefault("pipeline_root", "gs://bucket/root")
+    target = KubeflowTarget(image="registry.example/cifar-tfx:1", **fields)
     compile_pipeline(target, CIFAR10, FULL, str(out))
     documents = [d for d in yaml.safe_load_all(out.read_text()) if d]
     return documents
@@ -74,7 +76,7 @@ def test_parameters_are_constants_or_root_inputs_with_defaults(docs_name, reques
     root_inputs = spec.root.input_definitions.parameters
     kinds = {name: pipeline_spec_pb2.ParameterType.ParameterTypeEnum.Name(p.parameter_type)
              for name, p in root_inputs.items()}
-    assert kinds == {"data_path": "STRING", "depth": "NUMBER_INTEGER", "batch_size": "NUMBER_INTEGER",
+    assert kinds == {"data_path": "STRING", "data_fingerprint": "STRING", "depth": "NUMBER_INTEGER", "batch_size": "NUMBER_INTEGER",
                      "cutout_size": "NUMBER_INTEGER", "learning_rate": "NUMBER_DOUBLE", "weight_decay": "NUMBER_DOUBLE",
                      "epochs": "NUMBER_DOUBLE", "time_budget_minutes": "NUMBER_DOUBLE",
                      "min_accuracy": "NUMBER_DOUBLE", "max_regression": "NUMBER_DOUBLE",
@@ -96,7 +98,8 @@ def test_parameters_are_constants_or_root_inputs_with_defaults(docs_name, reques
                 used.add((name, parameter.component_input_parameter))
     training = {"depth", "batch_size", "cutout_size", "learning_rate", "weight_decay", "epochs", "time_budget_minutes"}
     gate = {"min_accuracy", "max_regression", "min_class_accuracy"}
-    assert used == {("CifarExampleGen", "data_path")} | {("Trainer", n) for n in training} | \
+    assert used == {("CifarExampleGen", "data_path"), ("CifarExampleGen", "data_fingerprint")} | \
+        {("Trainer", n) for n in training} | \
         {("Evaluator", n) for n in gate}
 
 
@@ -152,6 +155,7 @@ def test_kfp_has_no_resolver_and_every_task_is_a_container(kfp_docs):
     assert set(spec.root.dag.tasks) == COMPONENTS
     for label, executor in _deployment(spec).executors.items():
         assert executor.WhichOneof("spec") == "container", label
+        assert list(executor.container.command) == ["python", "-m", TASK_ENTRYPOINT], label  # minio:// roots
     assert "resolver" not in json.dumps(kfp_docs[0]).lower()
 
 
@@ -159,7 +163,7 @@ def test_kfp_platform_section_mounts_the_volumes_and_selects_gpu_nodes(kfp_docs)
     assert len(kfp_docs) == 2
     platform = json_format.ParseDict(kfp_docs[1], pipeline_spec_pb2.PlatformSpec())  # a Struct per executor
     assert set(platform.platforms["kubernetes"].deployment_spec.executors) == {
-        "CifarExampleGen_executor", "Pusher_executor", "Trainer_executor"}
+        "CifarExampleGen_executor", "Evaluator_executor", "Pusher_executor", "Trainer_executor"}
     executors = json.loads(json.dumps(kfp_docs[1]))["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
     tolerations = {label: struct.pop("tolerations", None) for label, struct in executors.items()}
     configs = {label: json_format.ParseDict(struct, k8s.KubernetesExecutorConfig()) for label, struct in executors.items()}
@@ -168,18 +172,18 @@ def test_kfp_platform_section_mounts_the_volumes_and_selects_gpu_nodes(kfp_docs)
     # the protos of kfp-kubernetes 1.0.0 installed here predate it, so they are checked by name.
     assert {label: t for label, t in tolerations.items() if t} == {
         "Trainer_executor": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]}
-    assert set(configs) == {"CifarExampleGen_executor", "Pusher_executor", "Trainer_executor"}
+    assert set(configs) == {"CifarExampleGen_executor", "Evaluator_executor", "Pusher_executor", "Trainer_executor"}
     assert [(m.constant, m.mount_path) for m in configs["CifarExampleGen_executor"].pvc_mount] == [
         ("cifar-data", "/mnt/data")]
-    assert [(m.constant, m.mount_path) for m in configs["Pusher_executor"].pvc_mount] == [
-        ("tf-serving", "/srv/models")]
+    for label in ("Evaluator_executor", "Pusher_executor"):  # the Evaluator's baseline is served there
+        assert [(m.constant, m.mount_path) for m in configs[label].pvc_mount] == [("tf-serving", "/srv/models")]
     assert dict(configs["Trainer_executor"].node_selector.labels) == {
         "cloud.google.com/gke-accelerator": "nvidia-tesla-t4"}
     spec_labels = set(_deployment(_strict_spec(kfp_docs[0])).executors)
     assert set(configs) <= spec_labels
 
 
-def test_beam_arguments_only_on_beam_components_and_ingestion_never_cached(kfp_docs):
+def test_beam_arguments_only_on_beam_components_and_ingestion_and_push_not_cached_as_compiled(kfp_docs):
     spec = _strict_spec(kfp_docs[0])
     containers = _resources(spec)
     workers = {name: [a for a in c["args"] if a.startswith("--direct_num_workers")] for name, c in containers.items()}
@@ -187,7 +191,8 @@ def test_beam_arguments_only_on_beam_components_and_ingestion_never_cached(kfp_d
     assert {tuple(workers[name]) for name in BEAM_COMPONENTS} == {("--direct_num_workers=2",)}, \
         "one Beam worker per requested CPU, not per core of the node"
     caching = {name: task.caching_options.enable_cache for name, task in spec.root.dag.tasks.items()}
-    assert caching.pop("CifarExampleGen") is False
+    assert caching.pop("CifarExampleGen") is False and caching.pop("Pusher") is False
+    assert caching.pop("Evaluator") is False, "kfp: its baseline is what is served when it runs"
     assert all(caching.values())
 
 
@@ -208,12 +213,23 @@ def test_budget_profile_defaults_to_its_budget(tmp_path):
 
 
 @pytest.mark.parametrize("fields, message", [
-    ({"pipeline_root": "/local/root"}, "object-store URI"),
+    ({"pipeline_root": "/local/root"}, "needs gs://bucket/path or minio://bucket/path or s3://bucket/path"),
+    ({"pipeline_root": "hdfs://nn/root"}, "--target kfp needs gs://"),
+    ({"pipeline_root": "minio://"}, "names no bucket"),
+    ({"pipeline_root": "minio://mlpipeline/v2", "target": "vertex"}, "--target vertex needs gs://bucket/path$"),
+    ({"data_path": "s3://b/cifar.tar.gz"}, "TensorFlow opens only gs://"),
+    ({"serving_dir": "minio://b/models"}, "TensorFlow opens only gs://"),
     ({"data_path": "/mnt/data/x.tar.gz"}, "give the PVC"),
     ({"data_volume": VolumeMount("d", "/mnt/other")}, "not under the volume"),
     ({"target": "vertex", "data_volume": VolumeMount("d", "/mnt/data")}, "only for --target kfp"),
     ({"target": "argo"}, "target must be one of"),
     ({"trainer_gpus": -1}, "trainer_gpus"),
+    ({"gpu_type": "NVIDIA_TESLA_T4"}, "--target kfp requests it as a Kubernetes resource"),
+    ({"gpu_type": "nvidia.com/gpu", "target": "vertex"}, "--target vertex takes one of .*NVIDIA_TESLA_T4"),
+    ({"secret_volumes": (SecretVolume("a", "/k"), SecretVolume("a", "/j"))}, "mounted twice"),
+    ({"secret_env": (SecretEnv("AWS_KEY", "s", "k"), SecretEnv("AWS_KEY", "t", "k"))}, "set twice"),
+    ({"target": "vertex", "secret_env": (SecretEnv("V", "s", "k"),)}, "only for --target kfp"),
+    ({"env": (("1BAD", "x"),)}, "not an environment variable name"),
 ])
 def test_targets_refuse_settings_that_cannot_run(fields, message):
     values = dict(image="i", pipeline_root="gs://b/r", data_path="gs://b/d.tar.gz", serving_dir="gs://b/m")
@@ -267,3 +283,30 @@ def test_no_gpu_no_toleration_and_given_tolerations_replace_the_default(tmp_path
         parse_tolerations([":NoSchedule"])
     with pytest.raises(ValueError, match="effect"):
         parse_tolerations(["a:Sometimes"])
+
+
+def test_secrets_reach_every_task_as_files_and_variables(tmp_path_factory):
+    documents = _compile(tmp_path_factory, target="kfp", data_path="gs://b/d", serving_dir="gs://b/m",
+                         pipeline_root="minio://mlpipeline/v2/artifacts",
+                         secret_volumes=(parse_secret_volume("gcs-key"),),
+                         secret_env=(parse_secret_env("AWS_ACCESS_KEY_ID=mlpipeline-minio-artifact:accesskey"),),
+                         env=(("GOOGLE_APPLICATION_CREDENTIALS", "/var/secrets/gcs-key/key.json"),))
+    for executor in documents[0]["deploymentSpec"]["executors"].values():  # the driver sets container.env
+        assert executor["container"]["env"] == [{"name": "GOOGLE_APPLICATION_CREDENTIALS",
+                                                 "value": "/var/secrets/gcs-key/key.json"}]
+    platform = json_format.ParseDict(documents[1], pipeline_spec_pb2.PlatformSpec())
+    executors = platform.platforms["kubernetes"].deployment_spec.executors
+    assert len(executors) == len(COMPONENTS)
+    for label, struct in executors.items():
+        config = json_format.ParseDict(json_format.MessageToDict(struct), k8s.KubernetesExecutorConfig(),
+                                       ignore_unknown_fields=True)
+        assert [(v.secret_name, v.mount_path) for v in config.secret_as_volume] == [("gcs-key", "/var/secrets/gcs-key")]
+        (env,) = config.secret_as_env
+        assert env.secret_name == "mlpipeline-minio-artifact"
+        assert [(m.secret_key, m.env_var) for m in env.key_to_env] == [("accesskey", "AWS_ACCESS_KEY_ID")]
+    with pytest.raises(ValueError, match="VARIABLE=SECRET:KEY"):
+        parse_secret_env("AWS_ACCESS_KEY_ID=just-a-secret")
+    with pytest.raises(ValueError, match="outside /minio"):  # the launcher's emptyDir is there
+        parse_secret_volume("key:/minio/key")
+    with pytest.raises(ValueError, match="Secret name"):
+        parse_secret_volume("Key_File")

@@ -3,7 +3,9 @@
 Slow (about 6 minutes: ten subprocesses that each import TFX). See ``kfp_launcher.py``.
 """
 
+import json
 import os
+import pathlib
 
 import numpy as np
 import pytest
@@ -54,6 +56,17 @@ def test_compiled_kfp_spec_runs_every_task_and_pushes_a_servable_model(tmp_path)
     assert result["probabilities"].shape == (8, 10)
     np.testing.assert_allclose(result["probabilities"].numpy().sum(axis=1), 1.0, rtol=1e-3)
     assert (models / "models.config").read_text().count("config {") == 1
+
+    # A second run that changes only a gate bound: KFP's cache answers ExampleGen through the Trainer
+    # (tests/test_kfp_cache.py), the Evaluator compares the same model with the version served now
+    # (open-source KFP has no Resolver for the last blessed model), the Pusher publishes version 2.
+    reused = {name: found for name, found in outputs.items() if name not in ("Evaluator", "Pusher")}
+    again = run_pipeline_spec(spec_path, str(root), {"epochs": 2.0, "min_accuracy": 0.0, "max_regression": 0.0},
+                              log_dir=str(tmp_path), cached=reused)
+    gate = json.loads((pathlib.Path(again["Evaluator"]["evaluation"]["artifacts"][0]["uri"]) / "gate.json").read_text())
+    assert gate["baseline_source"] == str(version), "the version served when the Evaluator ran"
+    assert gate["baseline"]["accuracy"] == pytest.approx(gate["candidate"]["accuracy"], abs=1e-6)  # the same model
+    assert gate["blessed"] and again["Pusher"]["pushed_model"]["artifacts"][0]["metadata"]["pushed_version"] == "2"
 
 
 def test_harness_refuses_resolver_tasks(tmp_path):

@@ -10,6 +10,7 @@ pytest.importorskip("kfp")
 from api_standin import KfpStandIn  # noqa: E402
 
 from cifar_tfx.cli import EXIT_BAD_INPUT, EXIT_PIPELINE_FAILED, main  # noqa: E402
+from cifar_tfx.cli_common import EXIT_NOT_PUSHED, EXIT_RUN_UNFOLLOWED  # noqa: E402
 from cifar_tfx.kubeflow import submit  # noqa: E402
 
 
@@ -66,19 +67,44 @@ def test_no_cache_turns_caching_off_for_every_task(compiled):
     assert all(task["cachingOptions"].get("enableCache", False) is False for task in tasks.values())
 
 
-def test_wait_reports_states_and_a_failed_run_exits_3(compiled, capsys):
-    with KfpStandIn(["PENDING", "RUNNING", "FAILED"]) as server:
+def test_wait_reports_states_and_a_failed_run_exits_3_naming_the_failed_task(compiled, capsys):
+    with KfpStandIn(["PENDING", "RUNNING", "FAILED"], failed_task="Trainer") as server:
         code = _submit(compiled["kfp"], server.url, "--wait")
     assert code == EXIT_PIPELINE_FAILED
     captured = capsys.readouterr()
     assert "run state: RUNNING" in captured.err and "run state: FAILED" in captured.err
-    assert "run run-42 finished: FAILED" in captured.out
+    assert "run run-42 finished: FAILED; failed task: Trainer" in captured.out
 
 
-def test_wait_succeeds_with_exit_0(compiled, capsys):
-    with KfpStandIn(["RUNNING", "SUCCEEDED"]) as server:
+def test_wait_exits_0_only_when_the_model_was_pushed(compiled, capsys):
+    with KfpStandIn(["RUNNING", "SUCCEEDED"], pushed=1) as server:
         assert _submit(compiled["kfp"], server.url, "--wait") == 0
-    assert "finished: SUCCEEDED" in capsys.readouterr().out
+    assert "finished: SUCCEEDED; pushed: version 3 to /mnt/models/cifar10/3" in capsys.readouterr().out
+    # The outcome was read as KFP's UI reads it: gRPC-Web to ML Metadata, for the Pusher's output artifact.
+    (asked,) = server.bodies("POST", "/ml_metadata.MetadataStoreService/GetArtifactsByID")
+    assert asked[0] == 0 and int.from_bytes(asked[1:5], "big") == len(asked) - 5
+
+
+def test_a_run_that_succeeded_without_pushing_exits_4(compiled, capsys):
+    with KfpStandIn(["SUCCEEDED"], pushed=0) as server:
+        assert _submit(compiled["kfp"], server.url, "--wait") == EXIT_NOT_PUSHED
+    assert "finished: SUCCEEDED; not pushed: the Evaluator did not bless the model" in capsys.readouterr().out
+
+
+def test_an_outcome_that_cannot_be_read_is_not_called_a_success(compiled, capsys):
+    with KfpStandIn(["SUCCEEDED"], serve_metadata=False) as server:  # --host is the API server, not the UI
+        assert _submit(compiled["kfp"], server.url, "--wait") == EXIT_RUN_UNFOLLOWED
+    out = capsys.readouterr().out
+    assert "whether the model was pushed is unknown" in out and "HTTP 404" in out
+
+
+def test_a_connection_lost_while_waiting_is_its_own_line_and_exit_code(compiled, capsys):
+    with KfpStandIn(["RUNNING"], answer_gets=1) as server:
+        code = _submit(compiled["kfp"], server.url, "--wait")
+    err = capsys.readouterr().err
+    assert code == EXIT_RUN_UNFOLLOWED
+    assert err.count("error:") == 1 and "lost the connection while waiting" in err
+    assert f"the run goes on: follow it at {server.url}/#/runs/details/run-42" in err
 
 
 def test_unreachable_host_is_one_error_line(compiled, capsys):
@@ -100,7 +126,7 @@ def test_server_refusal_is_reported(compiled, capsys):
 
 
 @pytest.mark.parametrize("param, message", [
-    ("epoch=3", "no parameter 'epoch'; it has: batch_size, cutout_size, data_path, depth, epochs"),
+    ("epoch=3", "no parameter 'epoch'; it has: batch_size, cutout_size, data_fingerprint, data_path, depth, epochs"),
     ("epochs=many", "--param epochs"),
     ("epochs=nan", "not a finite number"),
     ("epochs", "must be NAME=VALUE"),
@@ -115,7 +141,7 @@ def test_bad_parameters_fail_before_anything_is_sent(compiled, capsys, param, me
 def test_wait_times_out_with_injected_clock():
     now = [0.0]
     states = iter(["RUNNING"] * 100)
-    with pytest.raises(submit.SubmitError, match="still RUNNING"):
+    with pytest.raises(submit.LostRun, match="still RUNNING"):
         submit.wait_for_run(lambda: next(states), submit.KFP_FINAL_STATES, timeout_seconds=60, poll_seconds=15,
                             clock=lambda: now[0], sleep=lambda s: now.__setitem__(0, now[0] + s),
                             stream=open("/dev/null", "w"))
@@ -137,7 +163,9 @@ def test_vertex_job_carries_spec_parameters_and_root(compiled, monkeypatch):
                                         credentials=AnonymousCredentials())
         state = submit.wait_for_run(lambda: submit.vertex_run_state(job), submit.VERTEX_FINAL_STATES, 10,
                                     poll_seconds=0.01, stream=open("/dev/null", "w"))
+        outcome = submit.vertex_run_outcome(job, ["Trainer", "Pusher"])
     assert state == "PIPELINE_STATE_SUCCEEDED"
+    assert outcome.pushed is True and outcome.pushed_version == "3" and outcome.failed_tasks == ()
     created = [r for r in server.requests if r["method"] == "POST"][0]
     assert created["path"] == "/v1/projects/proj/locations/us-central1/pipelineJobs"
     body = created["body"]

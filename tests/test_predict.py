@@ -10,6 +10,7 @@ import base64
 import http.server
 import io
 import json
+import re
 import socket
 import tarfile
 import threading
@@ -22,7 +23,8 @@ import pytest
 tf = pytest.importorskip("tensorflow")
 
 import grpc  # noqa: E402
-from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc  # noqa: E402
+from tensorflow_serving.apis import (get_model_status_pb2, model_service_pb2_grpc, predict_pb2,  # noqa: E402
+                                    prediction_service_pb2_grpc)
 
 from cifar_tfx.cli import main  # noqa: E402
 from cifar_tfx.example_format import encode_png, serialize_batch  # noqa: E402
@@ -98,6 +100,18 @@ def test_saved_model_top1_equals_the_evaluators_signature(saved_model, sample_pn
     assert [row["file"] for row in rows] == paths
 
 
+def test_a_saved_model_with_truncated_variables_is_one_error_line(saved_model, sample_pngs, tmp_path, capsys):
+    import shutil
+
+    damaged = tmp_path / "damaged"
+    shutil.copytree(saved_model, damaged)
+    (data,) = (damaged / "variables").glob("variables.data-*")
+    data.write_bytes(data.read_bytes()[: data.stat().st_size // 3])  # a copy cut short (disk full, killed)
+    assert main(["predict", sample_pngs[0][0], "--saved-model", str(damaged)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "is not a loadable SavedModel" in err
+
+
 def test_wrong_size_image_is_refused_or_resized(tmp_path):
     path = tmp_path / "big.png"
     path.write_bytes(encode_png(np.zeros((64, 48, 3), np.uint8)))
@@ -116,20 +130,59 @@ def test_wrong_size_image_is_refused_or_resized(tmp_path):
 
 
 class _Rest(http.server.BaseHTTPRequestHandler):
+    """TF Serving's REST API (http_rest_api_handler.cc): predict and model status, by version or label.
+
+    ``answer`` bends the predict answer as a faulty or foreign server would."""
+
     delay = 0.0
     seen = []
+    answer = "right"  # right, short (one row less), nan, unnormalised, foreign (other class names), huge, dribble
+    PATHS = ("/v1/models/cifar10", "/v1/models/cifar10/versions/2", "/v1/models/cifar10/labels/stable")
+
+    def do_GET(self):  # noqa: N802 - model status
+        if self.path not in self.PATHS:
+            return self._reply(404, {"error": "Servable not found for request: Latest(nope)"})
+        versions = [{"version": "2", "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}},
+                    {"version": "3", "state": "END",
+                     "status": {"error_code": "NOT_FOUND", "error_message": "Could not find base path"}}]
+        return self._reply(200, {"model_version_status": versions if self.path == self.PATHS[0] else versions[:1]})
 
     def do_POST(self):  # noqa: N802
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         type(self).seen.append((self.path, body))
         time.sleep(self.delay)
-        if self.path not in ("/v1/models/cifar10:predict", "/v1/models/cifar10/versions/2:predict"):
+        if self.path not in tuple(path + ":predict" for path in self.PATHS):
             return self._reply(404, {"error": "Servable not found for request: Latest(nope)"})
         if body.get("signature_name") != "serving_images" or not body.get("instances"):
             return self._reply(400, {"error": "bad request body"})
         rows = [{"probabilities": [0.05] * 9 + [0.55], "class_id": 9, "class_name": "truck"}
                 for _ in body["instances"]]
+        if self.answer == "short":
+            rows = rows[:-1]
+        elif self.answer == "nan":
+            rows[0]["probabilities"][0] = float("nan")
+        elif self.answer == "unnormalised":
+            rows[0]["probabilities"] = [0.5] * 10
+        elif self.answer == "foreign":
+            rows[0]["class_name"] = "sneaker"
+        elif self.answer == "huge":
+            rows[0]["padding"] = "x" * 3_000_000
+        elif self.answer == "dribble":
+            return self._dribble(json.dumps({"predictions": rows}).encode())
         return self._reply(200, {"predictions": rows})
+
+    def _dribble(self, data):
+        """Headers at once, then the body a byte every 0.1 s: each read is quick, the whole is not."""
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        try:
+            for byte in data:
+                self.wfile.write(bytes([byte]))
+                self.wfile.flush()
+                time.sleep(0.1)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
 
     def _reply(self, code, payload):
         data = json.dumps(payload).encode()
@@ -147,7 +200,7 @@ class _Rest(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture
 def rest_server():
-    handler = type("Handler", (_Rest,), {"seen": [], "delay": 0.0})
+    handler = type("Handler", (_Rest,), {"seen": [], "delay": 0.0, "answer": "right"})
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield handler, f"http://127.0.0.1:{server.server_address[1]}"
@@ -196,22 +249,86 @@ def test_rest_timeout(rest_server, sample_pngs):
         client.predict_rest(url, "cifar10", load_images(sample_pngs[0][:1]), NAMES, timeout=0.5)
 
 
+@pytest.mark.parametrize("answer, message", [
+    ("short", "answered 2 predictions for 3 images"),
+    ("nan", "probabilities that are not a distribution for image 1"),
+    ("unnormalised", r"not a distribution for image 1 \(sum 5;"),
+    ("foreign", "named class 'sneaker' where this client's classes say 'truck'"),
+    ("huge", "answered more than 1,048,000 bytes; refused unread"),
+])
+def test_rest_answers_that_do_not_fit_the_request_are_refused(rest_server, sample_pngs, capsys, answer, message):
+    handler, url = rest_server
+    handler.answer = answer
+    assert main(["predict", *sample_pngs[0][:3], "--server", url]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.count("\n") == 1
+    assert re.search(message, captured.err), captured.err
+
+
+def test_rest_timeout_bounds_the_whole_answer(rest_server, sample_pngs):
+    handler, url = rest_server
+    handler.answer = "dribble"  # every read succeeds within the timeout; the body takes ~20 s
+    started = time.monotonic()
+    with pytest.raises(client.PredictError, match="within 1 s \\(the whole request\\)"):
+        client.predict_rest(url, "cifar10", load_images(sample_pngs[0][:1]), NAMES, timeout=1.0)
+    assert time.monotonic() - started < 3
+
+
+def test_rest_by_label_and_model_names_quoted(rest_server, sample_pngs, capsys):
+    handler, url = rest_server
+    assert main(["predict", sample_pngs[0][0], "--server", url, "--label", "stable"]) == 0
+    assert handler.seen[-1][0] == "/v1/models/cifar10/labels/stable:predict"
+    assert client.rest_url(url, "a b/c", label="x y").endswith("/v1/models/a%20b%2Fc/labels/x%20y:predict")
+    assert main(["predict", sample_pngs[0][0], "--server", url, "--label", "stable", "--version", "2"]) == 2
+
+
+def test_serving_status_over_rest(rest_server, capsys):
+    _, url = rest_server
+    assert main(["serving", "status", "--server", url]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "cifar10 version 2: AVAILABLE", "cifar10 version 3: END (NOT_FOUND: Could not find base path)"]
+    assert main(["serving", "status", "--server", url, "--label", "stable"]) == 0
+    assert capsys.readouterr().out.splitlines() == ["cifar10 version 2: AVAILABLE"]
+    assert main(["serving", "status", "--server", url, "--model", "nope"]) == 2
+    assert "model 'nope' not found" in capsys.readouterr().err
+
+
 # --- gRPC against a stand-in server --------------------------------------------------------
 
 
-class _Predictor(prediction_service_pb2_grpc.PredictionServiceServicer):
+class _Predictor(prediction_service_pb2_grpc.PredictionServiceServicer, model_service_pb2_grpc.ModelServiceServicer):
+    """PredictionService.Predict and ModelService.GetModelStatus as TF Serving answers them."""
+
     delay = 0.0
+    answer = "right"  # right, short, nan, huge
+
+    def __init__(self):
+        self.specs = []
 
     def Predict(self, request, context):  # noqa: N802
         time.sleep(self.delay)
+        self.specs.append(request.model_spec)
         if request.model_spec.name != "cifar10":
             context.abort(grpc.StatusCode.NOT_FOUND, f"Servable not found for request: Latest({request.model_spec.name})")
         if request.model_spec.signature_name != "serving_images" or "images" not in request.inputs:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "input 'images' missing")
         count = tf.make_ndarray(request.inputs["images"]).shape[0]
         response = predict_pb2.PredictResponse()
-        probabilities = np.tile(np.array([[0.5] + [0.5 / 9] * 9], np.float32), (count, 1))
+        rows = count - 1 if self.answer == "short" else count
+        probabilities = np.tile(np.array([[0.5] + [0.5 / 9] * 9], np.float32), (rows, 1))
+        if self.answer == "nan":
+            probabilities[0, 3] = np.nan
+        if self.answer == "huge":
+            response.outputs["padding"].CopyFrom(tf.make_tensor_proto(np.zeros(2_000_000, np.float32)))
         response.outputs["probabilities"].CopyFrom(tf.make_tensor_proto(probabilities))
+        response.outputs["class_name"].CopyFrom(tf.make_tensor_proto(np.array([b"airplane"] * rows)))
+        return response
+
+    def GetModelStatus(self, request, context):  # noqa: N802
+        if request.model_spec.name != "cifar10":
+            context.abort(grpc.StatusCode.NOT_FOUND, "Could not find any versions of model nope")
+        response = get_model_status_pb2.GetModelStatusResponse()
+        response.model_version_status.add(version=2, state=get_model_status_pb2.ModelVersionStatus.AVAILABLE)
         return response
 
 
@@ -220,6 +337,7 @@ def grpc_server():
     servicer = _Predictor()
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(servicer, server)
+    model_service_pb2_grpc.add_ModelServiceServicer_to_server(servicer, server)
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
     yield servicer, f"127.0.0.1:{port}"
@@ -262,3 +380,26 @@ def test_grpc_timeout(grpc_server, sample_pngs):
     servicer.delay = 2.0
     with pytest.raises(client.PredictError, match="no answer from .* within 0.5 s"):
         client.predict_grpc(target, "cifar10", load_images(sample_pngs[0][:1]), NAMES, timeout=0.5)
+
+
+@pytest.mark.parametrize("answer, message", [
+    ("short", "answered 1 predictions for 2 images"),
+    ("nan", "probabilities that are not a distribution for image 1"),
+    ("huge", "answered more than 1,032,000 bytes; refused"),
+])
+def test_grpc_answers_that_do_not_fit_the_request_are_refused(grpc_server, sample_pngs, capsys, answer, message):
+    servicer, target = grpc_server
+    servicer.answer = answer
+    assert main(["predict", *sample_pngs[0][:2], "--grpc", target]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.count("\n") == 1 and message in captured.err, captured.err
+
+
+def test_grpc_by_label_and_status(grpc_server, sample_pngs, capsys):
+    servicer, target = grpc_server
+    assert main(["predict", sample_pngs[0][0], "--grpc", target, "--label", "stable"]) == 0
+    assert servicer.specs[-1].version_label == "stable" and not servicer.specs[-1].HasField("version")
+    capsys.readouterr()
+    assert main(["serving", "status", "--grpc", target]) == 0
+    assert capsys.readouterr().out.strip() == "cifar10 version 2: AVAILABLE"
+    assert main(["serving", "status", "--grpc", target, "--model", "nope"]) == 2

@@ -83,7 +83,7 @@ def test_object_store_push_writes_saved_model_pb_last(tmp_path, monkeypatch):
     real_copy = storage._copy_file
     monkeypatch.setattr(storage, "_copy_file", lambda source, target: (written.append(target),
                                                                        real_copy(source, target)))
-    assert publish_version(str(tmp_path / "model"), "ram://serving", "cifar10") == (1, "ram://serving/cifar10/1")
+    assert publish_version(str(tmp_path / "model"), "ram://serving", "cifar10") == (1, "ram://serving/cifar10/1", "")
     assert written[-1] == "ram://serving/cifar10/1/saved_model.pb"
     assert sorted(written) == sorted(f"ram://serving/cifar10/1/{name}" for name in files)
     for name, payload in files.items():
@@ -100,7 +100,7 @@ def test_local_push_renames_a_whole_folder_into_place(tmp_path, monkeypatch):
     renames = []
     real_rename = os.rename
     monkeypatch.setattr(serving_pusher.os, "rename", lambda a, b: (renames.append((a, b)), real_rename(a, b)))
-    version, path = serving_pusher.publish_version(str(tmp_path / "model"), str(tmp_path / "serving"), "cifar10")
+    version, path, _ = serving_pusher.publish_version(str(tmp_path / "model"), str(tmp_path / "serving"), "cifar10")
     assert (version, path) == (1, str(tmp_path / "serving" / "cifar10" / "1"))
     [(staging, target)] = renames
     assert os.path.basename(staging).startswith(".staging-1-") and target == path

@@ -95,6 +95,10 @@ def test_resume_after_crash_continues_from_checkpoint(splits, tmp_path):
     assert "resuming from" in log
     assert len(result.learning_rates) == 8
     assert result.learning_rates == pytest.approx([0.01] * 4 + [0.001] * 4)
+    # Once more: the checkpoint is past the last step, nothing trains, and no rate of 0 img/s is claimed.
+    _, again, log = _train(splits, tmp_path, hparams)
+    assert again.resumed_from_step == again.steps_done == 16 and again.images_per_second is None
+    assert "training had finished at step 16 (resumed from its checkpoint)" in log and "0 img/s" not in log
 
 
 def test_budget_resume_counts_time_already_spent(splits, tmp_path):

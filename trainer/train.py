@@ -37,7 +37,7 @@ class TrainResult:
     steps_done: int                 # optimizer steps in total, earlier attempts included
     resumed_from_step: int          # 0 for a fresh run
     elapsed_seconds: float          # training time, earlier attempts included
-    images_per_second: float        # this attempt's training throughput
+    images_per_second: Optional[float]  # this attempt's training throughput; None if it trained no step
     learning_rates: List[float]     # per step of this attempt
     history: Dict[str, List[float]] = dataclasses.field(default_factory=dict)  # per epoch
     eval_accuracy: float = float("nan")
@@ -245,14 +245,19 @@ def train_model(*, train_files: Sequence[str], eval_files: Sequence[str], tft_ou
     seconds = clock() - started
     result = TrainResult(runtime=runtime, steps_done=steps_done, resumed_from_step=start_step,
                          elapsed_seconds=run_clock.elapsed(),
-                         images_per_second=(steps_done - start_step) * hparams.batch_size / seconds if seconds > 0 else 0.0,
+                         images_per_second=(steps_done - start_step) * hparams.batch_size / seconds
+                         if seconds > 0 and steps_done > start_step else None,
                          learning_rates=controller.rates, history=history, hparams=hparams,
                          depth_choice=depth_choice)
     eval_ds = make_dataset(eval_files, tft_output, hparams.batch_size, False, hparams)
     result.eval_loss, result.eval_accuracy, result.confusion = evaluate(model, eval_ds, dataset.num_classes,
                                                                         hparams.test_time_flip)
-    stream.write(f"trained {steps_done} steps in {result.elapsed_seconds:.0f} s "
-                 f"({result.images_per_second:,.0f} img/s); eval accuracy {result.eval_accuracy:.4f}\n")
+    if result.images_per_second is None:  # resumed from a checkpoint written after the last step
+        stream.write(f"training had finished at step {steps_done} (resumed from its checkpoint); "
+                     f"eval accuracy {result.eval_accuracy:.4f}\n")
+    else:
+        stream.write(f"trained {steps_done} steps in {result.elapsed_seconds:.0f} s "
+                     f"({result.images_per_second:,.0f} img/s); eval accuracy {result.eval_accuracy:.4f}\n")
     if writer is not None:
         writer.flush()
     return model, result

@@ -20,11 +20,13 @@ class Outcome:
     path: Optional[str] = None
     failures: Sequence[str] = ()
     trained: Optional[str] = None   # which network trained, and why (see :func:`training_summary`)
+    serving_note: str = ""          # the Pusher's note: what TF Serving serves when not this version
 
     def line(self, model_name: str) -> str:
         accuracy = "n/a" if self.accuracy is None else f"{self.accuracy:.4f}"
         if self.pushed:
-            return f"pushed: {model_name} version {self.version} -> {self.path} (test accuracy {accuracy})"
+            note = f"; {self.serving_note}" if self.serving_note else ""
+            return f"pushed: {model_name} version {self.version} -> {self.path} (test accuracy {accuracy}){note}"
         reasons = "; ".join(self.failures) or "the Evaluator did not bless the model"
         return f"not pushed: {reasons} (test accuracy {accuracy}); the serving directory is unchanged"
 
@@ -41,8 +43,10 @@ def training_summary(model_run_uri: str) -> Optional[str]:
     if not report:
         return None
     depth = report.get("hparams", {}).get("depth")
+    rate = report.get("images_per_second")
+    speed = f"{rate:,.0f} img/s" if rate else "resumed after training had finished"
     line = (f"trained ResNet-{depth}: {report.get('steps', 0):,} steps in "
-            f"{report.get('elapsed_seconds', 0) / 60:.1f} min, {report.get('images_per_second', 0):,.0f} img/s")
+            f"{report.get('elapsed_seconds', 0) / 60:.1f} min, {speed}")
     choice = report.get("depth_choice")
     if choice:
         line += f"; the budget chose it ({choice['reason']})"
@@ -73,7 +77,8 @@ def read_outcome(produced: Sequence[ProducedArtifact]) -> Outcome:
             "); --no-cache trains again",), trained=trained)
     if pushed is not None and pushed.properties.get("pushed") == 1:
         return Outcome(True, accuracy, str(pushed.properties.get("pushed_version")),
-                       str(pushed.properties.get("pushed_destination")), trained=trained)
+                       str(pushed.properties.get("pushed_destination")), trained=trained,
+                       serving_note=str(pushed.properties.get("serving_note") or ""))
     failures = list(gate[3].failures) if gate else []
     check = pushed.properties.get("serving_check") if pushed is not None else None
     if check and check != "passed":

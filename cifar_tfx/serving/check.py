@@ -1,80 +1,186 @@
-"""Check that a SavedModel can be served, the way TFX's InfraValidator would, without Docker.
+"""Check that a SavedModel can be served, the way TFX's InfraValidator would, without a server.
 
 ``python -m cifar_tfx.serving.check EXPORT_DIR --classes a,b,c [--max-latency-ms N]`` loads the
-model in a fresh process, replays its TF Serving warm-up requests
-(``assets.extra/tf_serving_warmup_requests``) through the signatures they name, and
-prints one JSON object: ``{"ok": bool, "reason": str, "latency_ms": {...}}``. It refuses a
-model that does not load, lacks a signature or the warm-up file, answers with the wrong
-shape, probabilities that do not sum to 1 or class names that are not the dataset's,
-or whose slowest warm request exceeds the latency bound. The Pusher runs it before
-publishing a version (``run_check``), so the serving folder never gets such a model.
+model in a fresh process and replays its TF Serving warm-up requests
+(``assets.extra/tf_serving_warmup_requests``) as TF Serving would receive them, and prints one
+JSON object: ``{"ok": bool, "reason": str, "latency_ms": {...}, "checked": [...]}``. It follows
+TF Serving's own rules, each from tensorflow/serving's source:
+
+* the model loads under the ``serve`` tag (``saved_model_tags``' default, model_servers/server.cc);
+* the warm-up file holds at most 1,000 records, else the version does not load
+  (``WarmupConsts::kMaxNumRecords``, servables/tensorflow/saved_model_warmup_util.h), and every
+  record is a ``predict_log`` (the only kind replayed here: another kind is refused by name);
+* each request runs as the gRPC API receives it (the ``PredictRequest`` parsed from its wire
+  bytes) and as the REST API receives it (the JSON body a client sends, ``instances`` with
+  binary strings as ``{"b64": ...}``, decoded by the rules of util/json_tensor.cc), and both
+  answers agree;
+* the answer, encoded as REST JSON, is one the project's client accepts (``checked_predictions``:
+  one row per input, finite probabilities summing to 1, class names of the dataset), with the right
+  shape, and the slowest warm request stays under the latency bound.
+
+TF Serving itself is not run (there is no ``tensorflow_model_server`` here): ``checked`` lists
+what was. The Pusher runs the check before publishing (``run_check``), so the serving folder never
+gets a model that fails it.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import os
 import subprocess
 import sys
 import time
-from typing import Dict, List, Sequence
+from typing import Dict, List, Mapping, Sequence
+
 from cifar_tfx.model_contract import EXAMPLES_SIGNATURE, IMAGES_SIGNATURE, WARMUP_PATH
 
 SIGNATURES = (EXAMPLES_SIGNATURE, IMAGES_SIGNATURE)
+SERVE_TAG = "serve"
+MAX_WARMUP_RECORDS = 1000
+NOT_RUN = "TF Serving itself not run (no tensorflow_model_server here)"
+
+
+class Refused(Exception):
+    """The model would not be served as meant; the message says why."""
+
+
+def rest_body(signature: str, inputs: Mapping[str, "np.ndarray"]) -> str:  # noqa: F821
+    """The REST predict body a client sends for ``inputs`` (row format; bytes as ``{"b64": ...}``)."""
+    names = sorted(inputs)
+    batch = len(inputs[names[0]])
+
+    def value(item):
+        return {"b64": base64.b64encode(item).decode("ascii")} if isinstance(item, bytes) else item.tolist()
+
+    rows = [value(inputs[names[0]][i]) if len(names) == 1 else {n: value(inputs[n][i]) for n in names}
+            for i in range(batch)]
+    return json.dumps({"signature_name": signature, "instances": rows})
+
+
+def decode_rest_body(text: str, input_names: Sequence[str]) -> Dict[str, list]:
+    """The inputs TF Serving's REST API makes of a row-format body (json_tensor.cc): one input's values
+    are the instances themselves, several inputs' are objects keyed by input name; an object whose only
+    key is ``b64`` is a base64 binary string."""
+    def decoded(item):
+        if isinstance(item, dict) and set(item) == {"b64"}:
+            return base64.b64decode(item["b64"], validate=True)
+        return item
+
+    rows = json.loads(text)["instances"]
+    if len(input_names) == 1:
+        return {input_names[0]: [decoded(row) for row in rows]}
+    return {name: [decoded(row[name]) for row in rows] for name in input_names}
+
+
+def rest_answer(outputs: Mapping[str, "np.ndarray"]) -> str:  # noqa: F821
+    """The REST predict answer (row format) TF Serving writes for ``outputs``; strings as UTF-8."""
+    batch = len(next(iter(outputs.values())))
+
+    def value(item):
+        if isinstance(item, bytes):
+            return item.decode("utf-8")
+        return item.tolist() if hasattr(item, "tolist") else item
+
+    return json.dumps({"predictions": [{name: value(array[i]) for name, array in outputs.items()}
+                                       for i in range(batch)]})
 
 
 def check_saved_model(export_dir: str, class_names: Sequence[str], max_latency_ms: float) -> Dict[str, object]:
     """Load ``export_dir`` here and replay its warm-up requests; return the verdict as a dict."""
-    import numpy as np
-    import tensorflow as tf
-    from tensorflow_serving.apis import prediction_log_pb2
+    latencies: Dict[str, List[float]] = {}
+    checked: List[str] = []
+    try:
+        _replay(export_dir, class_names, max_latency_ms, latencies, checked)
+    except Refused as err:
+        return {"ok": False, "reason": str(err), "latency_ms": latencies, "checked": checked + [NOT_RUN]}
+    return {"ok": True, "reason": "", "latency_ms": latencies, "checked": checked + [NOT_RUN]}
 
-    def refused(reason: str, latencies=None) -> Dict[str, object]:
-        return {"ok": False, "reason": reason, "latency_ms": latencies or {}}
+
+def _replay(export_dir: str, class_names: Sequence[str], max_latency_ms: float,
+            latencies: Dict[str, List[float]], checked: List[str]) -> None:
+    """The check itself; raises :class:`Refused` at the first rule broken, recording what it checked."""
+    import tensorflow as tf
+    from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
 
     try:
-        loaded = tf.saved_model.load(export_dir)
-    except (OSError, ValueError, tf.errors.OpError) as err:
-        return refused(f"the SavedModel does not load: {str(err).splitlines()[0]}")
+        loaded = tf.saved_model.load(export_dir, tags=[SERVE_TAG])
+    except (OSError, ValueError, IndexError, RuntimeError, tf.errors.OpError) as err:  # IndexError: truncated
+        raise Refused(f"the SavedModel does not load under the {SERVE_TAG!r} tag TF Serving asks for: "
+                      f"{str(err).splitlines()[0]}") from err
     missing = [name for name in SIGNATURES if name not in loaded.signatures]
     if missing:
-        return refused(f"the SavedModel lacks signature(s) {', '.join(missing)}")
+        raise Refused(f"the SavedModel lacks signature(s) {', '.join(missing)}")
+    checked.append(f"loads under the {SERVE_TAG!r} tag with signatures {', '.join(SIGNATURES)}")
     warmup = os.path.join(export_dir, WARMUP_PATH)
     if not tf.io.gfile.exists(warmup):
-        return refused(f"no warm-up requests at {WARMUP_PATH}")
-    latencies: Dict[str, List[float]] = {}
-    names = set(class_names)
-    for record in tf.data.TFRecordDataset(warmup):
-        request = prediction_log_pb2.PredictionLog.FromString(record.numpy()).predict_log.request
-        signature = request.model_spec.signature_name or EXAMPLES_SIGNATURE
-        inputs = {key: tf.constant(tf.make_ndarray(value)) for key, value in request.inputs.items()}
-        batch = int(next(iter(inputs.values())).shape[0])
-        for attempt in range(2):  # the first call traces; the second is what a warm server does
-            start = time.perf_counter()
-            try:
-                outputs = loaded.signatures[signature](**inputs)
-            except (TypeError, ValueError, tf.errors.OpError) as err:
-                return refused(f"{signature} fails on its warm-up request: {str(err).splitlines()[0]}")
-            elapsed = (time.perf_counter() - start) * 1000
-        latencies.setdefault(f"{signature}[{batch}]", []).append(round(elapsed, 2))
-        probabilities = outputs.get("probabilities")
-        if probabilities is None or tuple(probabilities.shape) != (batch, len(class_names)):
-            shape = None if probabilities is None else tuple(probabilities.shape)
-            return refused(f"{signature} answers probabilities of shape {shape}, expected "
-                           f"({batch}, {len(class_names)})", latencies)
-        if not np.allclose(probabilities.numpy().sum(axis=1), 1.0, atol=1e-3):
-            return refused(f"{signature} answers probabilities that do not sum to 1", latencies)
-        answered = {name.decode() for name in outputs["class_name"].numpy()} if "class_name" in outputs else None
-        if answered is None or not answered <= names:
-            return refused(f"{signature} answers class names {sorted(answered or [])} outside the dataset's",
-                           latencies)
-        if elapsed > max_latency_ms:
-            return refused(f"{signature} took {elapsed:.0f} ms for a warm batch of {batch}, over the "
-                           f"{max_latency_ms:g} ms bound", latencies)
-    if not latencies:
-        return refused("the warm-up file holds no requests")
-    return {"ok": True, "reason": "", "latency_ms": latencies}
+        raise Refused(f"no warm-up requests at {WARMUP_PATH}")
+    records = [record.numpy() for record in tf.data.TFRecordDataset(warmup).take(MAX_WARMUP_RECORDS + 1)]
+    if not records:
+        raise Refused("the warm-up file holds no requests")
+    if len(records) > MAX_WARMUP_RECORDS:
+        raise Refused(f"the warm-up file holds more than {MAX_WARMUP_RECORDS} records: TF Serving refuses to load "
+                      "the version")
+    checked.append(f"{len(records)} warm-up records (TF Serving's limit: {MAX_WARMUP_RECORDS})")
+    for index, record in enumerate(records, start=1):
+        log = prediction_log_pb2.PredictionLog.FromString(record)
+        kind = log.WhichOneof("log_type")
+        if kind != "predict_log":
+            raise Refused(f"warm-up record {index} is a {kind or 'empty log'}; this check replays predict_log only")
+        wire = predict_pb2.PredictRequest.FromString(log.predict_log.request.SerializeToString())
+        signature = wire.model_spec.signature_name or EXAMPLES_SIGNATURE
+        if signature not in loaded.signatures or not wire.inputs:
+            raise Refused(f"warm-up record {index} asks for signature {signature!r} with inputs "
+                          f"{sorted(wire.inputs)}")
+        inputs = {key: tf.make_ndarray(value) for key, value in wire.inputs.items()}
+        grpc_outputs = _timed_call(loaded.signatures[signature], inputs, signature, latencies)
+        rest_inputs = decode_rest_body(rest_body(signature, inputs), sorted(inputs))
+        rest_outputs = _call(loaded.signatures[signature], rest_inputs, signature)
+        _check_answer(signature, grpc_outputs, rest_outputs, class_names, len(next(iter(inputs.values()))))
+        slowest = max(latencies[f"{signature}[{len(next(iter(inputs.values())))}]"])
+        if slowest > max_latency_ms:
+            raise Refused(f"{signature} took {slowest:.0f} ms for a warm batch, over the {max_latency_ms:g} ms bound")
+    checked.append("every request through the gRPC and the REST JSON encodings, with equal answers")
+    checked.append(f"answers the client accepts, warm latency under {max_latency_ms:g} ms")
+
+
+def _call(signature_fn, inputs, name: str) -> Dict[str, "np.ndarray"]:  # noqa: F821
+    import tensorflow as tf
+
+    try:
+        outputs = signature_fn(**{key: tf.constant(value) for key, value in inputs.items()})
+    except (TypeError, ValueError, tf.errors.OpError) as err:
+        raise Refused(f"{name} fails on its warm-up request: {str(err).splitlines()[0]}") from err
+    return {key: value.numpy() for key, value in outputs.items()}
+
+
+def _timed_call(signature_fn, inputs, name: str, latencies: Dict[str, List[float]]):
+    """Two calls (the first traces; the second is what a warm server does); the second is timed."""
+    for _ in range(2):
+        start = time.perf_counter()
+        outputs = _call(signature_fn, inputs, name)
+        elapsed = (time.perf_counter() - start) * 1000
+    latencies.setdefault(f"{name}[{len(next(iter(inputs.values())))}]", []).append(round(elapsed, 2))
+    return outputs
+
+
+def _check_answer(signature: str, grpc_outputs, rest_outputs, class_names: Sequence[str], batch: int) -> None:
+    import numpy as np
+
+    from cifar_tfx.serving.client import PredictError, checked_predictions
+
+    probabilities = grpc_outputs.get("probabilities")
+    if probabilities is None or tuple(probabilities.shape) != (batch, len(class_names)):
+        shape = None if probabilities is None else tuple(probabilities.shape)
+        raise Refused(f"{signature} answers probabilities of shape {shape}, expected ({batch}, {len(class_names)})")
+    if not np.allclose(probabilities, rest_outputs.get("probabilities"), atol=1e-5, equal_nan=True):
+        raise Refused(f"{signature} answers differently over REST JSON than over gRPC")
+    try:
+        rows = json.loads(rest_answer(grpc_outputs))["predictions"]
+        checked_predictions(rows, class_names, batch, f"{signature} (as REST JSON)")
+    except (PredictError, UnicodeDecodeError) as err:
+        raise Refused(str(err)) from err
 
 
 CHECK_TIMEOUT_SECONDS = 900.0  # loading and replaying a ResNet-110 on a slow CPU takes a few minutes

@@ -1,9 +1,14 @@
 """Send images to the served model and read back class probabilities.
 
 Three transports, one result type: TF Serving's REST API (``POST
-/v1/models/<name>[/versions/<n>]:predict`` with ``{"b64": ...}`` instances),
-its gRPC ``PredictionService`` (tensorflow-serving-api), and a SavedModel loaded
-in this process (offline use, tests). All call the ``serving_images`` signature.
+/v1/models/<name>[/versions/<n>|/labels/<label>]:predict`` with ``{"b64": ...}``
+instances), its gRPC ``PredictionService`` (tensorflow-serving-api), and a SavedModel
+loaded in this process (offline use, tests). All call the ``serving_images`` signature.
+
+An answer is checked before anything is printed (:func:`checked_predictions`): one
+prediction per image, a probability per class that is finite and in [0, 1], summing to 1,
+and the class the model names (when it names one) the top class of this client's list.
+Answers are size-capped (``answer_limit``) and the timeout bounds the whole exchange.
 """
 
 from __future__ import annotations
@@ -14,9 +19,12 @@ import http.client
 import json
 import socket
 import threading
+import math
 import urllib.error
+import urllib.parse
 import urllib.request
 from typing import Dict, List, Optional, Sequence
+
 from cifar_tfx.model_contract import IMAGES_INPUT, IMAGES_SIGNATURE
 
 SIGNATURE, INPUT = IMAGES_SIGNATURE, IMAGES_INPUT
@@ -43,24 +51,62 @@ def rest_request_body(images: Sequence[bytes]) -> Dict[str, object]:
             "instances": [{"b64": base64.b64encode(image).decode("ascii")} for image in images]}
 
 
-def rest_url(server: str, model: str, version: Optional[int] = None) -> str:
+SUM_TOLERANCE = 1e-3  # float32 softmax rows sum to 1 within ~1e-6; a model that does not is refused
+
+
+def answer_limit(image_count: int) -> int:
+    """Bytes an answer for ``image_count`` images may take: a prediction is under 1 KB of JSON."""
+    return 1_000_000 + 16_000 * image_count
+
+
+def model_path(model: str, version: Optional[int] = None, label: Optional[str] = None) -> str:
+    """``/v1/models/<model>[/versions/<n>|/labels/<label>]`` with the names URL-quoted."""
+    if version is not None and label is not None:
+        raise PredictError("give a version or a label, not both")
+    path = f"/v1/models/{urllib.parse.quote(model, safe='')}"
+    if version is not None:
+        path += f"/versions/{int(version)}"
+    elif label is not None:
+        path += f"/labels/{urllib.parse.quote(label, safe='')}"
+    return path
+
+
+def rest_url(server: str, model: str, version: Optional[int] = None, label: Optional[str] = None,
+             verb: str = ":predict") -> str:
     base = server.rstrip("/")
     if "://" not in base:
         base = "http://" + base
-    path = f"/v1/models/{model}" + (f"/versions/{version}" if version is not None else "") + ":predict"
-    return base + path
+    return base + model_path(model, version, label) + verb
 
 
-def _predictions_from_rows(rows: object, class_names: Sequence[str], where: str) -> List[Prediction]:
-    """Predictions from rows of ``{"probabilities": [...]}``; anything else is a :class:`PredictError`."""
+def checked_predictions(rows: object, class_names: Sequence[str], count: int, where: str) -> List[Prediction]:
+    """Predictions from rows of ``{"probabilities": [...], "class_name": ...}``, or a :class:`PredictError`
+    saying what in the answer does not fit the request: the number of rows, a row's length or numbers,
+    probabilities that are not a distribution, or a class name that is not this client's top class."""
+    if not isinstance(rows, list) or len(rows) != count:
+        got = len(rows) if isinstance(rows, list) else type(rows).__name__
+        raise PredictError(f"{where} answered {got} predictions for {count} images")
     predictions = []
-    for row in rows if isinstance(rows, list) else [None]:
+    for index, row in enumerate(rows):
         values = row.get("probabilities") if isinstance(row, dict) else None
         if not isinstance(values, list) or len(values) != len(class_names) \
-                or not all(isinstance(v, (int, float)) for v in values):
+                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
             raise PredictError(f"unexpected answer from {where}: each prediction needs 'probabilities', "
                                f"{len(class_names)} numbers (is this the model this client was made for?)")
-        predictions.append(Prediction([float(p) for p in values], class_names))
+        values = [float(v) for v in values]
+        total = sum(values)
+        if not all(math.isfinite(v) and -SUM_TOLERANCE <= v <= 1 + SUM_TOLERANCE for v in values) \
+                or abs(total - 1.0) > SUM_TOLERANCE:
+            raise PredictError(f"{where} answered probabilities that are not a distribution for image "
+                               f"{index + 1} (sum {total:.4g}; NaN, negative or above 1 are refused)")
+        named = row.get("class_name")
+        if isinstance(named, bytes):
+            named = named.decode("utf-8", "replace")
+        top = class_names[max(range(len(values)), key=values.__getitem__)]
+        if named is not None and named != top:
+            raise PredictError(f"{where} named class {named!r} where this client's classes say {top!r}: the "
+                               "model's classes are not the ones of --dataset")
+        predictions.append(Prediction(values, class_names))
     return predictions
 
 
@@ -90,25 +136,37 @@ def _call_with_deadline(call, timeout: float, what: str):
 
 
 def predict_rest(server: str, model: str, images: Sequence[bytes], class_names: Sequence[str],
-                 version: Optional[int] = None, timeout: float = 30.0) -> List[Prediction]:
-    """One REST predict call for ``images``."""
-    url = rest_url(server, model, version)
-    body = json.dumps(rest_request_body(images)).encode()
+                 version: Optional[int] = None, timeout: float = 30.0, label: Optional[str] = None) -> List[Prediction]:
+    """One REST predict call for ``images`` (of a version, a label, or the latest)."""
+    url = rest_url(server, model, version, label)
+    answer = rest_exchange(url, json.dumps(rest_request_body(images)).encode(), timeout, answer_limit(len(images)),
+                           what=f"model {model!r}{_version(version, label)}")
+    if not isinstance(answer, dict) or "predictions" not in answer:
+        raise PredictError(f"unexpected answer from {url}: {str(answer)[:200]}")
+    return checked_predictions(answer["predictions"], class_names, len(images), url)
+
+
+def rest_exchange(url: str, body: Optional[bytes], timeout: float, limit: int, what: str) -> object:
+    """POST ``body`` (GET when ``None``) to ``url``; the JSON answer, read within ``timeout`` seconds in all
+    and refused past ``limit`` bytes; every failure is one :class:`PredictError`."""
     try:
         request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
     except ValueError as err:
-        raise PredictError(f"--server {server!r} is not a usable URL: {err}") from err
+        raise PredictError(f"{url!r} is not a usable URL: {err}") from err
 
     def send() -> bytes:
         with urllib.request.urlopen(request, timeout=timeout) as response:
-            return response.read()
+            raw = response.read(limit + 1)
+        if len(raw) > limit:
+            raise PredictError(f"{url} answered more than {limit:,} bytes; refused unread")
+        return raw
 
     try:
         raw = _call_with_deadline(send, timeout, url)
     except urllib.error.HTTPError as err:
         detail = _error_text(err)
         if err.code == 404:
-            raise PredictError(f"model {model!r}{_version(version)} not found at {url}: {detail}") from err
+            raise PredictError(f"{what} not found at {url}: {detail}") from err
         if err.code == 400:
             raise PredictError(f"the server rejected the request (HTTP 400): {detail}") from err
         raise PredictError(f"{url} answered HTTP {err.code}: {detail}") from err
@@ -123,59 +181,130 @@ def predict_rest(server: str, model: str, images: Sequence[bytes], class_names: 
     except ValueError as err:  # malformed URL parts found only when connecting
         raise PredictError(f"cannot send to {url}: {err}") from err
     try:
-        answer = json.loads(raw)
+        return json.loads(raw)
     except ValueError as err:
         raise PredictError(f"{url} did not answer JSON (is it TF Serving's REST port?): {raw[:80]!r}") from err
-    if not isinstance(answer, dict) or "predictions" not in answer:
-        raise PredictError(f"unexpected answer from {url}: {str(answer)[:200]}")
-    return _predictions_from_rows(answer["predictions"], class_names, url)
 
 
-def _version(version: Optional[int]) -> str:
-    return "" if version is None else f" version {version}"
+def _version(version: Optional[int], label: Optional[str] = None) -> str:
+    return f" version {version}" if version is not None else (f" label {label!r}" if label is not None else "")
 
 
 def _error_text(err: urllib.error.HTTPError) -> str:
     try:
-        return json.loads(err.read()).get("error", "")
+        return json.loads(err.read(65536)).get("error", "")
     except (ValueError, AttributeError):
         return err.reason or ""
 
 
-def predict_grpc(target: str, model: str, images: Sequence[bytes], class_names: Sequence[str],
-                 version: Optional[int] = None, timeout: float = 30.0) -> List[Prediction]:
-    """One gRPC ``PredictionService.Predict`` call for ``images``."""
-    import grpc
-    import tensorflow as tf
-    from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
-
-    request = predict_pb2.PredictRequest()
-    request.model_spec.name = model
-    request.model_spec.signature_name = SIGNATURE
+def model_spec(spec, model: str, version: Optional[int] = None, label: Optional[str] = None) -> None:
+    """Fill a ``ModelSpec``: the name and a version or a version label (model.proto)."""
+    if version is not None and label is not None:
+        raise PredictError("give a version or a label, not both")
+    spec.name = model
     if version is not None:
-        request.model_spec.version.value = version
-    request.inputs[INPUT].CopyFrom(tf.make_tensor_proto(list(images), dtype=tf.string))
-    with grpc.insecure_channel(target) as channel:
-        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+        spec.version.value = version
+    elif label is not None:
+        spec.version_label = label
+
+
+def grpc_call(target: str, method, request, timeout: float, limit: int, what: str):
+    """``method(request)`` on a fresh channel to ``target`` whose answers are capped at ``limit`` bytes;
+    ``timeout`` is the deadline of the whole call; every failure is one :class:`PredictError`."""
+    import grpc
+
+    options = [("grpc.max_receive_message_length", limit)]
+    with grpc.insecure_channel(target, options=options) as channel:
         try:
-            response = stub.Predict(request, timeout=timeout)
+            return method(channel)(request, timeout=timeout)
         except grpc.RpcError as err:
             code, detail = err.code(), err.details()
             if code == grpc.StatusCode.UNAVAILABLE:
                 raise PredictError(f"cannot connect to {target} ({detail}); is TF Serving running there?") from err
             if code == grpc.StatusCode.NOT_FOUND:
-                raise PredictError(f"model {model!r}{_version(version)} not found at {target}: {detail}") from err
+                raise PredictError(f"{what} not found at {target}: {detail}") from err
             if code == grpc.StatusCode.INVALID_ARGUMENT:
                 raise PredictError(f"the server rejected the request (INVALID_ARGUMENT): {detail}") from err
             if code == grpc.StatusCode.DEADLINE_EXCEEDED:
                 raise PredictError(f"no answer from {target} within {timeout:g} s") from err
+            if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
+                raise PredictError(f"{target} answered more than {limit:,} bytes; refused ({detail})") from err
             raise PredictError(f"{target} answered {code.name}: {detail}") from err
+
+
+def predict_grpc(target: str, model: str, images: Sequence[bytes], class_names: Sequence[str],
+                 version: Optional[int] = None, timeout: float = 30.0, label: Optional[str] = None) -> List[Prediction]:
+    """One gRPC ``PredictionService.Predict`` call for ``images``."""
+    import tensorflow as tf
+    from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+    request = predict_pb2.PredictRequest()
+    model_spec(request.model_spec, model, version, label)
+    request.model_spec.signature_name = SIGNATURE
+    request.inputs[INPUT].CopyFrom(tf.make_tensor_proto(list(images), dtype=tf.string))
+    response = grpc_call(target, lambda channel: prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict,
+                         request, timeout, answer_limit(len(images)), f"model {model!r}{_version(version, label)}")
     if "probabilities" not in response.outputs:
         raise PredictError(f"unexpected answer from {target}: no 'probabilities' output "
                            f"(outputs: {', '.join(sorted(response.outputs)) or 'none'})")
-    rows = [{"probabilities": [float(p) for p in row]}
-            for row in tf.make_ndarray(response.outputs["probabilities"]).reshape(len(images), -1)]
-    return _predictions_from_rows(rows, class_names, target)
+    probabilities = tf.make_ndarray(response.outputs["probabilities"])
+    if probabilities.ndim != 2:
+        raise PredictError(f"{target} answered probabilities of shape {list(probabilities.shape)} for "
+                           f"{len(images)} images")
+    names = tf.make_ndarray(response.outputs["class_name"]).reshape(-1) if "class_name" in response.outputs else None
+    rows = [{"probabilities": [float(p) for p in row]} for row in probabilities]
+    if names is not None and len(names) == len(rows):
+        for row, name in zip(rows, names):
+            row["class_name"] = name
+    return checked_predictions(rows, class_names, len(images), target)
+
+
+@dataclasses.dataclass(frozen=True)
+class VersionStatus:
+    """One version's state as TF Serving reports it (get_model_status.proto: START, LOADING, AVAILABLE,
+    UNLOADING, END) and the error of its last load, if any."""
+
+    version: int
+    state: str
+    error: str = ""
+
+
+STATUS_LIMIT = 1_000_000  # a status answer lists a few versions
+
+
+def model_status_rest(server: str, model: str, version: Optional[int] = None, label: Optional[str] = None,
+                      timeout: float = 30.0) -> List[VersionStatus]:
+    """``GET /v1/models/<model>[/versions/<n>|/labels/<label>]``: the versions TF Serving knows and their states."""
+    url = rest_url(server, model, version, label, verb="")
+    answer = rest_exchange(url, None, timeout, STATUS_LIMIT, f"model {model!r}{_version(version, label)}")
+    rows = answer.get("model_version_status") if isinstance(answer, dict) else None
+    if not isinstance(rows, list):
+        raise PredictError(f"unexpected status answer from {url}: {str(answer)[:200]}")
+    try:
+        return [VersionStatus(int(row["version"]), str(row["state"]), _status_error(row.get("status") or {}))
+                for row in rows]
+    except (KeyError, TypeError, ValueError) as err:
+        raise PredictError(f"unexpected status answer from {url}: {str(answer)[:200]}") from err
+
+
+def _status_error(status: Dict) -> str:
+    code = str(status.get("error_code", "OK"))
+    return "" if code in ("OK", "0") else f"{code}: {status.get('error_message', '')}"
+
+
+def model_status_grpc(target: str, model: str, version: Optional[int] = None, label: Optional[str] = None,
+                      timeout: float = 30.0) -> List[VersionStatus]:
+    """``ModelService.GetModelStatus``: the same as :func:`model_status_rest`, over gRPC."""
+    from tensorflow_serving.apis import get_model_status_pb2, model_service_pb2_grpc
+
+    request = get_model_status_pb2.GetModelStatusRequest()
+    model_spec(request.model_spec, model, version, label)
+    response = grpc_call(target, lambda channel: model_service_pb2_grpc.ModelServiceStub(channel).GetModelStatus,
+                         request, timeout, STATUS_LIMIT, f"model {model!r}{_version(version, label)}")
+    names = get_model_status_pb2.ModelVersionStatus.State.Name
+    return [VersionStatus(row.version, names(row.state),
+                          "" if row.status.error_code == 0 else f"{row.status.error_code}: {row.status.error_message}")
+            for row in response.model_version_status]
 
 
 def predict_saved_model(export_dir: str, images: Sequence[bytes], class_names: Sequence[str]) -> List[Prediction]:
@@ -184,7 +313,7 @@ def predict_saved_model(export_dir: str, images: Sequence[bytes], class_names: S
 
     try:
         signature = tf.saved_model.load(export_dir).signatures[SIGNATURE]
-    except (OSError, ValueError, tf.errors.OpError) as err:
+    except (OSError, ValueError, IndexError, RuntimeError, tf.errors.OpError) as err:  # IndexError: truncated variables
         raise PredictError(f"{export_dir} is not a loadable SavedModel: {str(err).splitlines()[0]}") from err
     except KeyError as err:
         raise PredictError(f"the SavedModel in {export_dir} has no {SIGNATURE!r} signature") from err

@@ -8,9 +8,11 @@ TensorFlow or TFX import: these run from the command line in a blink.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import posixpath
 import re
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 from cifar_tfx import storage
 
@@ -19,12 +21,89 @@ MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 LABEL = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")
 
 
+LOCK_FILE = ".models.config.lock"  # beside models.config; TF Serving reads neither dot-files nor this folder
+
+
+class ConfigBusy(ValueError):
+    """Another push or edit held the serving folder's lock for longer than the wait allowed."""
+
+
+@contextlib.contextmanager
+def config_lock(serving_dir: str, wait_seconds: float = 600.0, poll_seconds: float = 0.2) -> Iterator[None]:
+    """Serialise every read-change-write of ``serving_dir``'s ``models.config`` and the choice of a new
+    version number: a push and a label edit, or two pushes, cannot lose each other's change.
+
+    An exclusive ``flock`` on ``LOCK_FILE`` (held by the open file, so a killed process releases it; NFS
+    v4 honours it). Object stores have no lock: there the caller's writes are not serialised.
+    """
+    if storage.is_remote(serving_dir):
+        yield
+        return
+    import fcntl
+    import time
+
+    with open(os.path.join(serving_dir, LOCK_FILE), "a") as handle:
+        deadline = time.monotonic() + wait_seconds
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise ConfigBusy(f"{serving_dir} is locked by another push or edit for over "
+                                     f"{wait_seconds:g} s ({LOCK_FILE}); nothing was changed") from None
+                time.sleep(poll_seconds)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def existing_versions(model_dir: str) -> List[int]:
     """Numeric version folders under ``model_dir`` (what TF Serving would load), sorted."""
     if not storage.isdir(model_dir):
         return []
     return sorted(int(name) for name in storage.listdir(model_dir)
                   if name.isdigit() and storage.isdir(storage.join(model_dir, name)))
+
+
+def served_version(serving_dir: str, model_name: str) -> Optional[Tuple[int, str]]:
+    """``(version, folder)`` of the version TF Serving serves for ``model_name`` from ``serving_dir``
+    (the newest one its ``models.config`` policy loads), or ``None`` when it serves none yet.
+
+    TF Serving's policies (file_system_storage_path_source.proto): ``latest`` (the default, one
+    version) and ``all`` serve the newest version on disk; ``specific`` serves the versions listed.
+    """
+    config = read_models_config(storage.join(serving_dir, MODELS_CONFIG))
+    entry = next((e for e in config.model_config_list.config if e.name == model_name), None)
+    if entry is None:
+        return None
+    model_dir = storage.join(serving_dir, model_name)
+    on_disk = [v for v in existing_versions(model_dir)
+               if storage.exists(storage.join(model_dir, str(v), "saved_model.pb"))]
+    policy = entry.model_version_policy
+    if policy.WhichOneof("policy_choice") == "specific":
+        on_disk = [v for v in on_disk if v in set(policy.specific.versions)]
+    return (on_disk[-1], storage.join(model_dir, str(on_disk[-1]))) if on_disk else None
+
+
+def versions_of(config, serving_dir: str, model_name: str) -> List[int]:
+    """The versions on disk of ``model_name`` (which ``config`` must list): under ``serving_dir/<name>``,
+    where the Pusher writes, else under the entry's ``base_path`` when that is readable here."""
+    entry = entry_of(config, model_name)
+    for folder in (storage.join(serving_dir, model_name), entry.base_path):
+        if folder and storage.isdir(folder):
+            return existing_versions(folder)
+    raise ValueError(f"no folder of {model_name} here: neither {storage.join(serving_dir, model_name)} nor its "
+                     f"base_path {entry.base_path} exists")
+
+
+def check_base_path(base_path: str) -> str:
+    """``base_path`` if TF Serving can take it: absolute, or a URI (server_core.cc refuses a relative one)."""
+    if not (base_path.startswith("/") or storage.is_remote(base_path)):
+        raise ValueError(f"base path {base_path!r} must be absolute (as the server sees it, e.g. /models) or a "
+                         "URI: TF Serving refuses a relative base_path")
+    return base_path.rstrip("/") or "/"
 
 
 def check_model_name(name: str) -> str:
@@ -90,6 +169,7 @@ def with_model(config, model_name: str, base_path: str):
 
 def rebased(config, base_path: str):
     """A copy whose every ``base_path`` is ``<base_path>/<model name>`` (a container's mount point)."""
+    check_base_path(base_path)
     updated = _copy(config)
     for entry in updated.model_config_list.config:
         entry.base_path = posixpath.join(base_path, entry.name)
@@ -108,23 +188,115 @@ def parse_labels(pairs: Sequence[str]) -> Dict[str, int]:
     return labels
 
 
-def with_labels(config, model_name: str, labels: Dict[str, int], versions_on_disk: Sequence[int]):
-    """A copy where ``model_name``'s labels include ``labels`` (each version must exist on disk)."""
+# TF Serving refuses a label on a version it has not loaded (server_core.cc, UpdateModelVersionLabelMap:
+# "Request to assign label to version N of model M, which is not currently available for inference"); at
+# start-up the server does not start, on a reload the whole new config is refused. Every edit below keeps
+# labels on versions the model's policy loads.
+LABEL_RULE = "TF Serving refuses a label on a version it has not loaded (server_core.cc)"
+
+
+def loaded_versions(entry, versions_on_disk: Sequence[int]) -> List[int]:
+    """The versions on disk that ``entry``'s policy loads (file_system_storage_path_source.proto):
+    ``latest`` (the default: the newest ``num_versions``, 1 unless set), ``all``, or ``specific``."""
+    on_disk = sorted(versions_on_disk)
+    policy = entry.model_version_policy
+    choice = policy.WhichOneof("policy_choice")
+    if choice == "specific":
+        return [v for v in on_disk if v in set(policy.specific.versions)]
+    if choice == "all":
+        return on_disk
+    count = policy.latest.num_versions if choice == "latest" and policy.latest.num_versions else 1
+    return on_disk[-count:]
+
+
+def describe_policy(entry) -> str:
+    policy = entry.model_version_policy
+    choice = policy.WhichOneof("policy_choice")
+    if choice == "specific":
+        return "specific " + " ".join(map(str, policy.specific.versions))
+    if choice == "all":
+        return "all"
+    count = policy.latest.num_versions if choice == "latest" and policy.latest.num_versions else 1
+    return "latest" if count == 1 else f"latest {count}"
+
+
+def with_labels(config, model_name: str, labels: Dict[str, int], versions_on_disk: Sequence[int],
+                remove: Sequence[str] = ()):
+    """A copy where ``model_name``'s labels include ``labels`` and lack ``remove``; each labelled
+    version must exist on disk and be one the policy loads (``LABEL_RULE``)."""
     missing = sorted({v for v in labels.values() if v not in versions_on_disk})
     if missing:
         raise ValueError(f"{model_name} has no version {', '.join(map(str, missing))} on disk "
                          f"(it has {', '.join(map(str, versions_on_disk)) or 'none'})")
     updated = _copy(config)
     entry = entry_of(updated, model_name)
-    policy = entry.model_version_policy
-    served = set(policy.specific.versions) if policy.WhichOneof("policy_choice") == "specific" else None
-    unserved = sorted(v for v in labels.values() if served is not None and v not in served)
-    if unserved:
-        raise ValueError(f"{model_name} serves only versions {sorted(served)}; a label on version "
-                         f"{unserved} would point at a version TF Serving has not loaded")
+    loaded = loaded_versions(entry, versions_on_disk)
+    unloaded = sorted({v for v in labels.values() if v not in loaded})
+    if unloaded:
+        wanted = " ".join(map(str, sorted(set(loaded) | set(unloaded))))
+        raise ValueError(f"{model_name}: policy {describe_policy(entry)} loads version(s) "
+                         f"{', '.join(map(str, loaded)) or 'none'}, not {', '.join(map(str, unloaded))}; "
+                         f"{LABEL_RULE}: first `cifar-tfx serving policy SERVING_DIR --model {model_name} "
+                         f"specific {wanted}`")
+    unknown = sorted(set(remove) - set(entry.version_labels))
+    if unknown:
+        raise ValueError(f"{model_name} has no label {', '.join(unknown)}")
+    for name in remove:
+        del entry.version_labels[name]
     for name, version in labels.items():
         entry.version_labels[name] = version
     return updated
+
+
+def with_policy(config, model_name: str, choice: str, versions: Sequence[int], versions_on_disk: Sequence[int]):
+    """A copy whose ``model_name`` policy is ``latest``, ``all`` or ``specific versions``; refused when a
+    label would point at a version the new policy does not load, or a specific version is not on disk."""
+    updated = _copy(config)
+    entry = entry_of(updated, model_name)
+    policy = entry.model_version_policy
+    policy.Clear()
+    if choice == "specific":
+        absent = sorted(set(versions) - set(versions_on_disk))
+        if not versions or absent:
+            raise ValueError(f"specific needs versions on disk ({', '.join(map(str, versions_on_disk)) or 'none'})"
+                             + (f"; not there: {', '.join(map(str, absent))}" if absent else ""))
+        policy.specific.versions.extend(sorted(set(versions)))
+    elif versions:
+        raise ValueError(f"{choice} takes no version numbers")
+    elif choice == "all":
+        policy.all.SetInParent()
+    elif choice == "latest":
+        policy.latest.SetInParent()
+    else:
+        raise ValueError(f"policy {choice!r}: latest, all or specific VERSION...")
+    loaded = loaded_versions(entry, versions_on_disk)
+    stranded = sorted(f"{name}={v}" for name, v in entry.version_labels.items() if v not in loaded)
+    if stranded:
+        raise ValueError(f"{model_name}: policy {describe_policy(entry)} would not load the version of label(s) "
+                         f"{', '.join(stranded)}; {LABEL_RULE}: move or remove them first "
+                         "(`cifar-tfx serving label … NAME=` removes one)")
+    return updated, loaded
+
+
+def after_push(config, model_name: str, versions_on_disk: Sequence[int], pushed: int) -> Tuple[object, str]:
+    """The config once ``pushed`` is on disk: labels on versions the policy stops loading are removed
+    (``LABEL_RULE``: they would make TF Serving refuse the config), and a note says what it will serve
+    when that is not the pushed version or labels were removed ("" otherwise)."""
+    updated = _copy(config)
+    entry = entry_of(updated, model_name)
+    loaded = loaded_versions(entry, versions_on_disk)
+    notes = []
+    stranded = sorted(name for name, version in entry.version_labels.items() if version not in loaded)
+    if stranded:
+        notes.append(f"label(s) {', '.join(f'{n}={entry.version_labels[n]}' for n in stranded)} removed: "
+                     f"policy {describe_policy(entry)} no longer loads them")
+        for name in stranded:
+            del entry.version_labels[name]
+    if pushed not in loaded:
+        notes.append(f"TF Serving keeps serving version(s) {', '.join(map(str, loaded)) or 'none'} "
+                     f"(policy {describe_policy(entry)}); `cifar-tfx serving policy SERVING_DIR --model "
+                     f"{model_name} latest` serves version {pushed}")
+    return updated, "; ".join(notes)
 
 
 def rolled_back(config, model_name: str, versions_on_disk: Sequence[int],
