@@ -254,3 +254,78 @@ def test_the_rest_encoding_is_tf_servings(tmp_path):
     body = json.loads(rest_body("serving_images", {"images": images}))
     assert body == {"signature_name": "serving_images", "instances": [{"b64": "iVBOR/8="}, {"b64": "AA=="}]}
     assert decode_rest_body(json.dumps(body), ["images"]) == {"images": [b"\x89PNG\xff", b"\x00"]}
+
+
+FAKE_SERVER = r'''#!{python}
+"""A stand-in for tensorflow_model_server: its flags, its REST status and predict APIs, no TensorFlow."""
+import argparse, json, os, re, sys, http.server
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--port", type=int, required=True)
+parser.add_argument("--rest_api_port", type=int, required=True)
+parser.add_argument("--model_config_file", required=True)
+args = parser.parse_args()
+mode = os.environ.get("FAKE_TF_SERVING_MODE", "ok")
+if mode == "exit":
+    print("Invalid argument: failed to parse --model_config_file", flush=True)
+    sys.exit(1)
+config = open(args.model_config_file).read()
+name = re.search(r'name: "([^"]+)"', config).group(1)
+base_path = re.search(r'base_path: "([^"]+)"', config).group(1)
+loadable = os.path.exists(os.path.join(base_path, "1", "saved_model.pb")) and mode != "fail_load"
+error = {{"error_code": "OK", "error_message": ""}} if loadable else {{
+    "error_code": "NOT_FOUND", "error_message": "Could not find meta graph def matching supplied tags: {{ serve }}"}}
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *a):
+        pass
+
+    def reply(self, code, payload):
+        data = json.dumps(payload).encode()
+        self.send_response(code)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self):
+        if self.path != f"/v1/models/{{name}}":
+            return self.reply(404, {{"error": "Could not find any versions of model"}})
+        state = "AVAILABLE" if loadable else "END"
+        self.reply(200, {{"model_version_status": [{{"version": "1", "state": state, "status": error}}]}})
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        count = len(body["instances"]) - (1 if mode == "wrong_count" else 0)
+        rows = [{{"probabilities": [0.1] * 10, "class_id": 0, "class_name": "airplane"}}] * count
+        self.reply(200, {{"predictions": rows}})
+
+http.server.HTTPServer(("127.0.0.1", args.rest_api_port), Handler).serve_forever()
+'''
+
+
+@pytest.mark.parametrize("mode, reason", [
+    ("ok", ""),
+    ("fail_load", "tensorflow_model_server did not load the model: NOT_FOUND: Could not find meta graph def"),
+    ("exit", "tensorflow_model_server exited 1 before loading the model: Invalid argument"),
+    ("wrong_count", "answered 7 predictions for 8 images"),
+])
+def test_check_uses_tf_serving_itself_when_its_binary_is_there(tmp_path, monkeypatch, mode, reason):
+    """InfraValidator-style: the binary serves the candidate from a models.config of its own and answers
+    the warm-up images over REST. The stand-in takes TF Serving's flags and answers its REST API."""
+    import sys
+
+    from cifar_tfx.data.datasets import CIFAR10
+    from cifar_tfx.serving.check import check_saved_model
+
+    folder = _tiny_saved_model(str(tmp_path / "model"), 10, CIFAR10.class_names)
+    binary = tmp_path / "bin" / "tensorflow_model_server"
+    binary.parent.mkdir()
+    binary.write_text(FAKE_SERVER.format(python=sys.executable))
+    binary.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{binary.parent}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_TF_SERVING_MODE", mode)
+    verdict = check_saved_model(folder, CIFAR10.class_names, 5000.0)
+    assert verdict["ok"] is (mode == "ok"), verdict
+    assert reason in verdict["reason"]
+    if mode == "ok":
+        assert "tensorflow_model_server loaded it and answered 8 warm-up image(s)" in verdict["checked"][-1]

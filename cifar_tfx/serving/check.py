@@ -18,8 +18,9 @@ TF Serving's own rules, each from tensorflow/serving's source:
   one row per input, finite probabilities summing to 1, class names of the dataset), with the right
   shape, and the slowest warm request stays under the latency bound.
 
-TF Serving itself is not run (there is no ``tensorflow_model_server`` here): ``checked`` lists
-what was. The Pusher runs the check before publishing (``run_check``), so the serving folder never
+Where a ``tensorflow_model_server`` binary is on ``PATH``, TF Serving itself then serves the
+candidate and answers the warm-up images (:mod:`cifar_tfx.serving.server_check`); otherwise
+``checked`` says it was not run. The Pusher runs the check before publishing (``run_check``), so the serving folder never
 gets a model that fails it.
 """
 
@@ -34,12 +35,12 @@ import sys
 import time
 from typing import Dict, List, Mapping, Sequence
 
-from cifar_tfx.model_contract import EXAMPLES_SIGNATURE, IMAGES_SIGNATURE, WARMUP_PATH
+from cifar_tfx.model_contract import EXAMPLES_SIGNATURE, IMAGES_INPUT, IMAGES_SIGNATURE, WARMUP_PATH
 
 SIGNATURES = (EXAMPLES_SIGNATURE, IMAGES_SIGNATURE)
 SERVE_TAG = "serve"
 MAX_WARMUP_RECORDS = 1000
-NOT_RUN = "TF Serving itself not run (no tensorflow_model_server here)"
+NOT_RUN = "TF Serving itself not run (no tensorflow_model_server on PATH)"
 
 
 class Refused(Exception):
@@ -89,18 +90,29 @@ def rest_answer(outputs: Mapping[str, "np.ndarray"]) -> str:  # noqa: F821
 
 def check_saved_model(export_dir: str, class_names: Sequence[str], max_latency_ms: float) -> Dict[str, object]:
     """Load ``export_dir`` here and replay its warm-up requests; return the verdict as a dict."""
+    from cifar_tfx.serving.client import PredictError
+    from cifar_tfx.serving.server_check import check_with_server, server_binary
+
     latencies: Dict[str, List[float]] = {}
     checked: List[str] = []
+    binary = server_binary()
     try:
-        _replay(export_dir, class_names, max_latency_ms, latencies, checked)
+        images = _replay(export_dir, class_names, max_latency_ms, latencies, checked)
+        if binary is not None:
+            try:
+                checked.append(check_with_server(binary, export_dir, images[:8], class_names))
+            except PredictError as err:
+                raise Refused(str(err)) from err
     except Refused as err:
-        return {"ok": False, "reason": str(err), "latency_ms": latencies, "checked": checked + [NOT_RUN]}
-    return {"ok": True, "reason": "", "latency_ms": latencies, "checked": checked + [NOT_RUN]}
+        return {"ok": False, "reason": str(err), "latency_ms": latencies,
+                "checked": checked + ([] if binary else [NOT_RUN])}
+    return {"ok": True, "reason": "", "latency_ms": latencies, "checked": checked + ([] if binary else [NOT_RUN])}
 
 
 def _replay(export_dir: str, class_names: Sequence[str], max_latency_ms: float,
-            latencies: Dict[str, List[float]], checked: List[str]) -> None:
-    """The check itself; raises :class:`Refused` at the first rule broken, recording what it checked."""
+            latencies: Dict[str, List[float]], checked: List[str]) -> List[bytes]:
+    """The check itself; raises :class:`Refused` at the first rule broken, recording what it checked.
+    Returns the images of the ``serving_images`` warm-up requests."""
     import tensorflow as tf
     from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
 
@@ -123,6 +135,7 @@ def _replay(export_dir: str, class_names: Sequence[str], max_latency_ms: float,
         raise Refused(f"the warm-up file holds more than {MAX_WARMUP_RECORDS} records: TF Serving refuses to load "
                       "the version")
     checked.append(f"{len(records)} warm-up records (TF Serving's limit: {MAX_WARMUP_RECORDS})")
+    images: List[bytes] = []
     for index, record in enumerate(records, start=1):
         log = prediction_log_pb2.PredictionLog.FromString(record)
         kind = log.WhichOneof("log_type")
@@ -134,6 +147,8 @@ def _replay(export_dir: str, class_names: Sequence[str], max_latency_ms: float,
             raise Refused(f"warm-up record {index} asks for signature {signature!r} with inputs "
                           f"{sorted(wire.inputs)}")
         inputs = {key: tf.make_ndarray(value) for key, value in wire.inputs.items()}
+        if signature == IMAGES_SIGNATURE:
+            images += [bytes(image) for image in inputs.get(IMAGES_INPUT, [])]
         grpc_outputs = _timed_call(loaded.signatures[signature], inputs, signature, latencies)
         rest_inputs = decode_rest_body(rest_body(signature, inputs), sorted(inputs))
         rest_outputs = _call(loaded.signatures[signature], rest_inputs, signature)
@@ -143,6 +158,7 @@ def _replay(export_dir: str, class_names: Sequence[str], max_latency_ms: float,
             raise Refused(f"{signature} took {slowest:.0f} ms for a warm batch, over the {max_latency_ms:g} ms bound")
     checked.append("every request through the gRPC and the REST JSON encodings, with equal answers")
     checked.append(f"answers the client accepts, warm latency under {max_latency_ms:g} ms")
+    return images
 
 
 def _call(signature_fn, inputs, name: str) -> Dict[str, "np.ndarray"]:  # noqa: F821
