@@ -18,7 +18,7 @@ from cifar_tfx.trainer.hparams import run_parameter_fields
 def _cmd_kubeflow_compile(args: argparse.Namespace) -> int:
     use_keras2()
     from cifar_tfx.kubeflow.compiler import (DEFAULT_GPU_TOLERATIONS, KubeflowTarget, compile_pipeline,
-                                             parse_node_selector, parse_secret_env, parse_secret_volume,
+                                             parse_pairs, parse_secret_env, parse_secret_volume,
                                              parse_tolerations)
 
     hparams = hparams_from_args(args)
@@ -31,10 +31,10 @@ def _cmd_kubeflow_compile(args: argparse.Namespace) -> int:
             task_memory_gb=args.memory, retries=args.retries,
             gpu_tolerations=parse_tolerations(args.gpu_toleration) if args.gpu_toleration else DEFAULT_GPU_TOLERATIONS,
             data_volume=_volume(args.data_pvc, "/mnt/data"), serving_volume=_volume(args.serving_pvc, "/mnt/models"),
-            gpu_node_selector=parse_node_selector(args.gpu_node_selector),
+            gpu_node_selector=parse_pairs(args.gpu_node_selector, "--gpu-node-selector"),
             secret_volumes=tuple(parse_secret_volume(text) for text in args.secret),
             secret_env=tuple(parse_secret_env(text) for text in args.secret_env),
-            env=parse_node_selector(args.env, what="--env"), serving_base_path=args.serving_base_path or "")
+            env=parse_pairs(args.env, "--env"), serving_base_path=args.serving_base_path or "")
     except ValueError as err:
         raise BadArgumentError(str(err)) from err
     spec = get_dataset(args.dataset)

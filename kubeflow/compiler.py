@@ -428,7 +428,7 @@ def compile_pipeline(target: KubeflowTarget, dataset: DatasetSpec, hparams: HPar
     return output_file
 
 
-def parse_node_selector(pairs: Sequence[str], what: str = "node selector") -> Tuple[Tuple[str, str], ...]:
+def parse_pairs(pairs: Sequence[str], what: str) -> Tuple[Tuple[str, str], ...]:
     """``["key=value", ...]`` as pairs (node labels, environment variables); a pair without ``=`` is an error."""
     parsed = []
     for pair in pairs:

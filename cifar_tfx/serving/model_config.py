@@ -79,12 +79,10 @@ def served_version(serving_dir: str, model_name: str) -> Optional[Tuple[int, str
     if entry is None:
         return None
     model_dir = storage.join(serving_dir, model_name)
-    on_disk = [v for v in existing_versions(model_dir)
-               if storage.exists(storage.join(model_dir, str(v), "saved_model.pb"))]
-    policy = entry.model_version_policy
-    if policy.WhichOneof("policy_choice") == "specific":
-        on_disk = [v for v in on_disk if v in set(policy.specific.versions)]
-    return (on_disk[-1], storage.join(model_dir, str(on_disk[-1]))) if on_disk else None
+    loadable = [v for v in existing_versions(model_dir)
+                if storage.exists(storage.join(model_dir, str(v), "saved_model.pb"))]
+    loaded = loaded_versions(entry, loadable)
+    return (loaded[-1], storage.join(model_dir, str(loaded[-1]))) if loaded else None
 
 
 def versions_of(config, serving_dir: str, model_name: str) -> List[int]:
@@ -205,18 +203,24 @@ def loaded_versions(entry, versions_on_disk: Sequence[int]) -> List[int]:
         return [v for v in on_disk if v in set(policy.specific.versions)]
     if choice == "all":
         return on_disk
-    count = policy.latest.num_versions if choice == "latest" and policy.latest.num_versions else 1
-    return on_disk[-count:]
+    return on_disk[-_latest_count(policy):]
+
+
+def _latest_count(policy) -> int:
+    """How many versions a ``latest`` policy loads (also the default, when no policy is set): 1 unless set."""
+    return policy.latest.num_versions if policy.WhichOneof("policy_choice") == "latest" and \
+        policy.latest.num_versions else 1
 
 
 def describe_policy(entry) -> str:
+    """The policy as `serving policy` takes it: ``latest``, ``latest N``, ``all`` or ``specific V…``."""
     policy = entry.model_version_policy
     choice = policy.WhichOneof("policy_choice")
     if choice == "specific":
         return "specific " + " ".join(map(str, policy.specific.versions))
     if choice == "all":
         return "all"
-    count = policy.latest.num_versions if choice == "latest" and policy.latest.num_versions else 1
+    count = _latest_count(policy)
     return "latest" if count == 1 else f"latest {count}"
 
 
