@@ -2,7 +2,7 @@
 
     .venv/bin/python -m benchmarks.budget_levers --pipeline-root runs/pipeline --dataset fashion_mnist \
         --minutes 3 [--variants seed step-d14 linear-d14 linear-ls-d14 linear-cut8-d14 budget]
-    .venv/bin/python -m benchmarks.budget_levers ... --variants linear-d20 linear-d20:weight_decay=5e-4
+    .venv/bin/python -m benchmarks.budget_levers ... --variants budget-d20 budget-d20:ema_momentum=0.999
 
 A variant is a name from :func:`variants`, optionally followed by ``:field=value[,field=value]``
 overrides of :class:`~cifar_tfx.trainer.hparams.HParams` fields (numbers and plain strings).
@@ -10,9 +10,15 @@ overrides of :class:`~cifar_tfx.trainer.hparams.HParams` fields (numbers and pla
 Reads the newest ExampleGen examples and Transform graph of a pipeline root that
 has run once (``cifar-tfx run --data ... --pipeline-root ...``), then trains each
 variant with :func:`cifar_tfx.trainer.train.train_model`, one after the other in one
-process, and prints the steps, images/s and test accuracy of each, with and without
-test-time flip (the same trained weights, evaluated both ways). Nothing else should
-run on the machine meanwhile: the budget is wall-clock time.
+process, and prints the steps, images/s and accuracy of each under every test-time view
+(:data:`VIEWS`: the same trained weights evaluated each way). Nothing else should run on
+the machine meanwhile: the budget is wall-clock time.
+
+Levers are chosen on a validation split, not on the test set: by default every
+``len(train) / --validation-images``-th training record (5,000 of CIFAR-10's 50,000) is held
+out, written once under ``<pipeline root>/lever-validation/``, and the variants train on the
+rest; the test split is not read. ``--validation-images 0`` trains on the whole training
+split and reports test accuracy (a reported run: read the test set once per run).
 """
 
 from __future__ import annotations
@@ -45,7 +51,40 @@ def variants(minutes: float, dataset):
         for cutout in (0, 4, 8, 12):
             result[f"linear-cut{cutout}-d{depth}"] = dataclasses.replace(linear, cutout_size=cutout)
     result["budget"] = with_overrides(profile_for_dataset("budget", dataset), time_budget_minutes=minutes)
+    for depth in (14, 20, 32):  # the budget profile with its depth fixed: levers compared without the probe's noise
+        result[f"budget-d{depth}"] = dataclasses.replace(result["budget"], depth=depth)
     return result
+
+
+VIEWS = {"plain": (False, 0), "flip": (True, 0), "flip+shift1": (True, 1), "flip+shift2": (True, 2)}
+VALIDATION_FOLDER = "lever-validation"
+
+
+def carve_validation(train_files, folder: str, validation_images: int):
+    """``(train files, validation files)``: every k-th record of ``train_files`` held out, k =
+    records // ``validation_images``; written once to ``folder`` and reused."""
+    import tensorflow as tf
+
+    paths = {name: os.path.join(folder, f"{name}.tfrecord.gz") for name in ("train", "validation")}
+    marker = os.path.join(folder, f"DONE-{validation_images}")
+    if not os.path.exists(marker):
+        records = list(tf.data.TFRecordDataset(train_files, compression_type="GZIP").as_numpy_iterator())
+        every = len(records) // validation_images
+        if every < 2:
+            raise SystemExit(f"--validation-images {validation_images} leaves too little of {len(records)} to train on")
+        os.makedirs(folder, exist_ok=True)
+        options = tf.io.TFRecordOptions(compression_type="GZIP")
+        with tf.io.TFRecordWriter(paths["train"], options) as train, \
+                tf.io.TFRecordWriter(paths["validation"], options) as validation:
+            held = 0
+            for index, record in enumerate(records):
+                if index % every == 0 and held < validation_images:
+                    validation.write(record)
+                    held += 1
+                else:
+                    train.write(record)
+        open(marker, "w").close()
+    return [paths["train"]], [paths["validation"]]
 
 
 def resolve_variant(spec: str, table):
@@ -79,6 +118,8 @@ def main() -> None:
     parser.add_argument("--dataset", default="cifar10")
     parser.add_argument("--minutes", type=float, default=3.0)
     parser.add_argument("--variants", nargs="+", default=["seed", "step-d14", "linear-d14", "linear-ls-d14", "budget"])
+    parser.add_argument("--validation-images", type=int, default=5000,
+                        help="hold out this many training images and report accuracy on them (0: the test split)")
     args = parser.parse_args()
 
     import tensorflow_transform as tft
@@ -91,8 +132,14 @@ def main() -> None:
     dataset = get_dataset(args.dataset)
     examples = newest(os.path.join(args.pipeline_root, "*ExampleGen", "examples", "*"))
     tft_output = tft.TFTransformOutput(newest(os.path.join(args.pipeline_root, "Transform", "transform_graph", "*")))
-    train_files = [os.path.join(examples, "Split-train", "*")]
-    eval_files = [os.path.join(examples, "Split-test", "*")]
+    train_files = sorted(glob.glob(os.path.join(examples, "Split-train", "*")))
+    if args.validation_images:
+        train_files, eval_files = carve_validation(train_files, os.path.join(args.pipeline_root, VALIDATION_FOLDER),
+                                                   args.validation_images)
+        measured_on = f"validation accuracy ({args.validation_images} held-out training images)"
+    else:
+        eval_files = sorted(glob.glob(os.path.join(examples, "Split-test", "*")))
+        measured_on = "test accuracy"
     table = variants(args.minutes, dataset)
     chosen_variants = {spec: resolve_variant(spec, table) for spec in args.variants}
     for name, variant in chosen_variants.items():
@@ -101,15 +148,17 @@ def main() -> None:
             log = io.StringIO()
             model, result = train_model(train_files=train_files, eval_files=eval_files, tft_output=tft_output,
                                         hparams=hparams, dataset=dataset, checkpoint_dir=tmp, stream=log)
-            eval_ds = make_dataset(glob.glob(eval_files[0]), tft_output, 256, False, hparams)
-            flips = {flip: evaluate(model, eval_ds, dataset.num_classes, flip)[1] for flip in (False, True)}
+            eval_ds = make_dataset(eval_files, tft_output, 256, False, hparams)
+            accuracy = {view: evaluate(model, eval_ds, dataset.num_classes, flip, shift)[1]
+                        for view, (flip, shift) in VIEWS.items()}
         keras.mixed_precision.set_global_policy("float32")
         chosen = f" (chose ResNet-{result.hparams.depth})" if hparams.depth is None else ""
         print(f"{name:>24}: ResNet-{result.hparams.depth}{chosen}, {args.minutes:g} min, {result.steps_done} steps, "
-              f"{result.images_per_second:,.0f} img/s, test accuracy {flips[False]:.4f}, "
-              f"with test-time flip {flips[True]:.4f}", flush=True)
-        if hparams.depth is None:
-            print("    " + next(line for line in log.getvalue().splitlines() if line.startswith("budget:")), flush=True)
+              f"{result.images_per_second:,.0f} img/s, {measured_on}: "
+              + ", ".join(f"{view} {value:.4f}" for view, value in accuracy.items()), flush=True)
+        for line in log.getvalue().splitlines():
+            if line.startswith("budget:"):
+                print("    " + line, flush=True)
 
 
 if __name__ == "__main__":

@@ -102,13 +102,30 @@ def test_a_budget_takes_the_datasets_weight_decay_unless_one_is_given():
     assert _hparams_for("--profile", "full", "--time-budget-minutes", "10").weight_decay == FULL.weight_decay
 
 
+def test_a_budget_takes_the_datasets_batch_rate_and_test_time_shift_unless_given():
+    from cifar_tfx.data.datasets import CIFAR10, FASHION_MNIST
+    from cifar_tfx.trainer.hparams import FULL
+
+    cifar = _hparams_for("--time-budget-minutes", "30")
+    assert (cifar.batch_size, cifar.learning_rate, cifar.test_time_shift) == (
+        CIFAR10.budget_batch_size, CIFAR10.budget_learning_rate, CIFAR10.budget_test_time_shift) == (256, 0.2, 2)
+    fashion = _hparams_for("--time-budget-minutes", "10", "--dataset", "fashion_mnist")
+    assert (fashion.batch_size, fashion.learning_rate, fashion.test_time_shift) == (
+        FASHION_MNIST.budget_batch_size, FASHION_MNIST.budget_learning_rate, 0)
+    given = _hparams_for("--time-budget-minutes", "30", "--batch-size", "64", "--learning-rate", "0.05",
+                         "--test-time-shift", "0")
+    assert (given.batch_size, given.learning_rate, given.test_time_shift) == (64, 0.05, 0)
+    seed = _hparams_for("--profile", "full", "--time-budget-minutes", "30")
+    assert (seed.batch_size, seed.learning_rate, seed.test_time_shift) == (FULL.batch_size, FULL.learning_rate, 0)
+
+
 def test_a_budget_takes_the_datasets_cutout_unless_one_is_given():
     from cifar_tfx.data.datasets import CIFAR10, FASHION_MNIST
     from cifar_tfx.trainer.hparams import FULL
 
     fashion = ("--time-budget-minutes", "10", "--dataset", "fashion_mnist")
-    assert _hparams_for(*fashion).cutout_size == FASHION_MNIST.budget_cutout_size != CIFAR10.budget_cutout_size
-    assert _hparams_for("--time-budget-minutes", "10").cutout_size == CIFAR10.budget_cutout_size
+    assert _hparams_for(*fashion).cutout_size == FASHION_MNIST.budget_cutout_size != FULL.cutout_size
+    assert _hparams_for("--time-budget-minutes", "10").cutout_size == CIFAR10.budget_cutout_size != FULL.cutout_size
     assert _hparams_for(*fashion, "--cutout-size", "0").cutout_size == 0
     # the seed's rule is the recipe's cutout whatever the dataset
     assert _hparams_for(*fashion, "--profile", "full").cutout_size == FULL.cutout_size

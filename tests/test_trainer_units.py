@@ -6,10 +6,11 @@ import pytest
 tf = pytest.importorskip("tensorflow")
 
 from cifar_tfx.trainer.augment import augment_batch, crop_and_flip, cutout_mask  # noqa: E402
-from cifar_tfx.trainer.budget import choose_depth, predict_throughput  # noqa: E402
+from cifar_tfx.trainer.budget import RECHECK_TOLERANCE, choose_depth, predict_throughput, recheck_depth  # noqa: E402
+from cifar_tfx.trainer.callbacks import ThroughputCheck  # noqa: E402
 from cifar_tfx.trainer.hparams import (BUDGET, DEMO, FULL, HParams, get_profile, with_overrides,  # noqa: E402
                                        with_training_length)
-from cifar_tfx.trainer.model import build_resnet  # noqa: E402
+from cifar_tfx.trainer.model import build_resnet, shifted, prediction_views  # noqa: E402
 from cifar_tfx.trainer.runtime import resolve_runtime  # noqa: E402
 from cifar_tfx.trainer.schedule import TrainingClock, learning_rate_at  # noqa: E402
 
@@ -112,6 +113,94 @@ def test_budget_picks_the_deepest_network_that_sees_enough_images():
     # nothing sees enough: the shallowest trains, and the log says so
     tiny = choose_depth(measured, 60_000, 60, 1_000_000)
     assert tiny.depth == 8 and "none sees what it needs" in tiny.reason()
+
+
+def test_recheck_corrects_a_probe_disturbed_by_another_process():
+    # issue 19's loaded run: a busy core during the probe measured ResNet-8 at 1,391 and ResNet-32 at
+    # 439 img/s, the rule chose ResNet-14, and ResNet-14 then trained at ~1,440 img/s
+    probe = {8: 1391.0, 32: 439.0}
+    assert choose_depth(probe, 50_000, 1751, 1_200_000).depth == 14
+    two_minutes_in = recheck_depth(probe, 14, 1440.0, 50_000, 1600, 1_200_000, images_seen=1440.0 * 110)
+    assert two_minutes_in.switched and two_minutes_in.depth == 20
+    assert two_minutes_in.predicted == pytest.approx(902, abs=1)
+    assert "off by x1.60" in two_minutes_in.reason() and "restarting with ResNet-20" in two_minutes_in.reason()
+    # JSON keys (a saved choice) are strings; an idle probe confirmed by training keeps its choice
+    idle = recheck_depth({"8": 2159.0, "32": 637.0}, 20, 974.0, 50_000, 1600, 1_200_000)
+    assert not idle.switched and idle.choice is None and "keeps ResNet-20" in idle.reason()
+    assert abs(974.0 / idle.predicted - 1) < RECHECK_TOLERANCE
+
+
+def test_recheck_counts_what_the_running_network_has_already_seen():
+    # training 29 % slower than predicted: from scratch ResNet-20 would fall short of its 1.2M images in
+    # the time left, but with the images it has already trained on it still gets there; a little slower
+    # and it does not, and the run restarts with ResNet-14
+    probe = {8: 2159.0, 32: 637.0}
+    slowed = recheck_depth(probe, 20, 700.0, 50_000, 1600, 1_200_000, images_seen=700.0 * 150)
+    assert slowed.choice is not None and not slowed.switched and "still ResNet-20" in slowed.reason()
+    assert recheck_depth(probe, 20, 700.0, 50_000, 1600, 1_200_000).depth == 14
+    assert recheck_depth(probe, 20, 600.0, 50_000, 1600, 1_200_000, images_seen=600.0 * 150).depth == 14
+
+
+class _Model:  # what ThroughputCheck reads of a Keras model
+    def __init__(self):
+        self.optimizer = type("Optimizer", (), {"iterations": tf.Variable(0, dtype=tf.int64)})()
+        self.stop_training = False
+
+
+def test_throughput_check_times_steady_training_after_the_first_epoch_once():
+    now = [0.0]
+    calls = []
+    clock = TrainingClock(budget_seconds=1000.0, clock=lambda: now[0])
+    check = ThroughputCheck(clock, batch_size=100, decide=lambda *args: calls.append(args) or True,
+                            window_seconds=30.0, now=lambda: now[0])
+    check.set_model(_Model())
+    # the first epoch (10 steps) runs at 2 s/step, filling the cache; then 0.5 s/step
+    for step in range(1, 11):
+        now[0] += 2.0
+        check.model.optimizer.iterations.assign(step)
+        check.on_train_batch_end(step)
+    check.on_epoch_end(0)
+    stopped_at = _drive_from(check, now, 11, 200, 0.5)
+    (rate, seconds_left, images_seen), = calls  # called once
+    assert rate == pytest.approx(200.0)  # 100 images per 0.5 s, the slow first epoch left out
+    assert seconds_left == pytest.approx(1000.0 - now[0]) and images_seen == stopped_at * 100
+    assert check.model.stop_training and check.images_per_second == rate
+
+
+def _drive_from(check, now, first, last, seconds_per_step):
+    for step in range(first, last + 1):
+        now[0] += seconds_per_step
+        check.model.optimizer.iterations.assign(step)
+        check.on_train_batch_end(step)
+        if check.model.stop_training:
+            return step
+    return last
+
+
+def test_throughput_check_is_skipped_when_a_restart_would_waste_too_much():
+    now = [0.0]
+    calls = []
+    clock = TrainingClock(budget_seconds=100.0, clock=lambda: now[0])  # a 100 s budget: 25 s is too late
+    check = ThroughputCheck(clock, 100, lambda *args: calls.append(args) or True, window_seconds=30.0,
+                            now=lambda: now[0])
+    check.set_model(_Model())
+    check.on_epoch_end(0)
+    _drive_from(check, now, 1, 100, 0.5)
+    assert not calls and not check.model.stop_training and check.images_per_second is None
+
+
+def test_shifted_moves_the_image_and_fills_with_the_mean():
+    image = tf.reshape(tf.range(1, 17, dtype=tf.float32), [1, 4, 4, 1])
+    down_right = shifted(image, 1).numpy()[0, ..., 0]
+    up_left = shifted(image, -1).numpy()[0, ..., 0]
+    source = image.numpy()[0, ..., 0]
+    np.testing.assert_array_equal(down_right[1:, 1:], source[:-1, :-1])
+    assert (down_right[0] == 0).all() and (down_right[:, 0] == 0).all()
+    np.testing.assert_array_equal(up_left[:-1, :-1], source[1:, 1:])
+    assert (up_left[-1] == 0).all() and (up_left[:, -1] == 0).all()
+    np.testing.assert_array_equal(shifted(image, 0).numpy(), image.numpy())
+    assert prediction_views(False) == ((False, 0),)
+    assert prediction_views(True, 2) == ((False, 0), (False, 2), (False, -2), (True, 0), (True, 2), (True, -2))
 
 
 def test_budget_profile_leaves_depth_to_the_run_and_only_to_a_budgeted_one():

@@ -3,6 +3,7 @@
 import dataclasses
 import glob
 import io
+import json
 
 import os
 
@@ -159,6 +160,51 @@ def test_budget_run_probes_chooses_a_depth_and_a_resumed_attempt_keeps_it(splits
     assert second.resumed_from_step == first.steps_done > 0
 
 
+def test_a_recheck_that_disagrees_with_the_probe_restarts_with_its_network(splits, tmp_path, monkeypatch):
+    import cifar_tfx.trainer.train as train_module
+    from cifar_tfx.trainer.budget import Recheck, choose_depth
+
+    ticks = [0.0]
+
+    def clock():
+        ticks[0] += 1.0
+        return ticks[0]
+
+    seen = []
+
+    def busy_probe_said_8(measured, chosen, observed, train_examples, seconds_left, min_images, images_seen):
+        seen.append((chosen, observed, seconds_left, images_seen))
+        return Recheck(chosen=chosen, observed=observed, predicted=observed / 2,
+                       choice=dataclasses.replace(choose_depth(measured, train_examples, seconds_left, min_images),
+                                                  depth=14))
+
+    monkeypatch.setattr(train_module, "recheck_depth", busy_probe_said_8)
+    hparams = dataclasses.replace(with_overrides(TINY, time_budget_minutes=600 / 60, budget_min_images=10**9,
+                                                 lr_schedule="linear"), depth=None)
+    model, result, log = _train(splits, tmp_path, hparams, clock=clock)
+    (chosen, observed, seconds_left, images_seen), = seen  # rechecked once, after the first epoch
+    assert chosen == 8 and observed > 0 and 0 < seconds_left < 600 and images_seen >= 256
+    assert "budget: recheck: ResNet-8 trains at" in log and "restarting with ResNet-14" in log
+    assert result.hparams.depth == 14 and model.name == "resnet14" and result.elapsed_seconds >= 600
+    saved = json.loads((tmp_path / "ckpt" / "depth_choice.json").read_text())
+    assert saved["depth"] == 14 and saved["recheck"]["switched_to"] == 14
+    assert result.depth_choice["recheck"] == saved["recheck"]
+    # the abandoned network's checkpoints are gone: a retried attempt resumes ResNet-14 from its own
+    _, again, log = _train(splits, tmp_path, with_overrides(hparams, time_budget_minutes=700 / 60), clock=clock)
+    assert again.hparams.depth == 14 and again.resumed_from_step == result.steps_done > 0
+    assert "chosen by the first attempt" in log and len(seen) == 1
+    # the run's outcome line names both the probe's choice and the recheck that replaced it
+    from cifar_tfx.reporting.outcome import training_summary
+
+    (tmp_path / "run" / "report").mkdir(parents=True)
+    (tmp_path / "run" / "report" / "training.json").write_text(json.dumps(
+        {"steps": result.steps_done, "elapsed_seconds": 600, "images_per_second": 10.0,
+         "hparams": {"depth": 14}, "depth_choice": saved}))
+    summary = training_summary(str(tmp_path / "run"))
+    assert summary.startswith("trained ResNet-14") and "-> ResNet-8 (" in summary
+    assert "then recheck: ResNet-8 trains at" in summary
+
+
 def test_label_smoothing_loss_matches_its_definition():
     probabilities = tf.constant([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8]])
     labels = tf.constant([0, 2])
@@ -174,6 +220,8 @@ def test_test_time_flip_serves_the_mirror_average(splits, tmp_path):
     model, _, _ = _train(splits, tmp_path, with_overrides(TINY, train_steps=3, precision="float32"))
     export_dir = export_saved_model(model, splits["tft"], CIFAR10.class_names, str(tmp_path / "export"),
                                     test_time_flip=True)
+    shifted_dir = export_saved_model(model, splits["tft"], CIFAR10.class_names, str(tmp_path / "shifted"),
+                                     test_time_flip=True, test_time_shift=2)
     images, _ = make_examples(4, seed=5)
     served = tf.saved_model.load(export_dir).signatures["serving_images"](
         images=tf.constant([encode_png(i) for i in images]))["probabilities"].numpy()
@@ -184,6 +232,16 @@ def test_test_time_flip_serves_the_mirror_average(splits, tmp_path):
     np.testing.assert_allclose(served, (plain + mirrored) / 2, atol=1e-5)
     assert not np.allclose(served, plain, atol=1e-4)  # the flip changed something to average
     np.testing.assert_allclose(predict_probabilities(model, normalised, True).numpy(), served, atol=1e-5)
+    # with a shift: the mean over the image and its mirror, each also moved 2 pixels down-right and up-left
+    views = []
+    for view in (normalised.numpy(), normalised.numpy()[:, :, ::-1, :]):
+        padded = np.pad(view, [(0, 0), (2, 2), (2, 2), (0, 0)])
+        views += [view, padded[:, :32, :32], padded[:, 4:, 4:]]
+    expected = np.mean([model(v, training=False).numpy() for v in views], axis=0)
+    served_shifted = tf.saved_model.load(shifted_dir).signatures["serving_images"](
+        images=tf.constant([encode_png(i) for i in images]))["probabilities"].numpy()
+    np.testing.assert_allclose(served_shifted, expected, atol=1e-5)
+    assert not np.allclose(served_shifted, served, atol=1e-4)
 
 
 def test_both_signatures_agree(splits, tmp_path):

@@ -9,18 +9,26 @@ grows with depth: ResNet-20 needs ``HParams.budget_min_images`` (by default the
 dataset's ``budget_min_images``) and a ResNet-d needs d/20 times that, since a deeper
 network is better only if it gets proportionally more optimizer steps (measured: on
 Fashion-MNIST in 30 minutes, ResNet-56 seeing 0.75M images ended 0.6 points below
-ResNet-20 seeing 0.66M in 10). When none does, the shallowest candidate trains. Everything here is plain Python;
+ResNet-20 seeing 0.66M in 10). When none does, the shallowest candidate trains.
+
+A probe shares the machine with whatever else runs during its ~45 s. So the run times its
+own steady training once, early (:class:`~cifar_tfx.trainer.callbacks.ThroughputCheck`), and
+:func:`recheck_depth` compares that with the probe's prediction: when they differ by more than
+:data:`RECHECK_TOLERANCE`, the probe's rates are scaled by the same factor (load slows every
+depth alike) and the choice is made again for the time left; a different answer restarts
+training with that network. Everything here is plain Python;
 :func:`cifar_tfx.trainer.train.measure_throughput` does the timing.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Dict, Mapping, Sequence
+from typing import Dict, Mapping, Optional, Sequence
 
 CANDIDATE_DEPTHS = (8, 14, 20, 32, 44, 56)
 PROBE_DEPTHS = (8, 32)   # n = 1 and n = 5: far enough apart for the fit, cheap enough to time
 REFERENCE_DEPTH = 20     # the depth whose need is budget_min_images; others need it scaled by depth
+RECHECK_TOLERANCE = 0.2  # steady training within +-20 % of the probe's prediction keeps the choice
 
 
 def images_needed(depth: int, min_images: int) -> float:
@@ -83,13 +91,68 @@ def predict_throughput(measured: Mapping[int, float], candidates: Sequence[int] 
 
 
 def choose_depth(measured: Mapping[int, float], train_examples: int, seconds_left: float, min_images: int,
-                 candidates: Sequence[int] = CANDIDATE_DEPTHS) -> DepthChoice:
-    """The deepest candidate predicted to see the images it needs (:func:`images_needed`) in ``seconds_left``."""
+                 candidates: Sequence[int] = CANDIDATE_DEPTHS, head_start: Optional[Mapping[int, float]] = None
+                 ) -> DepthChoice:
+    """The deepest candidate predicted to see the images it needs (:func:`images_needed`) in ``seconds_left``,
+    counting the images a depth has already trained on (``head_start``: a recheck's network)."""
     if train_examples < 1:
         raise ValueError("no training examples")
     predicted = predict_throughput(measured, candidates)
-    images = {depth: rate * max(seconds_left, 0.0) for depth, rate in predicted.items()}
+    images = {depth: rate * max(seconds_left, 0.0) + (head_start or {}).get(depth, 0.0)
+              for depth, rate in predicted.items()}
     enough = [depth for depth in candidates if images[depth] >= images_needed(depth, min_images)]
     depth = max(enough) if enough else min(candidates)
     return DepthChoice(depth=depth, measured=dict(measured), predicted=predicted, images=images,
                        min_images=min_images, train_examples=train_examples, seconds_left=seconds_left)
+
+
+@dataclasses.dataclass(frozen=True)
+class Recheck:
+    """The probe's choice seen again from steady training throughput."""
+
+    chosen: int                       # the depth the probe chose and training started with
+    observed: float                   # its steady images/s in training
+    predicted: float                  # what the probe predicted for it
+    choice: Optional[DepthChoice]     # the choice made again on corrected rates; None when within tolerance
+
+    @property
+    def depth(self) -> int:
+        """The depth to train from now on."""
+        return self.choice.depth if self.choice is not None else self.chosen
+
+    @property
+    def switched(self) -> bool:
+        return self.depth != self.chosen
+
+    def reason(self) -> str:
+        head = (f"recheck: ResNet-{self.chosen} trains at {self.observed:,.0f} img/s, the probe predicted "
+                f"{self.predicted:,.0f}")
+        if self.choice is None:
+            return f"{head} (within {RECHECK_TOLERANCE:.0%}): keeps ResNet-{self.chosen}"
+        if not self.switched:
+            return (f"{head}: the probe was off by x{self.observed / self.predicted:.2f}; with every probed rate "
+                    f"scaled by that, still ResNet-{self.chosen} ({self.choice.reason()})")
+        return (f"{head}: the probe was off by x{self.observed / self.predicted:.2f}; with every probed rate "
+                f"scaled by that, restarting with ResNet-{self.depth} ({self.choice.reason()})")
+
+    def to_json(self) -> Dict[str, object]:
+        return {"chosen": self.chosen, "observed_images_per_second": self.observed,
+                "predicted_images_per_second": self.predicted, "switched_to": self.depth if self.switched else None,
+                "reason": self.reason()}
+
+
+def recheck_depth(measured: Mapping[object, float], chosen: int, observed: float, train_examples: int,
+                  seconds_left: float, min_images: int, images_seen: float = 0.0,
+                  candidates: Sequence[int] = CANDIDATE_DEPTHS) -> Recheck:
+    """Compare ResNet-``chosen``'s steady ``observed`` images/s with the prediction from the probe's
+    ``measured`` rates; beyond :data:`RECHECK_TOLERANCE`, choose again for the ``seconds_left`` with
+    every measured rate scaled by observed/predicted. ResNet-``chosen`` keeps the ``images_seen``
+    it has trained on; any other network starts from nothing."""
+    measured = {int(depth): rate for depth, rate in measured.items()}  # JSON keys are strings
+    predicted = predict_throughput(measured, candidates)[chosen]
+    if abs(observed / predicted - 1.0) <= RECHECK_TOLERANCE:
+        return Recheck(chosen=chosen, observed=observed, predicted=predicted, choice=None)
+    corrected = {depth: rate * observed / predicted for depth, rate in measured.items()}
+    return Recheck(chosen=chosen, observed=observed, predicted=predicted,
+                   choice=choose_depth(corrected, train_examples, seconds_left, min_images, candidates,
+                                       head_start={chosen: images_seen}))

@@ -106,3 +106,47 @@ class EpochCheckpoint(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch: int, logs: Optional[Dict] = None) -> None:
         self.save()
+
+
+class ThroughputCheck(keras.callbacks.Callback):
+    """Times steady training once and hands the images/s to ``decide``; training stops if it says so.
+
+    The window is ``window_seconds`` starting at the end of the first epoch (which also
+    decodes and caches the data, so it is slower than the rest). ``decide(images_per_second,
+    seconds_left, images_seen)`` is not called when the window ends after ``latest_fraction``
+    of the budget: a restart then would throw away too much.
+    """
+
+    def __init__(self, clock: TrainingClock, batch_size: int, decide: Callable[[float, float, float], bool],
+                 window_seconds: float = 30.0, latest_fraction: float = 0.25,
+                 now: Optional[Callable[[], float]] = None) -> None:
+        super().__init__()
+        self.clock = clock
+        self.batch_size = batch_size
+        self.decide = decide
+        self.window_seconds = window_seconds
+        self.latest_fraction = latest_fraction
+        self.now = now or time.monotonic
+        self.images_per_second: Optional[float] = None
+        self._window_start: Optional[tuple] = None  # (time, step)
+        self._done = False
+
+    def on_epoch_end(self, epoch: int, logs: Optional[Dict] = None) -> None:
+        if self._window_start is None:
+            self._window_start = (self.now(), int(self.model.optimizer.iterations.numpy()))
+
+    def on_train_batch_end(self, batch: int, logs: Optional[Dict] = None) -> None:
+        if self._done or self._window_start is None:
+            return
+        now = self.now()
+        started, first_step = self._window_start
+        if now - started < self.window_seconds:
+            return
+        self._done = True
+        if self.clock.elapsed() > self.latest_fraction * self.clock.budget_seconds:
+            return
+        step = int(self.model.optimizer.iterations.numpy())
+        self.images_per_second = (step - first_step) * self.batch_size / (now - started)
+        if self.decide(self.images_per_second, self.clock.budget_seconds - self.clock.elapsed(),
+                       float(step * self.batch_size)):
+            self.model.stop_training = True

@@ -28,10 +28,11 @@ class ServingModule(tf.Module):
     """The network, the Transform layer and the class names, with the two signature functions."""
 
     def __init__(self, model: keras.Model, tft_output, class_names: Sequence[str],
-                 test_time_flip: bool = False) -> None:
+                 test_time_flip: bool = False, test_time_shift: int = 0) -> None:
         super().__init__()
         self.model = model
         self.test_time_flip = test_time_flip
+        self.test_time_shift = test_time_shift
         self.tft_layer = tft_output.transform_features_layer()
         spec = dict(tft_output.raw_feature_spec())
         spec.pop(LABEL_KEY, None)
@@ -40,7 +41,7 @@ class ServingModule(tf.Module):
 
     def _predict(self, raw_features: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
         images = self.tft_layer(raw_features)[IMAGE_XF]
-        probabilities = predict_probabilities(self.model, images, self.test_time_flip)
+        probabilities = predict_probabilities(self.model, images, self.test_time_flip, self.test_time_shift)
         class_id = tf.argmax(probabilities, axis=-1)
         return {"probabilities": probabilities, "class_id": class_id,
                 "class_name": tf.gather(self.class_names, class_id)}
@@ -56,16 +57,17 @@ class ServingModule(tf.Module):
 
 def export_saved_model(model: keras.Model, tft_output, class_names: Sequence[str], export_dir: str,
                        warmup_image_shape: Optional[Tuple[int, int, int]] = None,
-                       test_time_flip: bool = False) -> str:
+                       test_time_flip: bool = False, test_time_shift: int = 0) -> str:
     """Write the SavedModel with both signatures to ``export_dir``; return it.
 
-    ``test_time_flip`` serves the mirror-averaged prediction (the one the Trainer
-    evaluated and the Evaluator gates, since both run this graph).
+    ``test_time_flip`` and ``test_time_shift`` serve the view-averaged prediction
+    (:func:`~cifar_tfx.trainer.model.predict_probabilities`: the one the Trainer evaluated
+    and the Evaluator gates, since both run this graph).
 
     With ``warmup_image_shape`` (H, W, C), TF Serving warm-up requests for both signatures
     are written to ``assets.extra/`` (see :mod:`cifar_tfx.trainer.warmup`).
     """
-    module = ServingModule(model, tft_output, class_names, test_time_flip)
+    module = ServingModule(model, tft_output, class_names, test_time_flip, test_time_shift)
     signatures = {
         EXAMPLES_SIGNATURE: module.serve_examples.get_concrete_function(),
         IMAGES_SIGNATURE: module.serve_images.get_concrete_function(),

@@ -63,14 +63,39 @@ def build_resnet(depth: int, input_shape: Tuple[int, int, int], num_classes: int
     return keras.Model(inputs, probabilities, name=f"resnet{depth}")
 
 
-def predict_probabilities(model: keras.Model, images: tf.Tensor, test_time_flip: bool) -> tf.Tensor:
+def shifted(images: tf.Tensor, pixels: int) -> tf.Tensor:
+    """``[B, H, W, C]`` images moved ``pixels`` down and right (negative: up and left), zero-filled.
+
+    Zero is the training mean after normalisation, what the training crop pads with.
+    """
+    if pixels == 0:
+        return images
+    size = abs(pixels)
+    padded = tf.pad(images, [[0, 0], [size, size], [size, size], [0, 0]])
+    start = size - pixels
+    height, width = tf.shape(images)[1], tf.shape(images)[2]
+    return padded[:, start:start + height, start:start + width, :]
+
+
+def prediction_views(test_time_flip: bool, test_time_shift: int = 0) -> Tuple[Tuple[bool, int], ...]:
+    """``(mirrored, shift)`` of every view a prediction averages: the image itself first."""
+    shifts = (0, test_time_shift, -test_time_shift) if test_time_shift else (0,)
+    mirrors = (False, True) if test_time_flip else (False,)
+    return tuple((mirrored, shift) for mirrored in mirrors for shift in shifts)
+
+
+def predict_probabilities(model: keras.Model, images: tf.Tensor, test_time_flip: bool,
+                          test_time_shift: int = 0) -> tf.Tensor:
     """``model``'s float32 class probabilities for ``[B, H, W, C]`` images, as served.
 
-    With ``test_time_flip`` the prediction is the mean over the image and its
-    left-right mirror (the training flips images, so both are in-distribution).
+    The mean over :func:`prediction_views`: with ``test_time_flip`` the left-right mirror too,
+    with ``test_time_shift`` the image (and its mirror) moved that many pixels diagonally
+    both ways. Training flips and crops with padding, so every view is in-distribution.
     """
-    probabilities = tf.cast(model(images, training=False), tf.float32)
-    if test_time_flip:
-        mirrored = tf.cast(model(tf.reverse(images, axis=[2]), training=False), tf.float32)
-        probabilities = (probabilities + mirrored) / 2.0
-    return probabilities
+    views = prediction_views(test_time_flip, test_time_shift)
+    total = None
+    for mirrored, shift in views:
+        view = shifted(tf.reverse(images, axis=[2]) if mirrored else images, shift)
+        probabilities = tf.cast(model(view, training=False), tf.float32)
+        total = probabilities if total is None else total + probabilities
+    return total / float(len(views))

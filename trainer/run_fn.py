@@ -79,4 +79,4 @@ def run_fn(fn_args) -> None:
     _copy_folder(report, os.path.join(fn_args.model_run_dir, "report"))
     export_saved_model(model, tft_output, dataset.class_names, fn_args.serving_model_dir,
                        warmup_image_shape=(dataset.height, dataset.width, dataset.channels),
-                       test_time_flip=hparams.test_time_flip)
+                       test_time_flip=hparams.test_time_flip, test_time_shift=hparams.test_time_shift)

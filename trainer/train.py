@@ -20,8 +20,8 @@ import tf_keras as keras
 
 from cifar_tfx import console
 from cifar_tfx.data.datasets import DatasetSpec
-from cifar_tfx.trainer.budget import PROBE_DEPTHS, DepthChoice, choose_depth
-from cifar_tfx.trainer.callbacks import EpochCheckpoint, ProgressLogger, StepScheduleController
+from cifar_tfx.trainer.budget import PROBE_DEPTHS, DepthChoice, Recheck, choose_depth, recheck_depth
+from cifar_tfx.trainer.callbacks import EpochCheckpoint, ProgressLogger, StepScheduleController, ThroughputCheck
 from cifar_tfx.trainer.data import count_records, expand_patterns, make_dataset
 from cifar_tfx.trainer.hparams import HParams
 from cifar_tfx.trainer.model import build_resnet, predict_probabilities
@@ -65,8 +65,10 @@ def describe_recipe(hparams: HParams) -> str:
         parts.append(f"label smoothing {hparams.label_smoothing:g}")
     parts.append(f"cutout {hparams.cutout_size}" if hparams.cutout_size else "no cutout")
     parts.append(f"weight decay {hparams.weight_decay:g}")
-    if hparams.test_time_flip:
-        parts.append("test-time flip")
+    views = [name for name, used in (("flip", hparams.test_time_flip),
+                                     (f"shift {hparams.test_time_shift}", hparams.test_time_shift)) if used]
+    if views:
+        parts.append("test-time " + " + ".join(views))
     return ", ".join(parts)
 
 
@@ -97,16 +99,17 @@ def build_and_compile(hparams: HParams, dataset: DatasetSpec, runtime: Runtime) 
     return model
 
 
-def evaluate(model: keras.Model, dataset: tf.data.Dataset, num_classes: int, test_time_flip: bool):
+def evaluate(model: keras.Model, dataset: tf.data.Dataset, num_classes: int, test_time_flip: bool,
+             test_time_shift: int = 0):
     """``(loss, accuracy, confusion)`` of what will be served over ``dataset``.
 
-    The predictions are the served ones (:func:`predict_probabilities`, mirror-averaged
-    when ``test_time_flip``); ``confusion`` counts ``[true, predicted]``.
+    The predictions are the served ones (:func:`predict_probabilities`, averaged over the
+    test-time views asked for); ``confusion`` counts ``[true, predicted]``.
     """
     matrix = np.zeros((num_classes, num_classes), dtype=np.int64)
     total_loss = 0.0
     for images, labels in dataset:
-        probabilities = predict_probabilities(model, images, test_time_flip).numpy()
+        probabilities = predict_probabilities(model, images, test_time_flip, test_time_shift).numpy()
         truth = labels.numpy().astype(np.int64).reshape(-1)
         total_loss -= float(np.log(np.maximum(probabilities[np.arange(len(truth)), truth], PROBABILITY_FLOOR)).sum())
         np.add.at(matrix, (truth, np.argmax(probabilities, axis=-1)), 1)
@@ -126,16 +129,23 @@ class _StepTimes(keras.callbacks.Callback):
         self.times.append(self.clock())
 
 
-PROBE_STEPS, PROBE_WARMUP_STEPS = 24, 4  # timed steps of each probed depth, after the steps that trace the graph
+PROBE_IMAGES, PROBE_WARMUP_STEPS = 3072, 4  # timed images of each probed depth, after the steps that trace the graph
 UNBOUNDED_EPOCHS = 10**6                  # a budget run's fit() length: the clock stops it long before
 PROBABILITY_FLOOR = 1e-12                 # log(0) guard in the evaluation loss
 
 
+def probe_steps(batch_size: int) -> int:
+    """Timed steps of a probe: :data:`PROBE_IMAGES` images, within 8 to 24 steps (24 at batch 128, 12 at 256)."""
+    return min(24, max(8, PROBE_IMAGES // batch_size))
+
+
 def measure_throughput(hparams: HParams, dataset: DatasetSpec, runtime: Runtime, strategy,
-                       probe_ds: tf.data.Dataset, depth: int, steps: int = PROBE_STEPS,
+                       probe_ds: tf.data.Dataset, depth: int, steps: Optional[int] = None,
                        warmup: int = PROBE_WARMUP_STEPS,
                        clock: Callable[[], float] = time.monotonic) -> float:
-    """Training images/s of ResNet-``depth`` on ``probe_ds``, after ``warmup`` (tracing) steps."""
+    """Training images/s of ResNet-``depth`` on ``probe_ds``, after ``warmup`` (tracing) steps
+    (``steps`` timed: :func:`probe_steps` of the batch unless given)."""
+    steps = steps or probe_steps(hparams.batch_size)
     with strategy.scope():
         model = build_and_compile(dataclasses.replace(hparams, depth=depth), dataset, runtime)
     timer = _StepTimes(clock)
@@ -173,12 +183,134 @@ def resolve_depth(hparams: HParams, dataset: DatasetSpec, runtime: Runtime, stra
     picked: DepthChoice = choose_depth(measured, train_examples, hparams.time_budget_minutes * 60.0 - probe_seconds,
                                        hparams.budget_min_images or dataset.budget_min_images)
     choice = dict(picked.to_json(), probe_seconds=probe_seconds)
-    tf.io.gfile.makedirs(checkpoint_dir)
-    with tf.io.gfile.GFile(saved, "w") as handle:
-        json.dump(choice, handle, indent=2)
+    save_depth_choice(checkpoint_dir, choice)
     stream.write(f"budget: training ResNet-{picked.depth} ({probe_seconds:.0f} s probe, counted in the budget; "
                  f"{picked.reason()})\n")
     return dataclasses.replace(hparams, depth=picked.depth), choice, probe_seconds
+
+
+def save_depth_choice(checkpoint_dir: str, choice: Dict[str, object]) -> None:
+    """Keep ``choice`` beside the checkpoints, where a resumed attempt finds it."""
+    tf.io.gfile.makedirs(checkpoint_dir)
+    with tf.io.gfile.GFile(os.path.join(checkpoint_dir, DEPTH_CHOICE_FILE), "w") as handle:
+        json.dump(choice, handle, indent=2)
+
+
+def restart_with_choice(checkpoint_dir: str, choice: Dict[str, object]) -> None:
+    """Drop the checkpoints of the network being abandoned, then save the new ``choice``.
+
+    In this order: an attempt stopped in between finds the old choice and no checkpoint,
+    and trains the old network from its start rather than restoring into the wrong one.
+    """
+    for name in tf.io.gfile.listdir(checkpoint_dir):
+        if name == "checkpoint" or name.startswith("ckpt-"):
+            tf.io.gfile.remove(os.path.join(checkpoint_dir, name))
+    save_depth_choice(checkpoint_dir, choice)
+
+
+@dataclasses.dataclass
+class _Fitted:
+    """One network's training in this attempt."""
+
+    model: keras.Model
+    run_clock: TrainingClock
+    start_step: int                    # restored from a checkpoint; 0 when fresh
+    seconds: float                     # wall time of this attempt's fit
+    learning_rates: List[float]
+    history: Dict[str, List[float]]
+
+
+@dataclasses.dataclass
+class _Fitting:
+    """What every fit of one training run shares (a budget run may fit two networks: see ``recheck``)."""
+
+    dataset: DatasetSpec
+    runtime: Runtime
+    strategy: object
+    train_files: List[str]
+    tft_output: object
+    train_examples: int
+    checkpoint_dir: str
+    writer: Optional[object]
+    stream: TextIO
+    clock: Callable[[], float]
+
+    def fit(self, hparams: HParams, elapsed_before: float,
+            recheck: Optional[Callable[[float, float, float], bool]]) -> _Fitted:
+        """Build ResNet-``hparams.depth``, restore its checkpoint if any, train until the run is done
+        (or until ``recheck``, given the steady images/s, the seconds left and the images seen, asks for
+        another network)."""
+        with self.strategy.scope():
+            model = build_and_compile(hparams, self.dataset, self.runtime)
+            elapsed_var = tf.Variable(0.0, dtype=tf.float64, trainable=False, name="elapsed_seconds")
+            checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer, elapsed_seconds=elapsed_var)
+        manager = tf.train.CheckpointManager(checkpoint, self.checkpoint_dir, max_to_keep=2)
+        if manager.latest_checkpoint:
+            checkpoint.restore(manager.latest_checkpoint).expect_partial()
+        start_step = int(model.optimizer.iterations.numpy())
+        budget = hparams.time_budget_minutes * 60.0 if hparams.time_budget_minutes is not None else None
+        planned = hparams.planned_steps(self.train_examples)
+        run_clock = TrainingClock(planned_steps=planned, budget_seconds=budget,
+                                  elapsed_before=float(elapsed_var.numpy()) + elapsed_before, clock=self.clock)
+        if start_step:
+            self.stream.write(f"resuming from {manager.latest_checkpoint} at step {start_step}, "
+                              f"{run_clock.elapsed_before:.0f} s already trained\n")
+        self.stream.write(
+            f"training ResNet-{hparams.depth} on {self.train_examples} images, batch {hparams.batch_size}, "
+            f"{'budget %.1f min' % hparams.time_budget_minutes if budget else '%d steps' % planned}; "
+            f"{describe_recipe(hparams)}; precision {self.runtime.precision}, "
+            f"XLA {'on' if self.runtime.xla else 'off'}, {self.strategy.num_replicas_in_sync} replica(s)\n")
+
+        def save() -> str:
+            elapsed_var.assign(run_clock.elapsed())
+            return manager.save(checkpoint_number=int(model.optimizer.iterations.numpy()))
+
+        controller = StepScheduleController(run_clock, hparams.learning_rate, hparams.lr_drop_fractions,
+                                            hparams.lr_drop_factors, self.writer, hparams.lr_schedule,
+                                            hparams.warmup_fraction)
+        callbacks = [controller, ProgressLogger(run_clock, hparams.batch_size, hparams.log_every_seconds, self.stream),
+                     EpochCheckpoint(save)]
+        if recheck is not None and run_clock.by_time:
+            callbacks.append(ThroughputCheck(run_clock, hparams.batch_size, recheck, now=self.clock))
+        history: Dict[str, List[float]] = {}
+        started = self.clock()
+        steps_per_epoch = max(1, self.train_examples // hparams.batch_size)
+        if not run_clock.finished(start_step):
+            epochs = math.ceil(planned / steps_per_epoch) if planned else UNBOUNDED_EPOCHS
+            train_ds = make_dataset(self.train_files, self.tft_output, hparams.batch_size, True, hparams)
+            fit = model.fit(train_ds, epochs=epochs, initial_epoch=start_step // steps_per_epoch,
+                            steps_per_epoch=steps_per_epoch, callbacks=callbacks, verbose=0)
+            history = {key: [float(v) for v in values] for key, values in fit.history.items()}
+        save()
+        return _Fitted(model=model, run_clock=run_clock, start_step=start_step, seconds=self.clock() - started,
+                       learning_rates=controller.rates, history=history)
+
+
+def _fit_with_recheck(fitting: _Fitting, hparams: HParams, depth_choice: Optional[Dict[str, object]],
+                      probe_seconds: float):
+    """``(fitted, hparams, depth_choice)``: fit the chosen network; in the attempt that probed
+    (``probe_seconds`` > 0), recheck the probe once and, if the recheck says so, restart with its
+    network (its checkpoints replace the abandoned one's). A resumed attempt keeps the saved choice."""
+    rechecks: List[Recheck] = []
+
+    def recheck(observed: float, seconds_left: float, images_seen: float) -> bool:
+        """Called once by ThroughputCheck with steady images/s: True switches the network."""
+        rechecks.append(recheck_depth(depth_choice["measured_images_per_second"], hparams.depth, observed,
+                                      fitting.train_examples, seconds_left, depth_choice["min_images"], images_seen))
+        fitting.stream.write(f"budget: {rechecks[-1].reason()}\n")
+        return rechecks[-1].switched
+
+    fitted = fitting.fit(hparams, elapsed_before=probe_seconds, recheck=recheck if probe_seconds else None)
+    if not rechecks:
+        return fitted, hparams, depth_choice
+    depth_choice = dict(depth_choice, recheck=rechecks[0].to_json())
+    if not rechecks[0].switched:
+        save_depth_choice(fitting.checkpoint_dir, depth_choice)
+        return fitted, hparams, depth_choice
+    hparams = dataclasses.replace(hparams, depth=rechecks[0].depth)
+    depth_choice["depth"] = hparams.depth
+    restart_with_choice(fitting.checkpoint_dir, depth_choice)
+    return fitting.fit(hparams, elapsed_before=fitted.run_clock.elapsed(), recheck=None), hparams, depth_choice
 
 
 def train_model(*, train_files: Sequence[str], eval_files: Sequence[str], tft_output, hparams: HParams,
@@ -187,9 +319,9 @@ def train_model(*, train_files: Sequence[str], eval_files: Sequence[str], tft_ou
                 gpus: Optional[int] = None):
     """Train (resuming from ``checkpoint_dir`` if it holds a checkpoint); return ``(model, TrainResult)``.
 
-    Longer than 60 lines on purpose: runtime, depth choice, resume, fit and evaluation happen in
-    this order and share a dozen values; split, the pieces would pass them all along. Each step's
-    logic is a function of its own (``resolve_depth``, ``TrainingClock``, ``evaluate``, ...).
+    In order: the runtime, the depth (a budget run without one probes: ``resolve_depth``), the fit
+    (``_fit_with_recheck``: the attempt that probed checks the probe's rates once and may restart with
+    another network), the evaluation of what will be served (``evaluate``).
     """
     stream = stream or console.stream()  # the terminal, also while library output goes to the run log
     gpus = detect_gpus() if gpus is None else gpus
@@ -198,66 +330,32 @@ def train_model(*, train_files: Sequence[str], eval_files: Sequence[str], tft_ou
     train_files = expand_patterns(train_files)
     eval_files = expand_patterns(eval_files)
     train_examples = count_records(train_files)
-    steps_per_epoch = max(1, train_examples // hparams.batch_size)
-    planned = hparams.planned_steps(train_examples)
 
     strategy = make_strategy(runtime)
     hparams, depth_choice, probe_seconds = resolve_depth(hparams, dataset, runtime, strategy, train_files, tft_output,
                                                          train_examples, checkpoint_dir, stream, clock)
-    with strategy.scope():
-        model = build_and_compile(hparams, dataset, runtime)
-        elapsed_var = tf.Variable(0.0, dtype=tf.float64, trainable=False, name="elapsed_seconds")
-        checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer, elapsed_seconds=elapsed_var)
-    manager = tf.train.CheckpointManager(checkpoint, checkpoint_dir, max_to_keep=2)
-    if manager.latest_checkpoint:
-        checkpoint.restore(manager.latest_checkpoint).expect_partial()
-    start_step = int(model.optimizer.iterations.numpy())
-    budget = hparams.time_budget_minutes * 60.0 if hparams.time_budget_minutes is not None else None
-    run_clock = TrainingClock(planned_steps=planned, budget_seconds=budget,
-                              elapsed_before=float(elapsed_var.numpy()) + probe_seconds, clock=clock)
-    if start_step:
-        stream.write(f"resuming from {manager.latest_checkpoint} at step {start_step}, "
-                     f"{run_clock.elapsed_before:.0f} s already trained\n")
-    stream.write(f"training ResNet-{hparams.depth} on {train_examples} images, batch {hparams.batch_size}, "
-                 f"{'budget %.1f min' % hparams.time_budget_minutes if budget else '%d steps' % planned}; "
-                 f"{describe_recipe(hparams)}; precision {runtime.precision}, XLA {'on' if runtime.xla else 'off'}, "
-                 f"{strategy.num_replicas_in_sync} replica(s)\n")
-
-    def save() -> str:
-        elapsed_var.assign(run_clock.elapsed())
-        return manager.save(checkpoint_number=int(model.optimizer.iterations.numpy()))
-
-    writer = tf.summary.create_file_writer(os.path.join(log_dir, "train")) if log_dir else None
-    controller = StepScheduleController(run_clock, hparams.learning_rate, hparams.lr_drop_fractions,
-                                        hparams.lr_drop_factors, writer, hparams.lr_schedule, hparams.warmup_fraction)
-    callbacks = [controller, ProgressLogger(run_clock, hparams.batch_size, hparams.log_every_seconds, stream),
-                 EpochCheckpoint(save)]
-    history: Dict[str, List[float]] = {}
-    started = clock()
-    if not run_clock.finished(start_step):
-        epochs = (math.ceil(planned / steps_per_epoch) if planned else UNBOUNDED_EPOCHS)
-        train_ds = make_dataset(train_files, tft_output, hparams.batch_size, True, hparams)
-        fit = model.fit(train_ds, epochs=epochs, initial_epoch=start_step // steps_per_epoch,
-                        steps_per_epoch=steps_per_epoch, callbacks=callbacks, verbose=0)
-        history = {key: [float(v) for v in values] for key, values in fit.history.items()}
-    save()
+    fitting = _Fitting(dataset=dataset, runtime=runtime, strategy=strategy, train_files=train_files,
+                       tft_output=tft_output, train_examples=train_examples, checkpoint_dir=checkpoint_dir,
+                       writer=tf.summary.create_file_writer(os.path.join(log_dir, "train")) if log_dir else None,
+                       stream=stream, clock=clock)
+    fitted, hparams, depth_choice = _fit_with_recheck(fitting, hparams, depth_choice, probe_seconds)
+    model = fitted.model
     steps_done = int(model.optimizer.iterations.numpy())
-    seconds = clock() - started
-    result = TrainResult(runtime=runtime, steps_done=steps_done, resumed_from_step=start_step,
-                         elapsed_seconds=run_clock.elapsed(),
-                         images_per_second=(steps_done - start_step) * hparams.batch_size / seconds
-                         if seconds > 0 and steps_done > start_step else None,
-                         learning_rates=controller.rates, history=history, hparams=hparams,
+    result = TrainResult(runtime=runtime, steps_done=steps_done, resumed_from_step=fitted.start_step,
+                         elapsed_seconds=fitted.run_clock.elapsed(),
+                         images_per_second=(steps_done - fitted.start_step) * hparams.batch_size / fitted.seconds
+                         if fitted.seconds > 0 and steps_done > fitted.start_step else None,
+                         learning_rates=fitted.learning_rates, history=fitted.history, hparams=hparams,
                          depth_choice=depth_choice)
     eval_ds = make_dataset(eval_files, tft_output, hparams.batch_size, False, hparams)
-    result.eval_loss, result.eval_accuracy, result.confusion = evaluate(model, eval_ds, dataset.num_classes,
-                                                                        hparams.test_time_flip)
+    result.eval_loss, result.eval_accuracy, result.confusion = evaluate(
+        model, eval_ds, dataset.num_classes, hparams.test_time_flip, hparams.test_time_shift)
     if result.images_per_second is None:  # resumed from a checkpoint written after the last step
         stream.write(f"training had finished at step {steps_done} (resumed from its checkpoint); "
                      f"eval accuracy {result.eval_accuracy:.4f}\n")
     else:
         stream.write(f"trained {steps_done} steps in {result.elapsed_seconds:.0f} s "
                      f"({result.images_per_second:,.0f} img/s); eval accuracy {result.eval_accuracy:.4f}\n")
-    if writer is not None:
-        writer.flush()
+    if fitting.writer is not None:
+        fitting.writer.flush()
     return model, result

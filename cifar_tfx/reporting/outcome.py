@@ -50,6 +50,9 @@ def training_summary(model_run_uri: str) -> Optional[str]:
     choice = report.get("depth_choice")
     if choice:
         line += f"; the budget chose it ({choice['reason']})"
+        switched = (choice.get("recheck") or {}).get("switched_to")
+        if switched:
+            line += f", then {choice['recheck']['reason']}"
     return line
 
 
