@@ -155,10 +155,7 @@ def test_throughput_check_times_steady_training_after_the_first_epoch_once():
                             window_seconds=30.0, now=lambda: now[0])
     check.set_model(_Model())
     # the first epoch (10 steps) runs at 2 s/step, filling the cache; then 0.5 s/step
-    for step in range(1, 11):
-        now[0] += 2.0
-        check.model.optimizer.iterations.assign(step)
-        check.on_train_batch_end(step)
+    _drive_from(check, now, 1, 10, 2.0)
     check.on_epoch_end(0)
     stopped_at = _drive_from(check, now, 11, 200, 0.5)
     (rate, seconds_left, images_seen), = calls  # called once
