@@ -8,7 +8,8 @@ blessed model a Resolver gave, or, where there is no Resolver, the version the s
 folder serves now), reads both models' accuracy back, calls the pure
 :func:`cifar_tfx.components.gate.decide` and writes the blessing as TFX's Evaluator
 would (``BLESSED`` / ``NOT_BLESSED`` file and the ``blessed`` property the Pusher
-reads), plus ``gate.json`` with the bounds and the decision.
+reads), plus ``gate.json`` with the bounds and the decision and ``confusion.json`` with the
+candidate's confusion matrix (the run report draws it: the Evaluator is the one reader of the test split).
 """
 
 from __future__ import annotations
@@ -29,9 +30,10 @@ from tfx.types.component_spec import ExecutionParameter
 from tfx.utils import json_utils, path_utils
 
 from cifar_tfx import storage
-from cifar_tfx.components.gate import GATE_FILE, Bounds, decide, gate_record
+from cifar_tfx.components.gate import CONFUSION_FILE, GATE_FILE, Bounds, decide, gate_record
 from cifar_tfx.serving.model_config import served_version
-from cifar_tfx.pipeline.evaluation import BASELINE, CANDIDATE, make_eval_config, measured
+from cifar_tfx.pipeline.evaluation import (
+    BASELINE, CANDIDATE, confusion_counts, confusion_record, make_eval_config, measured)
 
 BOUND_KEYS = ("min_accuracy", "max_regression", "min_class_accuracy")  # the fields of gate.Bounds
 CLASS_NAMES_KEY = "class_names"
@@ -100,6 +102,10 @@ class GatedEvaluatorExecutor(evaluator_executor.Executor):
                           "the served model" if serving_dir and not baselines else "the last blessed model")
         with fileio.open(os.path.join(evaluation_uri, GATE_FILE), "w") as record:
             record.write(gate_record(bounds, candidate, baseline, decision, baseline_source))
+        counts = confusion_counts(evaluation_uri, len(class_names), None if baseline_model is None else CANDIDATE)
+        if counts is not None:
+            with fileio.open(os.path.join(evaluation_uri, CONFUSION_FILE), "w") as record:
+                record.write(confusion_record(class_names, counts))
         write_blessing(artifact_utils.get_single_instance(output_dict[standard_component_specs.BLESSING_KEY]),
                        model, baselines[0] if baselines else None, decision.blessed)
 

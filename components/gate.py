@@ -17,6 +17,7 @@ import math
 from typing import Dict, Mapping, Optional, Sequence, Tuple
 
 GATE_FILE = "gate.json"  # in the Evaluator's evaluation folder
+CONFUSION_FILE = "confusion.json"  # beside it: the candidate's confusion matrix (pipeline/evaluation.py)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -67,7 +67,11 @@ class CifarTrainerExecutor(trainer_executor.GenericExecutor):
 
 
 class CifarTrainer(base_component.BaseComponent):
-    """Trains with ``run_fn`` on the ``train`` split and evaluates on ``test``."""
+    """Trains with ``run_fn`` on the ``train`` split.
+
+    TFX hands every Trainer an eval split (``test`` here, since without one it assumes ``eval``);
+    ``run_fn`` does not read it: the Evaluator is the one reader of the test split.
+    """
 
     SPEC_CLASS = CifarTrainerSpec
     EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(CifarTrainerExecutor)

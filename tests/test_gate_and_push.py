@@ -70,6 +70,22 @@ def test_the_gate_record_round_trips_what_was_applied():
     assert read_candidate.accuracy == 0.91 and math.isnan(read_candidate.class_accuracy["dog"])
 
 
+def test_the_confusion_matrix_is_read_from_tfmas_sparse_entries_with_zero_fields_left_out(tmp_path):
+    from cifar_tfx.pipeline.evaluation import confusion_record, counts_from_entries
+    from cifar_tfx.reporting.outcome import read_confusion
+
+    # As TFMA's plot JSON holds them: class 0 is an absent id, -1 (nothing above the threshold) is not a class.
+    entries = [{"numWeightedExamples": 5.0}, {"predictedClassId": 2, "numWeightedExamples": 1.0},
+               {"actualClassId": 2, "numWeightedExamples": 3.0}, {"actualClassId": 1, "predictedClassId": 1,
+                                                                  "numWeightedExamples": 7.0},
+               {"actualClassId": 1, "predictedClassId": -1, "numWeightedExamples": 4.0}]
+    counts = counts_from_entries(entries, 3)
+    assert counts == [[5, 0, 1], [0, 7, 0], [3, 0, 0]]
+    (tmp_path / "confusion.json").write_text(confusion_record(["a", "b", "c"], counts))
+    assert read_confusion(str(tmp_path)) == (["a", "b", "c"], counts)
+    assert read_confusion(str(tmp_path / "elsewhere")) is None
+
+
 @pytest.mark.parametrize("blessed, marker, value", [(True, "BLESSED", 1), (False, "NOT_BLESSED", 0)])
 def test_the_evaluator_writes_the_blessing_the_pusher_reads(tmp_path, blessed, marker, value):
     from cifar_tfx.components.evaluator import write_blessing

@@ -55,7 +55,7 @@ def demo_run(tmp_path_factory):
 def test_demo_run_trains_gates_and_pushes(demo_run, capsys):
     root, args = demo_run
     assert main(args) == 0
-    out = capsys.readouterr().out
+    out, err = capsys.readouterr()
     assert "pushed: cifar10 version 1 -> " in out
     assert "trained ResNet-8: 469 steps in " in out
     accuracy = float(out.rsplit("test accuracy ", 1)[1].split(")")[0])
@@ -78,8 +78,14 @@ def test_demo_run_trains_gates_and_pushes(demo_run, capsys):
     # 12 epochs of 5,000 images at batch 128 = 469 steps: drops at the first step >= 1/2 and >= 3/4.
     assert len(rates) == 469
     assert first_drop == math.ceil(469 / 2) and second_drop == math.ceil(469 * 3 / 4)
-    for picture in ("training.png", "confusion.png"):
-        assert os.path.getsize(os.path.join(run_dirs[0], "report", picture)) > 10_000
+    assert os.path.getsize(os.path.join(run_dirs[0], "report", "training.png")) > 10_000
+    # The Evaluator is the one reader of the test split: its confusion matrix is what the report draws.
+    evaluation = glob.glob(str(root / "pipeline" / "Evaluator" / "evaluation" / "*"))[0]
+    confusion = json.load(open(os.path.join(evaluation, "confusion.json")))
+    counts = np.array(confusion["counts"])
+    assert counts.shape == (10, 10) and counts.sum() == 1000, "every test image counted once"
+    assert np.trace(counts) / counts.sum() == pytest.approx(accuracy, abs=1e-4)
+    assert "trained 469 steps in " in err and "eval accuracy" not in err, "the Trainer does not read the test split"
 
 
 REPORT_SECTIONS = ("Gate decision", "Training", "confusion matrix", "Per-class accuracy (Evaluator)",

@@ -12,6 +12,7 @@ and return ``probabilities`` [B, classes] float32, ``class_id`` [B] int64 and
 
 from __future__ import annotations
 
+import functools
 from typing import Dict, Optional, Sequence, Tuple
 
 import tensorflow as tf
@@ -30,9 +31,12 @@ class ServingModule(tf.Module):
     def __init__(self, model: keras.Model, tft_output, class_names: Sequence[str],
                  test_time_flip: bool = False, test_time_shift: int = 0) -> None:
         super().__init__()
-        self.model = model
-        self.test_time_flip = test_time_flip
-        self.test_time_shift = test_time_shift
+        # The SavedModel keeps the network's variables and the traced signatures, not the Keras object:
+        # a tracked Keras model makes tf.saved_model.save trace every layer's call again for Keras's own
+        # loader, which was most of an export's time (nothing here loads the export back as Keras).
+        self.network_variables = list(model.variables)
+        self._probabilities = functools.partial(predict_probabilities, model, test_time_flip=test_time_flip,
+                                                test_time_shift=test_time_shift)  # not tracked: a plain callable
         self.tft_layer = tft_output.transform_features_layer()
         spec = dict(tft_output.raw_feature_spec())
         spec.pop(LABEL_KEY, None)
@@ -41,16 +45,18 @@ class ServingModule(tf.Module):
 
     def _predict(self, raw_features: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
         images = self.tft_layer(raw_features)[IMAGE_XF]
-        probabilities = predict_probabilities(self.model, images, self.test_time_flip, self.test_time_shift)
+        probabilities = self._probabilities(images)
         class_id = tf.argmax(probabilities, axis=-1)
         return {"probabilities": probabilities, "class_id": class_id,
                 "class_name": tf.gather(self.class_names, class_id)}
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=EXAMPLES_INPUT)])
+    # autograph=False: nothing here branches on a tensor, and converting every Keras layer's call was
+    # most of the tracing time.
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=EXAMPLES_INPUT)], autograph=False)
     def serve_examples(self, examples: tf.Tensor) -> Dict[str, tf.Tensor]:
         return self._predict(tf.io.parse_example(examples, self._feature_spec))
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=IMAGES_INPUT)])
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=IMAGES_INPUT)], autograph=False)
     def serve_images(self, images: tf.Tensor) -> Dict[str, tf.Tensor]:
         return self._predict({IMAGE_KEY: tf.reshape(images, [-1, 1])})
 

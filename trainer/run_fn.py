@@ -46,11 +46,14 @@ def _copy_folder(source: str, destination: str) -> None:
 
 
 def run_fn(fn_args) -> None:
-    """Train, write the report and TensorBoard logs, export the SavedModel to ``serving_model_dir``."""
+    """Train, write the report and TensorBoard logs, export the SavedModel to ``serving_model_dir``.
+
+    ``fn_args.eval_files`` (the test split) stay unread: the Evaluator measures the exported model.
+    """
     import tensorflow_transform as tft
 
     from cifar_tfx.trainer.export import export_saved_model
-    from cifar_tfx.trainer.report import plot_confusion, plot_training
+    from cifar_tfx.trainer.report import plot_training
     from cifar_tfx.trainer.train import train_model
 
     config = fn_args.custom_config
@@ -59,19 +62,16 @@ def run_fn(fn_args) -> None:
     tft_output = tft.TFTransformOutput(fn_args.transform_output)
     checkpoint_dir = checkpoint_dir_for(fn_args.model_run_dir, hparams, fn_args.train_files,
                                         fn_args.transform_output)
-    model, result = train_model(
-        train_files=fn_args.train_files, eval_files=fn_args.eval_files, tft_output=tft_output,
-        hparams=hparams, dataset=dataset, checkpoint_dir=checkpoint_dir, log_dir=fn_args.model_run_dir)
+    model, result = train_model(train_files=fn_args.train_files, tft_output=tft_output, hparams=hparams,
+                                dataset=dataset, checkpoint_dir=checkpoint_dir, log_dir=fn_args.model_run_dir)
     hparams = result.hparams or hparams  # a budget run's chosen depth filled in
     report = tempfile.mkdtemp(prefix="report-")  # written locally, then copied (model_run_dir may be gs://)
     plot_training(result.history, result.learning_rates, os.path.join(report, "training.png"),
-                  title=f"ResNet-{hparams.depth}: eval accuracy {result.eval_accuracy:.2%}")
-    plot_confusion(result.confusion, dataset.class_names, os.path.join(report, "confusion.png"),
-                   title=f"test split, {int(result.confusion.sum())} images")
+                  title=f"ResNet-{hparams.depth}: {result.steps_done:,} steps")
     with open(os.path.join(report, "training.json"), "w") as handle:
         json.dump({"steps": result.steps_done, "resumed_from_step": result.resumed_from_step,
                    "checkpoint_dir": checkpoint_dir, "elapsed_seconds": result.elapsed_seconds,
-                   "images_per_second": result.images_per_second, "eval_accuracy": result.eval_accuracy,
+                   "images_per_second": result.images_per_second,
                    "precision": result.runtime.precision, "xla": result.runtime.xla,
                    "dataset": dataset.name, "hparams": hparams.training_values(),
                    "depth_choice": result.depth_choice},

@@ -40,9 +40,9 @@ class TrainResult:
     images_per_second: Optional[float]  # this attempt's training throughput; None if it trained no step
     learning_rates: List[float]     # per step of this attempt
     history: Dict[str, List[float]] = dataclasses.field(default_factory=dict)  # per epoch
-    eval_accuracy: float = float("nan")
+    eval_accuracy: float = float("nan")    # NaN when train_model was given no eval_files
     eval_loss: float = float("nan")
-    confusion: Optional[np.ndarray] = None  # [true class, predicted class] counts on the eval split
+    confusion: Optional[np.ndarray] = None  # [true class, predicted class] counts on eval_files
     hparams: Optional[HParams] = None       # what trained: a budget run's chosen depth filled in
     depth_choice: Optional[Dict[str, object]] = None  # DepthChoice.to_json() of a budget-chosen depth
 
@@ -313,22 +313,22 @@ def _fit_with_recheck(fitting: _Fitting, hparams: HParams, depth_choice: Optiona
     return fitting.fit(hparams, elapsed_before=fitted.run_clock.elapsed(), recheck=None), hparams, depth_choice
 
 
-def train_model(*, train_files: Sequence[str], eval_files: Sequence[str], tft_output, hparams: HParams,
-                dataset: DatasetSpec, checkpoint_dir: str, log_dir: Optional[str] = None,
+def train_model(*, train_files: Sequence[str], tft_output, hparams: HParams, dataset: DatasetSpec,
+                checkpoint_dir: str, eval_files: Sequence[str] = (), log_dir: Optional[str] = None,
                 clock: Callable[[], float] = time.monotonic, stream: Optional[TextIO] = None,
                 gpus: Optional[int] = None):
     """Train (resuming from ``checkpoint_dir`` if it holds a checkpoint); return ``(model, TrainResult)``.
 
     In order: the runtime, the depth (a budget run without one probes: ``resolve_depth``), the fit
     (``_fit_with_recheck``: the attempt that probed checks the probe's rates once and may restart with
-    another network), the evaluation of what will be served (``evaluate``).
+    another network), then, if ``eval_files`` are given, the evaluation of what will be served
+    (``evaluate``). The pipeline's Trainer gives none: its Evaluator is the one reader of the test split.
     """
     stream = stream or console.stream()  # the terminal, also while library output goes to the run log
     gpus = detect_gpus() if gpus is None else gpus
     runtime = resolve_runtime(hparams, gpus, cpu_bf16=not gpus and detect_cpu_bf16())
     apply_precision(runtime)
     train_files = expand_patterns(train_files)
-    eval_files = expand_patterns(eval_files)
     train_examples = count_records(train_files)
 
     strategy = make_strategy(runtime)
@@ -347,15 +347,17 @@ def train_model(*, train_files: Sequence[str], eval_files: Sequence[str], tft_ou
                          if fitted.seconds > 0 and steps_done > fitted.start_step else None,
                          learning_rates=fitted.learning_rates, history=fitted.history, hparams=hparams,
                          depth_choice=depth_choice)
-    eval_ds = make_dataset(eval_files, tft_output, hparams.batch_size, False, hparams)
-    result.eval_loss, result.eval_accuracy, result.confusion = evaluate(
-        model, eval_ds, dataset.num_classes, hparams.test_time_flip, hparams.test_time_shift)
+    evaluated = ""
+    if eval_files:
+        eval_ds = make_dataset(expand_patterns(eval_files), tft_output, hparams.batch_size, False, hparams)
+        result.eval_loss, result.eval_accuracy, result.confusion = evaluate(
+            model, eval_ds, dataset.num_classes, hparams.test_time_flip, hparams.test_time_shift)
+        evaluated = f"; eval accuracy {result.eval_accuracy:.4f}"
     if result.images_per_second is None:  # resumed from a checkpoint written after the last step
-        stream.write(f"training had finished at step {steps_done} (resumed from its checkpoint); "
-                     f"eval accuracy {result.eval_accuracy:.4f}\n")
+        stream.write(f"training had finished at step {steps_done} (resumed from its checkpoint){evaluated}\n")
     else:
         stream.write(f"trained {steps_done} steps in {result.elapsed_seconds:.0f} s "
-                     f"({result.images_per_second:,.0f} img/s); eval accuracy {result.eval_accuracy:.4f}\n")
+                     f"({result.images_per_second:,.0f} img/s){evaluated}\n")
     if fitting.writer is not None:
         fitting.writer.flush()
     return model, result

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from cifar_tfx import storage
-from cifar_tfx.components.gate import GATE_FILE, Bounds, Decision, Metrics, read_gate_record
+from cifar_tfx.components.gate import CONFUSION_FILE, GATE_FILE, Bounds, Decision, Metrics, read_gate_record
 from cifar_tfx.pipeline.component_ids import EVALUATOR, PUSHER, TRAINER
 from cifar_tfx.reporting.run_record import ProducedArtifact
 
@@ -62,6 +62,16 @@ def read_gate(evaluation_uri: str) -> Optional[Tuple[Bounds, Metrics, Optional[M
     if not storage.exists(path):
         return None
     return read_gate_record(storage.read_bytes(path).decode())
+
+
+def read_confusion(evaluation_uri: str) -> Optional[Tuple[List[str], List[List[int]]]]:
+    """``(class names, counts[true][predicted])`` the Evaluator measured (its ``confusion.json``); ``None``
+    if it wrote none."""
+    path = storage.join(evaluation_uri, CONFUSION_FILE)
+    if not storage.exists(path):
+        return None
+    record = json.loads(storage.read_bytes(path))
+    return list(record["class_names"]), [[int(v) for v in row] for row in record["counts"]]
 
 
 def read_outcome(produced: Sequence[ProducedArtifact]) -> Outcome:

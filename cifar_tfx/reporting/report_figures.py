@@ -71,6 +71,22 @@ def per_class_accuracy(accuracy: Mapping[str, float]) -> bytes:
     return _png(plt, fig)
 
 
+def confusion_matrix(counts: Sequence[Sequence[int]], class_names: Sequence[str]) -> bytes:
+    """Counts of (true class, predicted class), rows true, each cell labelled."""
+    plt = pyplot()
+    matrix = np.asarray(counts, dtype=np.float64)
+    fig, axis = plt.subplots(figsize=(8, 7))
+    axis.imshow(matrix, cmap="Blues")
+    for (row, col), value in np.ndenumerate(matrix):
+        axis.text(col, row, f"{int(value)}", ha="center", va="center", fontsize=7,
+                  color="white" if value > matrix.max() / 2 else "black")
+    axis.set(xticks=range(len(class_names)), yticks=range(len(class_names)), xlabel="predicted", ylabel="true",
+             title=f"confusion matrix, {int(matrix.sum()):,} test images (Evaluator)")
+    axis.set_xticklabels(class_names, rotation=45, ha="right")
+    axis.set_yticklabels(class_names)
+    return _png(plt, fig)
+
+
 def class_counts(counts: Mapping[str, Mapping[str, int]], class_names: Sequence[str]) -> bytes:
     """Grouped bars: images per class in each split."""
     plt = pyplot()

@@ -2,7 +2,7 @@
 
 Everything comes from what the run left behind: ML Metadata (components, wall times,
 artifacts), the Trainer's TensorBoard events and report folder, the Evaluator's TFMA
-output, the ExampleGen TFRecords and the trained SavedModel (for the misclassified
+output (with its confusion matrix: the test split is read by the Evaluator only), the ExampleGen TFRecords and the trained SavedModel (for the misclassified
 images). Pictures are embedded as base64 PNGs, so the file can be mailed or archived.
 """
 
@@ -20,7 +20,7 @@ from cifar_tfx.model_contract import EXAMPLES_SIGNATURE
 from cifar_tfx.pipeline import component_ids as ids
 from cifar_tfx.reporting import report_figures
 from cifar_tfx.components.gate import Bounds, Metrics
-from cifar_tfx.reporting.outcome import read_gate, training_report, training_summary
+from cifar_tfx.reporting.outcome import read_confusion, read_gate, training_report, training_summary
 from cifar_tfx.reporting.run_record import RunRecord, load_run
 
 MISCLASSIFIED_SHOWN = 32
@@ -158,8 +158,8 @@ def _gate_section(record: RunRecord, gate) -> List[str]:
     return parts
 
 
-def _training_section(model_run, gate) -> List[str]:
-    """Curves, the Trainer's confusion matrix and the Evaluator's per-class accuracy."""
+def _training_section(model_run, evaluation, gate) -> List[str]:
+    """Curves, then the Evaluator's confusion matrix and per-class accuracy on the test split."""
     parts: List[str] = []
     if model_run is not None:
         parts.append("<h2>Training</h2>")
@@ -169,10 +169,10 @@ def _training_section(model_run, gate) -> List[str]:
         scalars = _scalars(model_run.uri)
         if scalars:
             parts.append(_img(report_figures.training_curves(scalars), "training curves"))
-        confusion = storage.join(model_run.uri, "report", "confusion.png")
-        if storage.exists(confusion):
-            parts.append("<h2>Test split: confusion matrix (Trainer)</h2>")
-            parts.append(_img(storage.read_bytes(confusion), "confusion matrix"))
+    confusion = read_confusion(evaluation.uri) if evaluation is not None else None
+    if confusion is not None:
+        parts.append("<h2>Test split: confusion matrix (Evaluator)</h2>")
+        parts.append(_img(report_figures.confusion_matrix(confusion[1], confusion[0]), "confusion matrix"))
     if gate is not None and gate[1].class_accuracy:
         parts.append("<h2>Per-class accuracy (Evaluator)</h2>")
         parts.append(_img(report_figures.per_class_accuracy(dict(gate[1].class_accuracy)), "per-class accuracy"))
@@ -228,7 +228,7 @@ def build_report(pipeline_root: str, run: str = "latest", max_examples: int = 20
     evaluation = record.artifact(ids.EVALUATOR, "evaluation")
     gate = read_gate(evaluation.uri) if evaluation is not None else None
     parts = [f"<h1>{html.escape(record.pipeline_name)}: run {html.escape(record.run_id)}</h1>"]
-    parts += _gate_section(record, gate) + _training_section(model_run, gate)
+    parts += _gate_section(record, gate) + _training_section(model_run, evaluation, gate)
     parts += _data_section(record, names, max_examples) + _run_section(record, training)
     page = (f"<!doctype html><html><head><meta charset=utf-8><title>{html.escape(record.pipeline_name)} "
             f"{html.escape(record.run_id)}</title><style>{_STYLE}</style></head><body>"
