@@ -2,7 +2,8 @@
 #
 # The TFX 1.16 stack declares Python < 3.11, but every wheel it needs exists for 3.11:
 # requirements/lock.txt is resolved for 3.10 (`make lock`) and installed without
-# re-resolving (--no-deps), into .venv/ at the repository root.
+# re-resolving (--no-deps), into .venv/ at the repository root. requirements/overrides.txt
+# gives it what the 3.11 wheels declare where that differs (protobuf).
 
 PYTHON ?= python3.11
 VENV := .venv
@@ -41,9 +42,10 @@ test-fast: $(STAMP)
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
 lock: $(UV)
-	$(UV) pip compile --quiet --python-version 3.10 requirements/requirements.in -o requirements/lock.txt
+	$(UV) pip compile --quiet --python-version 3.10 --override requirements/overrides.txt \
+		requirements/requirements.in -o requirements/lock.txt
 	$(UV) pip compile --quiet --python-version 3.10 --python-platform x86_64-manylinux_2_28 \
-		requirements/cuda.in -o requirements/lock-cuda.txt
+		--override requirements/overrides.txt requirements/cuda.in -o requirements/lock-cuda.txt
 
 # The Kubeflow image: `make image IMAGE=registry.example.com/cifar-tfx:1 [WITH_CUDA=0] [BASE_IMAGE=...]`,
 # with docker when a Docker engine answers, else with buildah (kubeflow/build_image.sh).

@@ -362,23 +362,17 @@ def kubernetes_platform_spec(target: KubeflowTarget, executor_labels: Mapping[st
         for env in target.secret_env:
             config.secret_as_env.append(k8s.SecretAsEnv(secret_name=env.secret, key_to_env=[
                 k8s.SecretAsEnv.SecretKeyToEnvMap(secret_key=env.key, env_var=env.variable)]))
-    tolerations = [t.as_json() for t in target.gpu_tolerations] if target.trainer_gpus else []
-    if tolerations:
-        config_of(TRAINER)  # an executor entry to hold them: the field is added to its JSON below
+    for toleration in target.gpu_tolerations if target.trainer_gpus else ():
+        # Field 12 of KubernetesExecutorConfig (kubernetes_platform/proto/kubernetes_executor_config.proto in
+        # kubeflow/pipelines; the backend applies it since 2.1.0).
+        config_of(TRAINER).tolerations.append(k8s.Toleration(**toleration.as_json()))
     if not configs:
         return None
     platform = pipeline_spec_pb2.PlatformSpec()
     executors = platform.platforms["kubernetes"].deployment_spec.executors
     for label, config in configs.items():
         executors[label].update(json_format.MessageToDict(config))
-    document = json_format.MessageToDict(platform)
-    if tolerations:
-        # Field 12 of KubernetesExecutorConfig (kubernetes_platform/proto/kubernetes_executor_config.proto in
-        # kubeflow/pipelines; the backend applies it since 2.1.0). kfp-kubernetes 1.0.0, the last release
-        # that installs beside TFX 1.16's protobuf, predates the field: written as the JSON it parses from.
-        executor = document["platforms"]["kubernetes"]["deploymentSpec"]["executors"][executor_labels[TRAINER]]
-        executor["tolerations"] = tolerations
-    return document
+    return json_format.MessageToDict(platform)
 
 
 def compile_pipeline(target: KubeflowTarget, dataset: DatasetSpec, hparams: HParams, output_file: str,

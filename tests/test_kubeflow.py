@@ -165,12 +165,11 @@ def test_kfp_platform_section_mounts_the_volumes_and_selects_gpu_nodes(kfp_docs)
     assert set(platform.platforms["kubernetes"].deployment_spec.executors) == {
         "CifarExampleGen_executor", "Evaluator_executor", "Pusher_executor", "Trainer_executor"}
     executors = json.loads(json.dumps(kfp_docs[1]))["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
-    tolerations = {label: struct.pop("tolerations", None) for label, struct in executors.items()}
     configs = {label: json_format.ParseDict(struct, k8s.KubernetesExecutorConfig()) for label, struct in executors.items()}
     # Tolerations: field 12 of KubernetesExecutorConfig, message Toleration {key, operator, value, effect,
-    # toleration_seconds} (kubeflow/pipelines kubernetes_platform/proto/kubernetes_executor_config.proto);
-    # the protos of kfp-kubernetes 1.0.0 installed here predate it, so they are checked by name.
-    assert {label: t for label, t in tolerations.items() if t} == {
+    # toleration_seconds} (kubeflow/pipelines kubernetes_platform/proto/kubernetes_executor_config.proto).
+    assert {label: [json_format.MessageToDict(t) for t in config.tolerations]
+            for label, config in configs.items() if config.tolerations} == {
         "Trainer_executor": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]}
     assert set(configs) == {"CifarExampleGen_executor", "Evaluator_executor", "Pusher_executor", "Trainer_executor"}
     assert [(m.constant, m.mount_path) for m in configs["CifarExampleGen_executor"].pvc_mount] == [

@@ -95,10 +95,12 @@ def predict_probabilities(model: keras.Model, images: tf.Tensor, test_time_flip:
     views = prediction_views(test_time_flip, test_time_shift)
     if len(views) == 1:
         return tf.cast(model(images, training=False), tf.float32)
-    # One call on every view stacked along the batch: one network in the serving graph, not one per view
-    # (the export traces, and every loader restores, a sixth of the graph; inference is per example).
-    stacked = tf.concat([shifted(tf.reverse(images, axis=[2]) if mirrored else images, shift)
-                         for mirrored, shift in views], axis=0)
-    probabilities = tf.cast(model(stacked, training=False), tf.float32)
-    per_view = tf.reshape(probabilities, [len(views), -1, probabilities.shape[-1]])
+    # The views run one after another through a single copy of the network in the graph (map_fn), not one
+    # copy per view: the export traces, and every loader restores, a sixth of the graph. One view at a
+    # time (parallel_iterations=1) keeps the memory of a single batch.
+    stacked = tf.stack([shifted(tf.reverse(images, axis=[2]) if mirrored else images, shift)
+                        for mirrored, shift in views], axis=0)
+    num_classes = model.output_shape[-1]
+    per_view = tf.map_fn(lambda view: tf.cast(model(view, training=False), tf.float32), stacked,
+                         fn_output_signature=tf.TensorSpec([None, num_classes], tf.float32), parallel_iterations=1)
     return tf.reduce_mean(per_view, axis=0)
