@@ -60,8 +60,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     """
     args = build_parser().parse_args(argv)
     on_main_thread = threading.current_thread() is threading.main_thread()
-    previous = ({signum: signal.signal(signum, stop_on_signal) for signum in (signal.SIGINT, signal.SIGTERM)}
-                if on_main_thread else {})
+    # A signal ignored when the process started stays ignored (a shell without job control starts
+    # background commands with SIGINT ignored).
+    previous = {signum: signal.signal(signum, stop_on_signal) for signum in (signal.SIGINT, signal.SIGTERM)
+                if on_main_thread and signal.getsignal(signum) is not signal.SIG_IGN}
     try:
         return args.func(args)
     except KeyboardInterrupt:

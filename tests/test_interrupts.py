@@ -29,10 +29,13 @@ def test_interruptions_are_found_inside_the_errors_that_wrap_them():
 
 def _start_run(data, root):
     env = {**os.environ, "TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1"}
+    # SIGINT as a terminal's foreground command has it, also when pytest itself was started in the background
+    # (a shell without job control starts background commands with SIGINT ignored, and children inherit that).
     return subprocess.Popen(
         [sys.executable, "-m", "cifar_tfx.cli", "run", "--data", str(data), "--profile", "demo", "--epochs", "200",
          "--log-every-seconds", "1", "--pipeline-root", str(root / "pipeline"), "--serving-dir", str(root / "serving")],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def _wait_for_training(process, timeout=600):
