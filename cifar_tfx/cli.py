@@ -21,8 +21,7 @@ from typing import List, Optional
 
 from cifar_tfx import console
 from cifar_tfx.cli_common import (EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_NOT_PUSHED,  # noqa: F401 - re-exported
-                                  EXIT_PIPELINE_FAILED, EXIT_TERMINATED, BadArgumentError, Terminated,
-                                  clear_pending_signals, stop_on_signal)
+                                  EXIT_PIPELINE_FAILED, EXIT_TERMINATED, BadArgumentError, Terminated)
 from cifar_tfx.cli_data import add_data_commands
 from cifar_tfx.cli_kubeflow import add_kubeflow_commands
 from cifar_tfx.cli_run import add_run_commands, hparams_from_args, root_message  # noqa: F401 - re-exported
@@ -39,6 +38,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_serving_commands(commands)
     add_kubeflow_commands(commands)
     return parser
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated()
 
 
 def _stopped_line(what: str) -> str:
@@ -60,10 +63,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     """
     args = build_parser().parse_args(argv)
     on_main_thread = threading.current_thread() is threading.main_thread()
-    # A signal ignored when the process started stays ignored (a shell without job control starts
-    # background commands with SIGINT ignored).
-    previous = {signum: signal.signal(signum, stop_on_signal) for signum in (signal.SIGINT, signal.SIGTERM)
-                if on_main_thread and signal.getsignal(signum) is not signal.SIG_IGN}
+    previous = signal.signal(signal.SIGTERM, _raise_terminated) if on_main_thread else None
     try:
         return args.func(args)
     except KeyboardInterrupt:
@@ -80,9 +80,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         return EXIT_BAD_INPUT
     finally:
         console.set_stage(None)
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-        clear_pending_signals()
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
-from typing import List, Optional, Type
+from typing import Optional
 
 EXIT_BAD_INPUT = 2
 EXIT_PIPELINE_FAILED = 3
@@ -18,31 +17,6 @@ EXIT_TERMINATED = 143   # 128 + SIGTERM: what Kubernetes sends a pod it stops
 class Terminated(BaseException):
     """Raised in the main thread on SIGTERM, so that a run stops the way Ctrl-C stops it (not an
     ``Exception``: no handler of a failing component swallows it)."""
-
-
-# Python raises a signal's exception in whatever Python code the main thread runs next. When that is a
-# finalizer (``__del__``) called from TensorFlow's C++ code, Python prints "Exception ignored" and goes on,
-# and a run would train to its end after Ctrl-C. The handlers note each signal here as well, and
-# :func:`raise_pending_signal` (the Trainer calls it after every step) raises it again from a safe point.
-_PENDING_SIGNALS: List[Type[BaseException]] = []
-
-
-def stop_on_signal(signum: int, frame: object) -> None:
-    """Handler for SIGINT (``KeyboardInterrupt``) and SIGTERM (:class:`Terminated`): note it, raise it."""
-    kind: Type[BaseException] = KeyboardInterrupt if signum == signal.SIGINT else Terminated
-    _PENDING_SIGNALS.append(kind)
-    raise kind()
-
-
-def raise_pending_signal() -> None:
-    """Raise the noted signal's exception again, if a signal was noted (and not yet cleared)."""
-    if _PENDING_SIGNALS:
-        raise _PENDING_SIGNALS[-1]()
-
-
-def clear_pending_signals() -> None:
-    """Forget noted signals: the command that received them has ended."""
-    _PENDING_SIGNALS.clear()
 
 
 def cause_of_kind(err: BaseException, kinds) -> Optional[BaseException]:

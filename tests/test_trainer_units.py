@@ -304,24 +304,3 @@ def test_a_task_given_gpus_fails_when_tensorflow_sees_fewer():
         check_gpus(1, cpu)
     with pytest.raises(MissingGpuError, match="asked for 3 GPU"):
         check_gpus(3, two_gpus)
-
-
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # the swallowing, on purpose
-def test_a_signal_swallowed_by_a_finalizer_is_raised_again_after_the_next_step():
-    import signal
-
-    from cifar_tfx.cli_common import clear_pending_signals, stop_on_signal
-    from cifar_tfx.trainer.callbacks import StopOnNotedSignal
-
-    class Finalized:
-        def __del__(self):
-            stop_on_signal(signal.SIGINT, None)  # where Python runs a handler when the signal lands in a finalizer
-
-    StopOnNotedSignal().on_train_batch_end(0)  # nothing noted: training goes on
-    Finalized()  # its KeyboardInterrupt is printed as "Exception ignored" and dropped
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            StopOnNotedSignal().on_train_batch_end(1)
-    finally:
-        clear_pending_signals()
-    StopOnNotedSignal().on_train_batch_end(2)

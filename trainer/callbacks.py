@@ -1,4 +1,4 @@
-"""Keras callbacks of the training loop: learning-rate control, budget stop, logging, checkpoints, signals."""
+"""Keras callbacks of the training loop: learning-rate control, budget stop, logging, checkpoints."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from typing import Callable, Dict, List, Optional, TextIO
 import tensorflow as tf
 import tf_keras as keras
 
-from cifar_tfx.cli_common import raise_pending_signal
 from cifar_tfx.progress import format_duration
 from cifar_tfx.trainer.schedule import TrainingClock, learning_rate_at
 
@@ -151,11 +150,3 @@ class ThroughputCheck(keras.callbacks.Callback):
         if self.decide(self.images_per_second, self.clock.budget_seconds - self.clock.elapsed(),
                        float(step * self.batch_size)):
             self.model.stop_training = True
-
-
-class StopOnNotedSignal(keras.callbacks.Callback):
-    """After every step, raise a Ctrl-C or SIGTERM that the command's handler noted even if Python swallowed
-    the exception it raised at the time (inside a finalizer: ``cifar_tfx.cli_common.stop_on_signal``)."""
-
-    def on_train_batch_end(self, batch: int, logs: Optional[Dict] = None) -> None:
-        raise_pending_signal()

@@ -21,8 +21,7 @@ import tf_keras as keras
 from cifar_tfx import console
 from cifar_tfx.data.datasets import DatasetSpec
 from cifar_tfx.trainer.budget import PROBE_DEPTHS, DepthChoice, Recheck, choose_depth, recheck_depth
-from cifar_tfx.trainer.callbacks import (EpochCheckpoint, ProgressLogger, StepScheduleController, StopOnNotedSignal,
-                                         ThroughputCheck)
+from cifar_tfx.trainer.callbacks import EpochCheckpoint, ProgressLogger, StepScheduleController, ThroughputCheck
 from cifar_tfx.trainer.data import count_records, expand_patterns, make_dataset
 from cifar_tfx.trainer.hparams import HParams
 from cifar_tfx.trainer.model import build_resnet, predict_probabilities
@@ -270,7 +269,7 @@ class _Fitting:
                                             hparams.lr_drop_factors, self.writer, hparams.lr_schedule,
                                             hparams.warmup_fraction)
         callbacks = [controller, ProgressLogger(run_clock, hparams.batch_size, hparams.log_every_seconds, self.stream),
-                     EpochCheckpoint(save), StopOnNotedSignal()]
+                     EpochCheckpoint(save)]
         if recheck is not None and run_clock.by_time:
             callbacks.append(ThroughputCheck(run_clock, hparams.batch_size, recheck, now=self.clock))
         history: Dict[str, List[float]] = {}
