@@ -102,9 +102,13 @@ def plot(table: List[Dict[str, object]], png: str, goal: Optional[float] = 0.90)
         axes.plot([row["minutes"] for row in rows], [100 * row["test_accuracy"] for row in rows], "o-", label=label)
         for row in rows:
             depth = f"ResNet-{row['depth']}, " if row.get("depth") else ""
-            axes.annotate(f"{100 * row['test_accuracy']:.1f} %\n{depth}{row['date']}",
+            axes.annotate(f"{100 * row['test_accuracy']:.2f} %\n{depth}{row['date']}",
                           (row["minutes"], 100 * row["test_accuracy"]), textcoords="offset points",
                           xytext=(4, -22), fontsize=7)
+    minutes = [row["minutes"] for row in table]
+    accuracies = [100 * row["test_accuracy"] for row in table]
+    axes.set_xlim(0, max(minutes) * 1.25)  # room for the last point's label
+    axes.set_ylim(min(accuracies) - 5, max(accuracies + [100 * (goal or 0)]) + 1)
     if goal is not None:
         axes.axhline(100 * goal, color="grey", linestyle=":", label=f"goal {100 * goal:.0f} % at 30 min")
     axes.set_xlabel("training budget (minutes, 2 CPU cores; probe included)")
