@@ -12,6 +12,7 @@ import io
 import json
 import re
 import socket
+import sys
 import tarfile
 import threading
 import time
@@ -198,10 +199,19 @@ class _Rest(http.server.BaseHTTPRequestHandler):
         pass
 
 
+class _QuietWhenHungUpOn(http.server.ThreadingHTTPServer):
+    """A client that refuses an answer unread closes the connection while the handler still writes it;
+    socketserver would print that BrokenPipe/ConnectionReset to stderr, into the client's captured output."""
+
+    def handle_error(self, request, client_address):
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 @pytest.fixture
 def rest_server():
     handler = type("Handler", (_Rest,), {"seen": [], "delay": 0.0, "answer": "right"})
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server = _QuietWhenHungUpOn(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield handler, f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
