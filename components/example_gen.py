@@ -37,11 +37,14 @@ EXAMPLES_KEY = "examples"
 FILE_PREFIX = "data_tfrecord"
 
 
-def read_split_examples(split: str, data_path: str, dataset: str) -> Iterator[bytes]:
-    """The serialized examples of ``split`` in batch order (the unit of Beam work)."""
-    _, batches = read_batches(data_path, [split], get_dataset(dataset))
-    for batch in batches[split]:
-        yield from serialize_batch(batch.images, batch.labels)
+def read_examples(data_path: str, dataset: str) -> Iterator[beam.pvalue.TaggedOutput]:
+    """Every split's serialized examples in batch order, each tagged with its split: one pass over
+    the archive (the unit of Beam work; a gzip archive cannot be read from the middle)."""
+    _, batches = read_batches(data_path, SPLITS, get_dataset(dataset))
+    for split in SPLITS:
+        for batch in batches[split]:
+            for example in serialize_batch(batch.images, batch.labels):
+                yield beam.pvalue.TaggedOutput(split, example)
 
 
 def check_splits(data_path: str, spec, max_test_overlap: float) -> Tuple[Dict[str, int], Dict[str, int]]:
@@ -100,16 +103,14 @@ class CifarExampleGenExecutor(base_beam_executor.BaseBeamExecutor):
             examples.set_int_custom_property(f"{split}_examples", count)
         examples.split_names = artifact_utils.encode_split_names(list(SPLITS))
         with self._make_beam_pipeline() as pipeline:
+            by_split = (pipeline
+                        | "Create" >> beam.Create([data_path])
+                        | "Read" >> beam.FlatMap(read_examples, dataset).with_outputs(*SPLITS))
             for split in SPLITS:
                 out = os.path.join(artifact_utils.get_split_uri([examples], split), FILE_PREFIX)
-                _ = (
-                    pipeline
-                    | f"Create[{split}]" >> beam.Create([split])
-                    | f"Read[{split}]" >> beam.FlatMap(read_split_examples, data_path, dataset)
-                    | f"Write[{split}]" >> beam.io.WriteToTFRecord(
-                        out, file_name_suffix=".gz", num_shards=shards,
-                        compression_type=beam.io.filesystem.CompressionTypes.GZIP)
-                )
+                _ = by_split[split] | f"Write[{split}]" >> beam.io.WriteToTFRecord(
+                    out, file_name_suffix=".gz", num_shards=shards,
+                    compression_type=beam.io.filesystem.CompressionTypes.GZIP)
         examples_utils.set_payload_format(examples, example_gen_pb2.PayloadFormat.FORMAT_TF_EXAMPLE)
         examples_utils.set_file_format(examples, "tfrecords_gzip")
 

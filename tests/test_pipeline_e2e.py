@@ -86,6 +86,8 @@ def test_demo_run_trains_gates_and_pushes(demo_run, capsys):
     assert counts.shape == (10, 10) and counts.sum() == 1000, "every test image counted once"
     assert np.trace(counts) / counts.sum() == pytest.approx(accuracy, abs=1e-4)
     assert "trained 469 steps in " in err and "eval accuracy" not in err, "the Trainer does not read the test split"
+    # StatisticsGen describes the data; Transform makes its graph only (no second statistics pass, no cache).
+    assert sorted(os.listdir(root / "pipeline" / "Transform")) == ["transform_graph"]
 
 
 REPORT_SECTIONS = ("Gate decision", "Training", "confusion matrix", "Per-class accuracy (Evaluator)",
