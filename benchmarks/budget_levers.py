@@ -100,8 +100,12 @@ def resolve_variant(spec: str, table):
         if not sep or key not in fields:
             raise SystemExit(f"variant {spec!r}: {item!r} is not field=value with a known HParams field")
         current = getattr(hparams, key)
-        values[key] = type(current)(text) if isinstance(current, (int, float, str)) and \
-            not isinstance(current, bool) else float(text)
+        if isinstance(current, bool):
+            if text not in ("true", "false"):
+                raise SystemExit(f"variant {spec!r}: {key} takes true or false, got {text!r}")
+            values[key] = text == "true"
+        else:
+            values[key] = type(current)(text) if isinstance(current, (int, float, str)) else float(text)
     return dataclasses.replace(hparams, **values)
 
 

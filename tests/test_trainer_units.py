@@ -304,3 +304,29 @@ def test_a_task_given_gpus_fails_when_tensorflow_sees_fewer():
         check_gpus(1, cpu)
     with pytest.raises(MissingGpuError, match="asked for 3 GPU"):
         check_gpus(3, two_gpus)
+
+
+@pytest.mark.parametrize("zero_init", [True, False])
+def test_zero_init_residual_makes_every_block_start_as_its_shortcut(zero_init):
+    model = build_resnet(14, CIFAR_SHAPE, 10, FULL.weight_decay, zero_init_residual=zero_init)
+    import tf_keras as keras
+
+    names = ("stem_relu", "stage1_block1_out", "stage1_block2_out")
+    outputs = keras.Model(model.input, [model.get_layer(name).output for name in names])(
+        tf.random.normal([4, *CIFAR_SHAPE]), training=False)
+    stem, block1, block2 = (tf.cast(output, tf.float32).numpy() for output in outputs)
+    # identity blocks: out = relu(shortcut + bn2(...)), and the shortcut is already non-negative
+    assert np.allclose(block1, stem) == zero_init
+    assert np.allclose(block2, stem) == zero_init
+    scales = [layer.gamma.numpy() for layer in model.layers if layer.name.endswith("_bn2")]
+    assert len(scales) == 6 and all(not scale.any() for scale in scales) == zero_init
+
+
+def test_nesterov_reaches_the_optimizer():
+    from cifar_tfx.data.datasets import get_dataset
+    from cifar_tfx.trainer.train import build_and_compile
+
+    runtime = resolve_runtime(DEMO, gpus=0)
+    for nesterov in (True, False):
+        model = build_and_compile(with_overrides(DEMO, nesterov=nesterov), get_dataset("cifar10"), runtime)
+        assert model.optimizer.nesterov is nesterov

@@ -24,17 +24,17 @@ def _conv(filters: int, kernel: int, stride: int, weight_decay: float, name: str
     )
 
 
-def _bn(name: str) -> keras.layers.BatchNormalization:
-    return keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name=name)
+def _bn(name: str, scale: str = "ones") -> keras.layers.BatchNormalization:
+    return keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, gamma_initializer=scale, name=name)
 
 
-def _basic_block(x, filters: int, stride: int, weight_decay: float, name: str):
+def _basic_block(x, filters: int, stride: int, weight_decay: float, name: str, zero_init_residual: bool):
     shortcut = x
     y = _conv(filters, 3, stride, weight_decay, f"{name}_conv1")(x)
     y = _bn(f"{name}_bn1")(y)
     y = keras.layers.ReLU(name=f"{name}_relu1")(y)
     y = _conv(filters, 3, 1, weight_decay, f"{name}_conv2")(y)
-    y = _bn(f"{name}_bn2")(y)
+    y = _bn(f"{name}_bn2", "zeros" if zero_init_residual else "ones")(y)
     if stride != 1 or shortcut.shape[-1] != filters:
         shortcut = _conv(filters, 1, stride, weight_decay, f"{name}_proj")(shortcut)
         shortcut = _bn(f"{name}_proj_bn")(shortcut)
@@ -43,9 +43,10 @@ def _basic_block(x, filters: int, stride: int, weight_decay: float, name: str):
 
 
 def build_resnet(depth: int, input_shape: Tuple[int, int, int], num_classes: int,
-                 weight_decay: float) -> keras.Model:
+                 weight_decay: float, zero_init_residual: bool = False) -> keras.Model:
     """ResNet-``depth`` for ``input_shape`` images; ``depth`` must be 6n+2 (values from ``HParams``
-    and the ``DatasetSpec``)."""
+    and the ``DatasetSpec``). ``zero_init_residual``: each block's second BatchNorm starts with scale 0,
+    so the block starts as its shortcut."""
     if depth < 8 or (depth - 2) % 6:
         raise ValueError(f"depth must be 6n+2 (20, 32, 44, 56, 110, ...), got {depth}")
     blocks = (depth - 2) // 6
@@ -56,7 +57,8 @@ def build_resnet(depth: int, input_shape: Tuple[int, int, int], num_classes: int
     for stage, filters in enumerate(STAGE_FILTERS):
         for block in range(blocks):
             stride = 2 if stage > 0 and block == 0 else 1
-            x = _basic_block(x, filters, stride, weight_decay, f"stage{stage + 1}_block{block + 1}")
+            x = _basic_block(x, filters, stride, weight_decay, f"stage{stage + 1}_block{block + 1}",
+                             zero_init_residual)
     x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
     logits = keras.layers.Dense(num_classes, kernel_initializer="he_normal", name="logits")(x)
     probabilities = keras.layers.Activation("softmax", dtype="float32", name="probabilities")(logits)

@@ -1,0 +1,28 @@
+"""The lever benchmark's variant specs: ``name:field=value,...`` becomes the HParams it trains."""
+
+import pytest
+
+from benchmarks.budget_levers import resolve_variant, variants
+from cifar_tfx.data.datasets import get_dataset
+
+
+@pytest.fixture(scope="module")
+def table():
+    return variants(10.0, get_dataset("cifar10"))
+
+
+def test_overrides_of_every_kind_are_applied(table):
+    hparams = resolve_variant("budget-d20:nesterov=true,learning_rate=0.4,batch_size=512,lr_schedule=step", table)
+    assert (hparams.depth, hparams.nesterov, hparams.learning_rate, hparams.batch_size, hparams.lr_schedule) == \
+        (20, True, 0.4, 512, "step")
+    assert resolve_variant("budget-d20:zero_init_residual=false", table).zero_init_residual is False
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("budget-d20:nesterov=yes", "true or false"),
+    ("budget-d20:no_such_field=1", "known HParams field"),
+    ("no-such-variant", "unknown variant"),
+])
+def test_bad_specs_are_refused_naming_the_problem(table, spec, message):
+    with pytest.raises(SystemExit, match=message):
+        resolve_variant(spec, table)
