@@ -88,7 +88,8 @@ class HParams:
                            unit="images")
     learning_rate: float = knob(0.1, "initial SGD learning rate", low=1e-6, high=10.0, run_parameter=True)
     momentum: float = knob(0.9, "SGD momentum", low=0.0, high=0.999)
-    nesterov: bool = knob(False, "Nesterov momentum (airbench uses it; +0.16 points at 10 min here, within noise: off in every profile)")
+    nesterov: bool = knob(False, "Nesterov momentum (airbench uses it; +0.16 points at 10 min here, within "
+                          "noise: off in every profile)")
     lr_drop_fractions: Tuple[float, float] = knob(
         (0.5, 0.75), "step schedule: drops at these fractions of the planned steps or of the budget", flag=False)
     lr_drop_factors: Tuple[float, float] = knob(
