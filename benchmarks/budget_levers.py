@@ -2,7 +2,7 @@
 
     .venv/bin/python -m benchmarks.budget_levers --pipeline-root runs/pipeline --dataset fashion_mnist \
         --minutes 3 [--variants seed step-d14 linear-d14 linear-ls-d14 linear-cut8-d14 budget]
-    .venv/bin/python -m benchmarks.budget_levers ... --variants budget-d20 budget-d20:ema_momentum=0.999
+    .venv/bin/python -m benchmarks.budget_levers ... --variants budget-d20 budget-d20:nesterov=on,learning_rate=0.4
 
 A variant is a name from :func:`variants`, optionally followed by ``:field=value[,field=value]``
 overrides of :class:`~cifar_tfx.trainer.hparams.HParams` fields (numbers and plain strings).
@@ -89,6 +89,8 @@ def carve_validation(train_files, folder: str, validation_images: int):
 
 def resolve_variant(spec: str, table):
     """``name`` or ``name:field=value,...`` -> HParams; SystemExit naming what is unknown."""
+    from cifar_tfx.cli_hparams import SWITCH
+
     name, _, overrides = spec.partition(":")
     if name not in table:
         raise SystemExit(f"unknown variant {name!r}; known: {', '.join(table)}")
@@ -100,10 +102,10 @@ def resolve_variant(spec: str, table):
         if not sep or key not in fields:
             raise SystemExit(f"variant {spec!r}: {item!r} is not field=value with a known HParams field")
         current = getattr(hparams, key)
-        if isinstance(current, bool):
-            if text not in ("true", "false"):
-                raise SystemExit(f"variant {spec!r}: {key} takes true or false, got {text!r}")
-            values[key] = text == "true"
+        if isinstance(current, bool):  # spelled as on the command line
+            if text not in SWITCH:
+                raise SystemExit(f"variant {spec!r}: {key} takes {' or '.join(SWITCH)}, got {text!r}")
+            values[key] = SWITCH[text]
         else:
             values[key] = type(current)(text) if isinstance(current, (int, float, str)) else float(text)
     return dataclasses.replace(hparams, **values)

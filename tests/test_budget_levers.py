@@ -12,14 +12,14 @@ def table():
 
 
 def test_overrides_of_every_kind_are_applied(table):
-    hparams = resolve_variant("budget-d20:nesterov=true,learning_rate=0.4,batch_size=512,lr_schedule=step", table)
+    hparams = resolve_variant("budget-d20:nesterov=on,learning_rate=0.4,batch_size=512,lr_schedule=step", table)
     assert (hparams.depth, hparams.nesterov, hparams.learning_rate, hparams.batch_size, hparams.lr_schedule) == \
         (20, True, 0.4, 512, "step")
-    assert resolve_variant("budget-d20:zero_init_residual=false", table).zero_init_residual is False
+    assert resolve_variant("budget-d20:zero_init_residual=off", table).zero_init_residual is False
 
 
 @pytest.mark.parametrize("spec, message", [
-    ("budget-d20:nesterov=yes", "true or false"),
+    ("budget-d20:nesterov=true", "on or off"),
     ("budget-d20:no_such_field=1", "known HParams field"),
     ("no-such-variant", "unknown variant"),
 ])
