@@ -118,6 +118,22 @@ def newest(pattern: str) -> str:
     return found[-1]
 
 
+def training_inputs(pipeline_root: str, validation_images: int):
+    """``(tf.Transform output, train files, eval files, what the accuracy is measured on)`` from the newest
+    ExampleGen and Transform outputs of ``pipeline_root``: the validation split carved from the training
+    records (:func:`carve_validation`), or with ``validation_images`` 0 the whole training split and the test split."""
+    import tensorflow_transform as tft
+
+    examples = newest(os.path.join(pipeline_root, "*ExampleGen", "examples", "*"))
+    tft_output = tft.TFTransformOutput(newest(os.path.join(pipeline_root, "Transform", "transform_graph", "*")))
+    train_files = sorted(glob.glob(os.path.join(examples, "Split-train", "*")))
+    if not validation_images:
+        return tft_output, train_files, sorted(glob.glob(os.path.join(examples, "Split-test", "*"))), "test accuracy"
+    train_files, eval_files = carve_validation(train_files, os.path.join(pipeline_root, VALIDATION_FOLDER),
+                                               validation_images)
+    return tft_output, train_files, eval_files, f"validation accuracy ({validation_images} held-out training images)"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--pipeline-root", required=True)
@@ -128,7 +144,6 @@ def main() -> None:
                         help="hold out this many training images and report accuracy on them (0: the test split)")
     args = parser.parse_args()
 
-    import tensorflow_transform as tft
     import tf_keras as keras
 
     from cifar_tfx.data.datasets import get_dataset
@@ -136,16 +151,7 @@ def main() -> None:
     from cifar_tfx.trainer.train import evaluate, train_model
 
     dataset = get_dataset(args.dataset)
-    examples = newest(os.path.join(args.pipeline_root, "*ExampleGen", "examples", "*"))
-    tft_output = tft.TFTransformOutput(newest(os.path.join(args.pipeline_root, "Transform", "transform_graph", "*")))
-    train_files = sorted(glob.glob(os.path.join(examples, "Split-train", "*")))
-    if args.validation_images:
-        train_files, eval_files = carve_validation(train_files, os.path.join(args.pipeline_root, VALIDATION_FOLDER),
-                                                   args.validation_images)
-        measured_on = f"validation accuracy ({args.validation_images} held-out training images)"
-    else:
-        eval_files = sorted(glob.glob(os.path.join(examples, "Split-test", "*")))
-        measured_on = "test accuracy"
+    tft_output, train_files, eval_files, measured_on = training_inputs(args.pipeline_root, args.validation_images)
     table = variants(args.minutes, dataset)
     chosen_variants = {spec: resolve_variant(spec, table) for spec in args.variants}
     for name, variant in chosen_variants.items():

@@ -70,6 +70,18 @@ def test_steps_schedule_and_progress(splits, tmp_path):
     assert glob.glob(str(tmp_path / "logs" / "train" / "events.out.tfevents.*"))
 
 
+def test_callbacks_given_to_train_model_watch_every_step(splits, tmp_path):
+    class StepCounter(keras.callbacks.Callback):
+        rates = []
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.rates.append(float(self.model.optimizer.learning_rate.numpy()))
+
+    counter = StepCounter()
+    _, result, _ = _train(splits, tmp_path, with_overrides(TINY, train_steps=8), callbacks=[counter])
+    assert counter.rates == pytest.approx(result.learning_rates) and len(counter.rates) == 8
+
+
 def test_budget_mode_switches_by_time_and_stops(splits, tmp_path):
     ticks = [0.0]
 

@@ -240,6 +240,7 @@ class _Fitting:
     writer: Optional[object]
     stream: TextIO
     clock: Callable[[], float]
+    extra_callbacks: Sequence[keras.callbacks.Callback] = ()
 
     def fit(self, hparams: HParams, elapsed_before: float,
             recheck: Optional[Callable[[float, float, float], bool]]) -> _Fitted:
@@ -278,6 +279,7 @@ class _Fitting:
                      EpochCheckpoint(save)]
         if recheck is not None and run_clock.by_time:
             callbacks.append(ThroughputCheck(run_clock, hparams.batch_size, recheck, now=self.clock))
+        callbacks.extend(self.extra_callbacks)
         history: Dict[str, List[float]] = {}
         started = self.clock()
         steps_per_epoch = max(1, self.train_examples // hparams.batch_size)
@@ -322,13 +324,14 @@ def _fit_with_recheck(fitting: _Fitting, hparams: HParams, depth_choice: Optiona
 def train_model(*, train_files: Sequence[str], tft_output, hparams: HParams, dataset: DatasetSpec,
                 checkpoint_dir: str, eval_files: Sequence[str] = (), log_dir: Optional[str] = None,
                 clock: Callable[[], float] = time.monotonic, stream: Optional[TextIO] = None,
-                gpus: Optional[int] = None):
+                gpus: Optional[int] = None, callbacks: Sequence[keras.callbacks.Callback] = ()):
     """Train (resuming from ``checkpoint_dir`` if it holds a checkpoint); return ``(model, TrainResult)``.
 
     In order: the runtime, the depth (a budget run without one probes: ``resolve_depth``), the fit
     (``_fit_with_recheck``: the attempt that probed checks the probe's rates once and may restart with
     another network), then, if ``eval_files`` are given, the evaluation of what will be served
     (``evaluate``). The pipeline's Trainer gives none: its Evaluator is the one reader of the test split.
+    ``callbacks`` join every fit's own (benchmarks watch the weights with them).
     """
     stream = stream or console.stream()  # the terminal, also while library output goes to the run log
     gpus = detect_gpus() if gpus is None else gpus
@@ -343,7 +346,7 @@ def train_model(*, train_files: Sequence[str], tft_output, hparams: HParams, dat
     fitting = _Fitting(dataset=dataset, runtime=runtime, strategy=strategy, train_files=train_files,
                        tft_output=tft_output, train_examples=train_examples, checkpoint_dir=checkpoint_dir,
                        writer=tf.summary.create_file_writer(os.path.join(log_dir, "train")) if log_dir else None,
-                       stream=stream, clock=clock)
+                       stream=stream, clock=clock, extra_callbacks=tuple(callbacks))
     fitted, hparams, depth_choice = _fit_with_recheck(fitting, hparams, depth_choice, probe_seconds)
     model = fitted.model
     steps_done = int(model.optimizer.iterations.numpy())
