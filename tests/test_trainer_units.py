@@ -8,8 +8,8 @@ tf = pytest.importorskip("tensorflow")
 from cifar_tfx.trainer.augment import augment_batch, crop_and_flip, cutout_mask  # noqa: E402
 from cifar_tfx.trainer.budget import RECHECK_TOLERANCE, choose_depth, predict_throughput, recheck_depth  # noqa: E402
 from cifar_tfx.trainer.callbacks import ThroughputCheck  # noqa: E402
-from cifar_tfx.trainer.hparams import (BUDGET, DEMO, FULL, HParams, get_profile, with_overrides,  # noqa: E402
-                                       with_training_length)
+from cifar_tfx.trainer.hparams import (BUDGET, DEMO, FULL, HParams, get_profile, profile_for_dataset,  # noqa: E402
+                                       with_overrides, with_training_length)
 from cifar_tfx.trainer.model import build_resnet, shifted, prediction_views  # noqa: E402
 from cifar_tfx.trainer.runtime import resolve_runtime  # noqa: E402
 from cifar_tfx.trainer.schedule import TrainingClock, learning_rate_at  # noqa: E402
@@ -330,3 +330,36 @@ def test_nesterov_reaches_the_optimizer():
     for nesterov in (True, False):
         model = build_and_compile(with_overrides(DEMO, nesterov=nesterov), get_dataset("cifar10"), runtime)
         assert model.optimizer.nesterov is nesterov
+
+
+def test_small_crops_are_windows_of_each_image_at_offsets_drawn_per_image():
+    from cifar_tfx.trainer.augment import small_crops
+
+    images = tf.reshape(tf.range(64 * 8 * 8 * 1, dtype=tf.float32), [64, 8, 8, 1])
+    out = small_crops(images, 5).numpy()
+    assert out.shape == (64, 5, 5, 1)
+    offsets = set()
+    for image, window in zip(images.numpy(), out):
+        row, col = np.argwhere(image[..., 0] == window[0, 0, 0])[0]
+        np.testing.assert_array_equal(window, image[row:row + 5, col:col + 5])
+        offsets.add((row, col))
+    assert len(offsets) > 4 and all(r <= 3 and c <= 3 for r, c in offsets)
+    with pytest.raises(ValueError, match="do not fit"):
+        small_crops(images, 9)
+
+
+def test_a_network_for_small_crops_shares_every_weight_with_the_whole_image_one():
+    full = build_resnet(14, (32, 32, 3), 10, 1e-4)
+    small = build_resnet(14, (24, 24, 3), 10, 1e-4, weights_from=full)
+    assert small.input_shape == (None, 24, 24, 3) and small.count_params() == full.count_params()
+    assert [id(v) for v in small.weights] == [id(v) for v in full.weights]
+
+
+def test_budget_profile_trains_cifar_on_small_crops_first_and_checks_they_fit():
+    from cifar_tfx.data.datasets import CIFAR10, FASHION_MNIST
+
+    assert profile_for_dataset("budget", CIFAR10).small_crop_fraction == CIFAR10.budget_small_crop_fraction > 0
+    assert profile_for_dataset("budget", FASHION_MNIST).small_crop_fraction == 0.0
+    with pytest.raises(ValueError, match="small_crop_size 28"):
+        with_overrides(BUDGET, small_crop_fraction=0.5, small_crop_size=28).check_fits(28, 28)
+    with_overrides(BUDGET, small_crop_fraction=0.0, small_crop_size=28).check_fits(28, 28)

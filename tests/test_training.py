@@ -217,6 +217,66 @@ def test_a_recheck_that_disagrees_with_the_probe_restarts_with_its_network(split
     assert "then recheck: ResNet-8 trains at" in summary
 
 
+class _InputSizes(keras.callbacks.Callback):
+    """The image side each training step ran at."""
+
+    def __init__(self):
+        super().__init__()
+        self.sizes = []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.sizes.append(self.model.input_shape[1])
+
+
+def test_small_crop_phase_trains_the_same_weights_on_windows_then_whole_images(splits, tmp_path):
+    sizes = _InputSizes()
+    hparams = with_overrides(TINY, train_steps=8, small_crop_fraction=0.5, small_crop_size=24)
+    model, result, log = _train(splits, tmp_path, hparams, callbacks=[sizes])
+    assert sizes.sizes == [24] * 4 + [32] * 4
+    assert result.steps_done == 8 and result.learning_rates == pytest.approx([0.1] * 4 + [0.01] * 2 + [0.001] * 2)
+    assert "training on 24x24 crops until 50% of the run" in log and "24x24 crops for the first 50%" in log
+    assert model.input_shape[1:] == (32, 32, 3) and model.optimizer.iterations.numpy() == 8
+    # a resumed attempt past the small-crop phase trains on whole images only
+    again = _InputSizes()
+    _, resumed, log = _train(splits, tmp_path, with_overrides(hparams, train_steps=12), callbacks=[again])
+    assert resumed.resumed_from_step == 8 and again.sizes == [32] * 4 and "crops until" not in log
+
+
+def test_recheck_converts_a_rate_timed_on_small_crops_with_the_probes_speedup(splits, tmp_path, monkeypatch):
+    import cifar_tfx.trainer.train as train_module
+    from cifar_tfx.trainer.budget import recheck_depth
+
+    ticks = [0.0]
+
+    def clock():
+        ticks[0] += 1.0
+        return ticks[0]
+
+    def probe(hparams, dataset, runtime, strategy, probe_ds, depth, clock=None, crop_size=None):
+        return {(8, None): 1000.0, (32, None): 250.0, (8, 24): 1600.0}[depth, crop_size]
+
+    checks, seen = [], []
+
+    class RecordedCheck(train_module.ThroughputCheck):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            checks.append(self)
+
+    def recorded_recheck(measured, chosen, observed, *args):
+        seen.append(observed)
+        return recheck_depth(measured, chosen, observed, *args)
+
+    monkeypatch.setattr(train_module, "measure_throughput", probe)
+    monkeypatch.setattr(train_module, "ThroughputCheck", RecordedCheck)
+    monkeypatch.setattr(train_module, "recheck_depth", recorded_recheck)
+    hparams = dataclasses.replace(with_overrides(TINY, time_budget_minutes=600 / 60, budget_min_images=10**9,
+                                                 lr_schedule="linear", small_crop_fraction=0.5), depth=None)
+    _, result, log = _train(splits, tmp_path, hparams, clock=clock)
+    assert result.depth_choice["small_crop_speedup"] == pytest.approx(1.6)
+    assert "small crops train x1.60 faster" in log
+    assert seen == [pytest.approx(checks[0].images_per_second / 1.6)]
+
+
 def test_label_smoothing_loss_matches_its_definition():
     probabilities = tf.constant([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8]])
     labels = tf.constant([0, 2])

@@ -1,4 +1,4 @@
-"""Training-split augmentation, vectorised over the batch: pad-and-crop, flip, cutout.
+"""Training-split augmentation, vectorised over the batch: pad-and-crop, flip, cutout, small crops.
 
 All three act on a whole ``[B, H, W, C]`` batch of *normalised* images with
 per-image random parameters drawn as tensors, so no per-image Python or
@@ -59,3 +59,19 @@ def augment_batch(images: tf.Tensor, padding: int, flip: bool, cutout_size: int)
         mask = cutout_mask(tf.shape(out)[0], out.shape[1], out.shape[2], cutout_size)
         out = out * tf.cast(mask, out.dtype)
     return out
+
+
+def small_crops(images: tf.Tensor, size: int) -> tf.Tensor:
+    """A random ``size`` x ``size`` window of each image of a ``[B, H, W, C]`` batch, offsets drawn per image.
+
+    Applied after :func:`augment_batch` in the small-crop phase of a run (``HParams.small_crop_fraction``):
+    the network sees less of each image at the same scale, and a step costs about (size / H)^2 of a whole one.
+    """
+    height, width = images.shape[1], images.shape[2]
+    if size > min(height, width):
+        raise ValueError(f"small crops of {size} pixels do not fit {height}x{width} images")
+    batch = tf.shape(images)[0]
+    rows = tf.random.uniform([batch, 1], 0, height - size + 1, dtype=tf.int32) + tf.range(size)[None, :]
+    cols = tf.random.uniform([batch, 1], 0, width - size + 1, dtype=tf.int32) + tf.range(size)[None, :]
+    out = tf.gather(images, rows, axis=1, batch_dims=1)
+    return tf.gather(out, cols, axis=2, batch_dims=1)

@@ -108,6 +108,19 @@ class EpochCheckpoint(keras.callbacks.Callback):
         self.save()
 
 
+class PhaseEnd(keras.callbacks.Callback):
+    """Stops a fit once ``until`` of the run is done (the small-crop phase of a run; the rest is another fit)."""
+
+    def __init__(self, clock: TrainingClock, until: float) -> None:
+        super().__init__()
+        self.clock = clock
+        self.until = until
+
+    def on_train_batch_end(self, batch: int, logs: Optional[Dict] = None) -> None:
+        if self.clock.fraction_done(int(self.model.optimizer.iterations.numpy())) >= self.until:
+            self.model.stop_training = True
+
+
 class ThroughputCheck(keras.callbacks.Callback):
     """Times steady training once and hands the images/s to ``decide``; training stops if it says so.
 

@@ -6,7 +6,7 @@ from typing import Iterable, List, Optional, Tuple
 
 import tensorflow as tf
 
-from cifar_tfx.trainer.augment import augment_batch
+from cifar_tfx.trainer.augment import augment_batch, small_crops
 from cifar_tfx.trainer.hparams import HParams
 from cifar_tfx.trainer.preprocessing import IMAGE_XF, LABEL_XF
 
@@ -26,13 +26,14 @@ def count_records(files: List[str]) -> int:
     return int(dataset.reduce(tf.constant(0, tf.int64), lambda count, _: count + 1))
 
 def make_dataset(files: List[str], tft_output, batch_size: int, training: bool,
-                 hparams: HParams, limit: Optional[int] = None) -> tf.data.Dataset:
+                 hparams: HParams, limit: Optional[int] = None, crop_size: Optional[int] = None) -> tf.data.Dataset:
     """Batches of ``(image_xf [B, H, W, C] float32, label [B] int64)``.
 
     Training: decoded and normalised once, cached in memory *after* the Transform
     graph (decoding PNGs every epoch cost CPU the network needs), shuffled, repeated
     forever, whole batches only, augmented. Evaluation: one pass, in file order,
-    untouched. ``limit`` keeps only the first records (the depth probe's small set).
+    untouched. ``limit`` keeps only the first records (the depth probe's small set). ``crop_size``: training
+    batches are then random windows of that many pixels of the augmented images (:func:`small_crops`).
     """
     tft_layer = tft_output.transform_features_layer()
     feature_spec = tft_output.raw_feature_spec()
@@ -51,7 +52,9 @@ def make_dataset(files: List[str], tft_output, batch_size: int, training: bool,
     dataset = (dataset.batch(TRANSFORM_BATCH).map(transform, num_parallel_calls=tf.data.AUTOTUNE).unbatch()
                .cache().shuffle(hparams.shuffle_buffer, reshuffle_each_iteration=True).repeat()
                .batch(batch_size, drop_remainder=True))
-    dataset = dataset.map(
-        lambda images, labels: (augment_batch(images, hparams.crop_padding, hparams.flip, hparams.cutout_size), labels),
-        num_parallel_calls=tf.data.AUTOTUNE)
+    def augment(images: tf.Tensor, labels: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
+        images = augment_batch(images, hparams.crop_padding, hparams.flip, hparams.cutout_size)
+        return (small_crops(images, crop_size) if crop_size else images), labels
+
+    dataset = dataset.map(augment, num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.prefetch(tf.data.AUTOTUNE)

@@ -9,7 +9,7 @@ computed in float32 whatever the compute precision.
 
 from __future__ import annotations
 
-from typing import Tuple
+from typing import Callable, Optional, Tuple
 
 import tensorflow as tf
 import tf_keras as keras
@@ -17,50 +17,60 @@ import tf_keras as keras
 STAGE_FILTERS = (16, 32, 64)
 
 
-def _conv(filters: int, kernel: int, stride: int, weight_decay: float, name: str) -> keras.layers.Conv2D:
-    return keras.layers.Conv2D(
+LayerSource = Callable[[str, Callable[[], keras.layers.Layer]], keras.layers.Layer]
+
+
+def _conv(layer: LayerSource, filters: int, kernel: int, stride: int, weight_decay: float, name: str):
+    return layer(name, lambda: keras.layers.Conv2D(
         filters, kernel, strides=stride, padding="same", use_bias=False,
-        kernel_initializer="he_normal", kernel_regularizer=keras.regularizers.l2(weight_decay), name=name,
-    )
+        kernel_initializer="he_normal", kernel_regularizer=keras.regularizers.l2(weight_decay), name=name))
 
 
-def _bn(name: str, scale: str = "ones") -> keras.layers.BatchNormalization:
-    return keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, gamma_initializer=scale, name=name)
+def _bn(layer: LayerSource, name: str, scale: str = "ones"):
+    return layer(name, lambda: keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, gamma_initializer=scale,
+                                                               name=name))
 
 
-def _basic_block(x, filters: int, stride: int, weight_decay: float, name: str, zero_init_residual: bool):
+def _basic_block(layer: LayerSource, x, filters: int, stride: int, weight_decay: float, name: str,
+                 zero_init_residual: bool):
     shortcut = x
-    y = _conv(filters, 3, stride, weight_decay, f"{name}_conv1")(x)
-    y = _bn(f"{name}_bn1")(y)
+    y = _conv(layer, filters, 3, stride, weight_decay, f"{name}_conv1")(x)
+    y = _bn(layer, f"{name}_bn1")(y)
     y = keras.layers.ReLU(name=f"{name}_relu1")(y)
-    y = _conv(filters, 3, 1, weight_decay, f"{name}_conv2")(y)
-    y = _bn(f"{name}_bn2", "zeros" if zero_init_residual else "ones")(y)
+    y = _conv(layer, filters, 3, 1, weight_decay, f"{name}_conv2")(y)
+    y = _bn(layer, f"{name}_bn2", "zeros" if zero_init_residual else "ones")(y)
     if stride != 1 or shortcut.shape[-1] != filters:
-        shortcut = _conv(filters, 1, stride, weight_decay, f"{name}_proj")(shortcut)
-        shortcut = _bn(f"{name}_proj_bn")(shortcut)
+        shortcut = _conv(layer, filters, 1, stride, weight_decay, f"{name}_proj")(shortcut)
+        shortcut = _bn(layer, f"{name}_proj_bn")(shortcut)
     y = keras.layers.Add(name=f"{name}_add")([shortcut, y])
     return keras.layers.ReLU(name=f"{name}_out")(y)
 
 
 def build_resnet(depth: int, input_shape: Tuple[int, int, int], num_classes: int,
-                 weight_decay: float, zero_init_residual: bool = False) -> keras.Model:
+                 weight_decay: float, zero_init_residual: bool = False,
+                 weights_from: Optional[keras.Model] = None) -> keras.Model:
     """ResNet-``depth`` for ``input_shape`` images; ``depth`` must be 6n+2 (values from ``HParams``
     and the ``DatasetSpec``). ``zero_init_residual``: each block's second BatchNorm starts with scale 0,
-    so the block starts as its shortcut."""
+    so the block starts as its shortcut. ``weights_from``: a ResNet of the same depth built by this
+    function whose layers (and so weights) this one reuses, e.g. the same network for smaller crops."""
     if depth < 8 or (depth - 2) % 6:
         raise ValueError(f"depth must be 6n+2 (20, 32, 44, 56, 110, ...), got {depth}")
+
+    def layer(name: str, make: Callable[[], keras.layers.Layer]) -> keras.layers.Layer:
+        return weights_from.get_layer(name) if weights_from is not None else make()
+
     blocks = (depth - 2) // 6
     inputs = keras.Input(shape=input_shape, name="image")
-    x = _conv(STAGE_FILTERS[0], 3, 1, weight_decay, "stem_conv")(inputs)
-    x = _bn("stem_bn")(x)
+    x = _conv(layer, STAGE_FILTERS[0], 3, 1, weight_decay, "stem_conv")(inputs)
+    x = _bn(layer, "stem_bn")(x)
     x = keras.layers.ReLU(name="stem_relu")(x)
     for stage, filters in enumerate(STAGE_FILTERS):
         for block in range(blocks):
             stride = 2 if stage > 0 and block == 0 else 1
-            x = _basic_block(x, filters, stride, weight_decay, f"stage{stage + 1}_block{block + 1}",
+            x = _basic_block(layer, x, filters, stride, weight_decay, f"stage{stage + 1}_block{block + 1}",
                              zero_init_residual)
     x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
-    logits = keras.layers.Dense(num_classes, kernel_initializer="he_normal", name="logits")(x)
+    logits = layer("logits", lambda: keras.layers.Dense(num_classes, kernel_initializer="he_normal", name="logits"))(x)
     probabilities = keras.layers.Activation("softmax", dtype="float32", name="probabilities")(logits)
     return keras.Model(inputs, probabilities, name=f"resnet{depth}")
 

@@ -21,7 +21,8 @@ import tf_keras as keras
 from cifar_tfx import console
 from cifar_tfx.data.datasets import DatasetSpec
 from cifar_tfx.trainer.budget import PROBE_DEPTHS, DepthChoice, Recheck, choose_depth, recheck_depth
-from cifar_tfx.trainer.callbacks import EpochCheckpoint, ProgressLogger, StepScheduleController, ThroughputCheck
+from cifar_tfx.trainer.callbacks import (EpochCheckpoint, PhaseEnd, ProgressLogger, StepScheduleController,
+                                         ThroughputCheck)
 from cifar_tfx.trainer.data import count_records, expand_patterns, make_dataset
 from cifar_tfx.trainer.hparams import HParams
 from cifar_tfx.trainer.model import build_resnet, predict_probabilities
@@ -68,6 +69,9 @@ def describe_recipe(hparams: HParams) -> str:
     if hparams.label_smoothing:
         parts.append(f"label smoothing {hparams.label_smoothing:g}")
     parts.append(f"cutout {hparams.cutout_size}" if hparams.cutout_size else "no cutout")
+    if hparams.small_crop_fraction:
+        parts.append(f"{hparams.small_crop_size}x{hparams.small_crop_size} crops for the first "
+                     f"{hparams.small_crop_fraction:.0%}")
     parts.append(f"weight decay {hparams.weight_decay:g}")
     views = [name for name, used in (("flip", hparams.test_time_flip),
                                      (f"shift {hparams.test_time_shift}", hparams.test_time_shift)) if used]
@@ -88,15 +92,24 @@ def training_loss(num_classes: int, label_smoothing: float):
     return smoothed_crossentropy
 
 
-def build_and_compile(hparams: HParams, dataset: DatasetSpec, runtime: Runtime) -> keras.Model:
-    """ResNet-``depth`` with SGD+momentum, (smoothed) cross-entropy and accuracy; XLA if asked."""
-    model = build_resnet(hparams.depth, (dataset.height, dataset.width, dataset.channels),
-                         dataset.num_classes, hparams.weight_decay, hparams.zero_init_residual)
-    optimizer = keras.optimizers.SGD(learning_rate=tf.Variable(hparams.learning_rate, trainable=False,
-                                                               dtype=tf.float32),
-                                     momentum=hparams.momentum, nesterov=hparams.nesterov)
-    if runtime.precision == "mixed_float16":
-        optimizer = keras.mixed_precision.LossScaleOptimizer(optimizer)
+def build_and_compile(hparams: HParams, dataset: DatasetSpec, runtime: Runtime, crop_size: Optional[int] = None,
+                      weights_from: Optional[keras.Model] = None) -> keras.Model:
+    """ResNet-``depth`` with SGD+momentum, (smoothed) cross-entropy and accuracy; XLA if asked.
+
+    ``crop_size``: for ``crop_size`` x ``crop_size`` windows instead of whole images. ``weights_from``: a
+    network built here whose layers and optimizer this one shares (the small-crop phase of its run).
+    """
+    shape = (crop_size or dataset.height, crop_size or dataset.width, dataset.channels)
+    model = build_resnet(hparams.depth, shape, dataset.num_classes, hparams.weight_decay, hparams.zero_init_residual,
+                         weights_from=weights_from)
+    if weights_from is not None:
+        optimizer = weights_from.optimizer
+    else:
+        optimizer = keras.optimizers.SGD(learning_rate=tf.Variable(hparams.learning_rate, trainable=False,
+                                                                   dtype=tf.float32),
+                                         momentum=hparams.momentum, nesterov=hparams.nesterov)
+        if runtime.precision == "mixed_float16":
+            optimizer = keras.mixed_precision.LossScaleOptimizer(optimizer)
     model.compile(optimizer=optimizer, loss=training_loss(dataset.num_classes, hparams.label_smoothing),
                   metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
                   jit_compile=runtime.xla)
@@ -148,12 +161,13 @@ def probe_steps(batch_size: int) -> int:
 def measure_throughput(hparams: HParams, dataset: DatasetSpec, runtime: Runtime, strategy,
                        probe_ds: tf.data.Dataset, depth: int, steps: Optional[int] = None,
                        warmup: int = PROBE_WARMUP_STEPS,
-                       clock: Callable[[], float] = time.monotonic) -> float:
+                       clock: Callable[[], float] = time.monotonic, crop_size: Optional[int] = None) -> float:
     """Training images/s of ResNet-``depth`` on ``probe_ds``, after ``warmup`` (tracing) steps
-    (``steps`` timed: :func:`probe_steps` of the batch unless given)."""
+    (``steps`` timed: :func:`probe_steps` of the batch unless given); ``crop_size``: ``probe_ds``
+    holds windows of that size."""
     steps = steps or probe_steps(hparams.batch_size)
     with strategy.scope():
-        model = build_and_compile(dataclasses.replace(hparams, depth=depth), dataset, runtime)
+        model = build_and_compile(dataclasses.replace(hparams, depth=depth), dataset, runtime, crop_size)
     timer = _StepTimes(clock)
     model.fit(probe_ds, epochs=1, steps_per_epoch=warmup + steps, callbacks=[timer], verbose=0)
     seconds = timer.times[-1] - timer.times[warmup - 1]
@@ -180,18 +194,26 @@ def resolve_depth(hparams: HParams, dataset: DatasetSpec, runtime: Runtime, stra
         stream.write(f"budget: ResNet-{choice['depth']}, chosen by the first attempt ({choice['reason']})\n")
         return dataclasses.replace(hparams, depth=int(choice["depth"])), choice, 0.0
     started = clock()
-    probe_ds = make_dataset(train_files, tft_output, hparams.batch_size, True,
-                            dataclasses.replace(hparams, shuffle_buffer=8 * hparams.batch_size),
-                            limit=8 * hparams.batch_size)
-    measured = {depth: measure_throughput(hparams, dataset, runtime, strategy, probe_ds, depth, clock=clock)
-                for depth in PROBE_DEPTHS}
+    probe_hparams = dataclasses.replace(hparams, shuffle_buffer=8 * hparams.batch_size)
+
+    def probe(depth: int, crop_size: Optional[int] = None) -> float:
+        probe_ds = make_dataset(train_files, tft_output, hparams.batch_size, True, probe_hparams,
+                                limit=8 * hparams.batch_size, crop_size=crop_size)
+        return measure_throughput(hparams, dataset, runtime, strategy, probe_ds, depth, clock=clock, crop_size=crop_size)
+
+    measured = {depth: probe(depth) for depth in PROBE_DEPTHS}
+    # The run starts on small crops: the recheck then sees their rate, which this converts back (whole images
+    # are what the depth is chosen on; the images a small-crop phase adds are not counted: a safe side).
+    speedup = probe(min(PROBE_DEPTHS), hparams.small_crop_size) / measured[min(PROBE_DEPTHS)] \
+        if hparams.small_crop_fraction else None
     probe_seconds = clock() - started
     picked: DepthChoice = choose_depth(measured, train_examples, hparams.time_budget_minutes * 60.0 - probe_seconds,
                                        hparams.budget_min_images or dataset.budget_min_images)
-    choice = dict(picked.to_json(), probe_seconds=probe_seconds)
+    choice = dict(picked.to_json(), probe_seconds=probe_seconds, small_crop_speedup=speedup)
     save_depth_choice(checkpoint_dir, choice)
+    crops = f"; small crops train x{speedup:.2f} faster" if speedup else ""
     stream.write(f"budget: training ResNet-{picked.depth} ({probe_seconds:.0f} s probe, counted in the budget; "
-                 f"{picked.reason()})\n")
+                 f"{picked.reason()}{crops})\n")
     return dataclasses.replace(hparams, depth=picked.depth), choice, probe_seconds
 
 
@@ -280,18 +302,42 @@ class _Fitting:
         if recheck is not None and run_clock.by_time:
             callbacks.append(ThroughputCheck(run_clock, hparams.batch_size, recheck, now=self.clock))
         callbacks.extend(self.extra_callbacks)
-        history: Dict[str, List[float]] = {}
         started = self.clock()
-        steps_per_epoch = max(1, self.train_examples // hparams.batch_size)
-        if not run_clock.finished(start_step):
-            epochs = math.ceil(planned / steps_per_epoch) if planned else UNBOUNDED_EPOCHS
-            train_ds = make_dataset(self.train_files, self.tft_output, hparams.batch_size, True, hparams)
-            fit = model.fit(train_ds, epochs=epochs, initial_epoch=start_step // steps_per_epoch,
-                            steps_per_epoch=steps_per_epoch, callbacks=callbacks, verbose=0)
-            history = {key: [float(v) for v in values] for key, values in fit.history.items()}
+        history = self._fit_phases(hparams, model, run_clock, callbacks)
         save()
         return _Fitted(model=model, run_clock=run_clock, start_step=start_step, seconds=self.clock() - started,
                        learning_rates=controller.rates, history=history)
+
+    def _fit_phases(self, hparams: HParams, model: keras.Model, run_clock: TrainingClock,
+                    callbacks: List[keras.callbacks.Callback]) -> Dict[str, List[float]]:
+        """Fit ``model`` until the run is done: first, while less than ``hparams.small_crop_fraction`` of
+        the run is done, a copy for small crops that shares its layers and optimizer; then ``model`` itself.
+        The per-epoch history of both fits, in order."""
+        phases = [(None, 1.0)]
+        if hparams.small_crop_fraction:
+            phases.insert(0, (hparams.small_crop_size, hparams.small_crop_fraction))
+        steps_per_epoch = max(1, self.train_examples // hparams.batch_size)
+        planned = hparams.planned_steps(self.train_examples)
+        epochs = math.ceil(planned / steps_per_epoch) if planned else UNBOUNDED_EPOCHS
+        history: Dict[str, List[float]] = {}
+        for crop_size, until in phases:
+            step = int(model.optimizer.iterations.numpy())
+            if run_clock.finished(step) or run_clock.fraction_done(step) >= until:
+                continue
+            phase_model = model
+            if crop_size:
+                with self.strategy.scope():
+                    phase_model = build_and_compile(hparams, self.dataset, self.runtime, crop_size, weights_from=model)
+                self.stream.write(f"training on {crop_size}x{crop_size} crops until {until:.0%} of the run, "
+                                  f"then on whole images\n")
+            train_ds = make_dataset(self.train_files, self.tft_output, hparams.batch_size, True, hparams,
+                                    crop_size=crop_size)
+            ends = [PhaseEnd(run_clock, until)] if until < 1.0 else []
+            fit = phase_model.fit(train_ds, epochs=epochs, initial_epoch=step // steps_per_epoch,
+                                  steps_per_epoch=steps_per_epoch, callbacks=callbacks + ends, verbose=0)
+            for key, values in fit.history.items():
+                history.setdefault(key, []).extend(float(v) for v in values)
+        return history
 
 
 def _fit_with_recheck(fitting: _Fitting, hparams: HParams, depth_choice: Optional[Dict[str, object]],
@@ -303,6 +349,9 @@ def _fit_with_recheck(fitting: _Fitting, hparams: HParams, depth_choice: Optiona
 
     def recheck(observed: float, seconds_left: float, images_seen: float) -> bool:
         """Called once by ThroughputCheck with steady images/s: True switches the network."""
+        budget_seconds = hparams.time_budget_minutes * 60.0
+        if depth_choice.get("small_crop_speedup") and 1.0 - seconds_left / budget_seconds < hparams.small_crop_fraction:
+            observed /= depth_choice["small_crop_speedup"]  # timed on small crops; the probe's rates are whole images
         rechecks.append(recheck_depth(depth_choice["measured_images_per_second"], hparams.depth, observed,
                                       fitting.train_examples, seconds_left, depth_choice["min_images"], images_seen))
         fitting.stream.write(f"budget: {rechecks[-1].reason()}\n")
