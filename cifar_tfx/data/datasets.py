@@ -61,9 +61,9 @@ class DatasetSpec:
     budget_test_time_shift: int = 2
     # Fraction of a time-budgeted run that trains on random 24x24 windows of the augmented images
     # (HParams.small_crop_fraction): ResNet-20 then trains ~1.6x the images per second, so the run sees
-    # more. CIFAR-10: 0.5; 10-minute ResNet-20 runs on the 45k/5k validation split scored 85.4 % (half)
-    # and 85.6 % (three quarters) against 84.4 % on average over four runs without (served views;
-    # BENCHMARKS.md issue 19, "Session 13"). Fashion-MNIST keeps 0 (not measured there).
+    # more. CIFAR-10: 0.5; 10-minute ResNet-20 runs on the 45k/5k validation split scored 85.4 and 85.6 %
+    # with the first half on windows (three quarters: 85.6 and 84.2 %) against 84.4 % on average over four
+    # runs without (served views; BENCHMARKS.md issue 19, "Session 13"). Fashion-MNIST keeps 0 (not measured).
     budget_small_crop_fraction: float = 0.5
     # IDX files (the MNIST family's layout), per split: (images file, labels file); each may be gzipped.
     idx_files: Dict[str, Tuple[str, str]] = dataclasses.field(default_factory=dict)
