@@ -108,7 +108,7 @@ def test_the_compiled_kfp_spec_runs_every_task_inside_the_image(image_tasks, tmp
         ["cifar-tfx", "kubeflow", "compile", "--image", "localhost/cifar-tfx:test", "--pipeline-root",
          PIPELINE_ROOT, "--data", f"{data_mount}/synth", "--data-pvc", f"{DATA_CLAIM}:{data_mount}",
          "--serving-dir", models_mount, "--serving-pvc", f"{SERVING_CLAIM}:{models_mount}", "--profile", "demo",
-         "--gpus", "1", "--allow-cpu-fallback", "--output", "/spec/pipeline.yaml"],
+         "--small-crop-fraction", "0.5", "--gpus", "1", "--allow-cpu-fallback", "--output", "/spec/pipeline.yaml"],
         binds=[f"{spec_folder}:/spec"])
     assert compiled.returncode == 0, compiled.stderr[-3000:]
     spec_path = str(spec_folder / "pipeline.yaml")
@@ -133,6 +133,7 @@ def test_the_compiled_kfp_spec_runs_every_task_inside_the_image(image_tasks, tmp
     assert pushed["pushed"] == 1 and pushed["pushed_destination"] == f"{models_mount}/cifar10/1"
     trainer_log = (tmp_path / "Trainer.log").read_text()
     assert "devices: TensorFlow sees 0 GPU(s)" in trainer_log and "training ResNet-8 on 500 images" in trainer_log
+    assert "training on 24x24 crops until 50% of the run" in trainer_log, "the two-phase fit, in the image"
     version = volumes[SERVING_CLAIM] / "cifar10" / "1"
     assert (version / "saved_model.pb").exists()
     assert os.stat(version).st_uid == int(tasks.user.partition(":")[0]), "the Pusher ran as the image's user"

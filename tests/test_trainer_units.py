@@ -130,6 +130,19 @@ def test_recheck_corrects_a_probe_disturbed_by_another_process():
     assert abs(974.0 / idle.predicted - 1) < RECHECK_TOLERANCE
 
 
+def test_recheck_compares_a_rate_timed_on_small_crops_with_the_prediction_times_their_speedup():
+    # session 13's 30-minute run: the probe (ResNet-8 2,789, ResNet-32 650 img/s; windows x1.55) chose
+    # ResNet-20, which then trained at about 1,555 img/s on 24x24 windows
+    probe = {8: 2789.0, 32: 650.0}
+    on_windows = recheck_depth(probe, 20, 1555.0, 50_000, 1700, 1_200_000, images_seen=1555.0 * 60, speedup=1.55)
+    assert on_windows.choice is None and on_windows.ratio == pytest.approx(1555.0 / 1.55 / on_windows.predicted)
+    assert "on small crops, 1,003 as whole images (the probe's x1.55)" in on_windows.reason()
+    assert on_windows.to_json()["observed_speedup"] == pytest.approx(1.55)
+    # read as whole images, the same rate looks far above the prediction and the choice is made again
+    as_whole = recheck_depth(probe, 20, 1555.0, 50_000, 1700, 1_200_000, images_seen=1555.0 * 60)
+    assert as_whole.choice is not None and as_whole.ratio > 1 + RECHECK_TOLERANCE
+
+
 def test_recheck_counts_what_the_running_network_has_already_seen():
     # training 29 % slower than predicted: from scratch ResNet-20 would fall short of its 1.2M images in
     # the time left, but with the images it has already trained on it still gets there; a little slower

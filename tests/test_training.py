@@ -184,7 +184,9 @@ def test_a_recheck_that_disagrees_with_the_probe_restarts_with_its_network(split
 
     seen = []
 
-    def busy_probe_said_8(measured, chosen, observed, train_examples, seconds_left, min_images, images_seen):
+    def busy_probe_said_8(measured, chosen, observed, train_examples, seconds_left, min_images, images_seen,
+                          speedup):
+        assert speedup == 1.0, "timed on whole images"
         seen.append((chosen, observed, seconds_left, images_seen))
         return Recheck(chosen=chosen, observed=observed, predicted=observed / 2,
                        choice=dataclasses.replace(choose_depth(measured, train_examples, seconds_left, min_images),
@@ -262,9 +264,9 @@ def test_recheck_converts_a_rate_timed_on_small_crops_with_the_probes_speedup(sp
             super().__init__(*args, **kwargs)
             checks.append(self)
 
-    def recorded_recheck(measured, chosen, observed, *args):
-        seen.append(observed)
-        return recheck_depth(measured, chosen, observed, *args)
+    def recorded_recheck(measured, chosen, observed, *args, **kwargs):
+        seen.append((observed, kwargs.get("speedup")))
+        return recheck_depth(measured, chosen, observed, *args, **kwargs)
 
     monkeypatch.setattr(train_module, "measure_throughput", probe)
     monkeypatch.setattr(train_module, "ThroughputCheck", RecordedCheck)
@@ -274,7 +276,45 @@ def test_recheck_converts_a_rate_timed_on_small_crops_with_the_probes_speedup(sp
     _, result, log = _train(splits, tmp_path, hparams, clock=clock)
     assert result.depth_choice["small_crop_speedup"] == pytest.approx(1.6)
     assert "small crops train x1.60 faster" in log
-    assert seen == [pytest.approx(checks[0].images_per_second / 1.6)]
+    # the rate timed on windows is compared as windows: the probe's whole-image prediction times its speedup
+    assert seen == [(pytest.approx(checks[0].images_per_second), pytest.approx(1.6))]
+    assert result.depth_choice["recheck"]["observed_speedup"] == pytest.approx(1.6)
+    assert "on small crops" in log and "(the probe's x1.60)" in log
+
+
+def test_both_phases_and_every_epoch_read_one_decoded_copy_of_the_training_split(splits, tmp_path):
+    from cifar_tfx.trainer.data import cached_examples, make_dataset, training_batches
+
+    records = tmp_path / "train.gz"
+    records.write_bytes(open(splits["train"][0], "rb").read())
+    hparams = with_overrides(TINY, shuffle_buffer=64)
+    labels = sorted(np.concatenate([y.numpy() for _, y in make_dataset([str(records)], splits["tft"], 64, False,
+                                                                        hparams)]))
+    examples = cached_examples([str(records)], splits["tft"])
+    windows = training_batches(examples, 32, hparams, crop_size=24)
+    assert [images.shape[1] for images, _ in windows.take(12)] == [24] * 12  # 1.5 passes over 256 records
+    records.unlink()  # from here on, only the cache holds the split
+    whole = list(training_batches(examples, 32, hparams).take(16))  # two passes, on whole images
+    assert {tuple(images.shape[1:]) for images, _ in whole} == {(32, 32, 3)}
+    assert sorted(np.concatenate([y.numpy() for _, y in whole[:8]])) == labels  # a pass: every record once
+    with pytest.raises(tf.errors.NotFoundError):  # what a second decoding would have met
+        next(iter(training_batches(cached_examples([str(records)], splits["tft"]), 32, hparams)))
+
+
+def test_a_small_crop_run_decodes_the_training_split_once(splits, tmp_path, monkeypatch):
+    import cifar_tfx.trainer.train as train_module
+
+    built = []
+
+    def counted(*args, **kwargs):
+        built.append(args)
+        return cached_examples(*args, **kwargs)
+
+    from cifar_tfx.trainer.data import cached_examples
+    monkeypatch.setattr(train_module, "cached_examples", counted)
+    sizes = _InputSizes()
+    _train(splits, tmp_path, with_overrides(TINY, train_steps=24, small_crop_fraction=0.5), callbacks=[sizes])
+    assert sizes.sizes == [24] * 12 + [32] * 12 and len(built) == 1
 
 
 def test_label_smoothing_loss_matches_its_definition():

@@ -112,8 +112,14 @@ class Recheck:
 
     chosen: int                       # the depth the probe chose and training started with
     observed: float                   # its steady images/s in training
-    predicted: float                  # what the probe predicted for it
+    predicted: float                  # what the probe predicted for it, on whole images
     choice: Optional[DepthChoice]     # the choice made again on corrected rates; None when within tolerance
+    speedup: float = 1.0              # how much faster than whole images the timed phase trains (small crops)
+
+    @property
+    def ratio(self) -> float:
+        """Observed over predicted, both counted in whole images."""
+        return self.observed / self.speedup / self.predicted
 
     @property
     def depth(self) -> int:
@@ -125,34 +131,36 @@ class Recheck:
         return self.depth != self.chosen
 
     def reason(self) -> str:
-        head = (f"recheck: ResNet-{self.chosen} trains at {self.observed:,.0f} img/s, the probe predicted "
-                f"{self.predicted:,.0f}")
+        rate = f"{self.observed:,.0f} img/s"
+        if self.speedup != 1.0:
+            rate += (f" on small crops, {self.observed / self.speedup:,.0f} as whole images "
+                     f"(the probe's x{self.speedup:.2f})")
+        head = f"recheck: ResNet-{self.chosen} trains at {rate}, the probe predicted {self.predicted:,.0f}"
         if self.choice is None:
             return f"{head} (within {RECHECK_TOLERANCE:.0%}): keeps ResNet-{self.chosen}"
-        if not self.switched:
-            return (f"{head}: the probe was off by x{self.observed / self.predicted:.2f}; with every probed rate "
-                    f"scaled by that, still ResNet-{self.chosen} ({self.choice.reason()})")
-        return (f"{head}: the probe was off by x{self.observed / self.predicted:.2f}; with every probed rate "
-                f"scaled by that, restarting with ResNet-{self.depth} ({self.choice.reason()})")
+        verdict = f"still ResNet-{self.chosen}" if not self.switched else f"restarting with ResNet-{self.depth}"
+        return (f"{head}: the probe was off by x{self.ratio:.2f}; with every probed rate scaled by that, "
+                f"{verdict} ({self.choice.reason()})")
 
     def to_json(self) -> Dict[str, object]:
-        return {"chosen": self.chosen, "observed_images_per_second": self.observed,
+        return {"chosen": self.chosen, "observed_images_per_second": self.observed, "observed_speedup": self.speedup,
                 "predicted_images_per_second": self.predicted, "switched_to": self.depth if self.switched else None,
                 "reason": self.reason()}
 
 
 def recheck_depth(measured: Mapping[object, float], chosen: int, observed: float, train_examples: int,
                   seconds_left: float, min_images: int, images_seen: float = 0.0,
-                  candidates: Sequence[int] = CANDIDATE_DEPTHS) -> Recheck:
+                  candidates: Sequence[int] = CANDIDATE_DEPTHS, speedup: float = 1.0) -> Recheck:
     """Compare ResNet-``chosen``'s steady ``observed`` images/s with the prediction from the probe's
     ``measured`` rates; beyond :data:`RECHECK_TOLERANCE`, choose again for the ``seconds_left`` with
     every measured rate scaled by observed/predicted. ResNet-``chosen`` keeps the ``images_seen``
-    it has trained on; any other network starts from nothing."""
+    it has trained on; any other network starts from nothing. ``speedup``: the rate was timed on
+    images that train that many times faster than the whole ones the probe timed (small crops)."""
     measured = {int(depth): rate for depth, rate in measured.items()}  # JSON keys are strings
     predicted = predict_throughput(measured, candidates)[chosen]
-    if abs(observed / predicted - 1.0) <= RECHECK_TOLERANCE:
-        return Recheck(chosen=chosen, observed=observed, predicted=predicted, choice=None)
-    corrected = {depth: rate * observed / predicted for depth, rate in measured.items()}
-    return Recheck(chosen=chosen, observed=observed, predicted=predicted,
-                   choice=choose_depth(corrected, train_examples, seconds_left, min_images, candidates,
-                                       head_start={chosen: images_seen}))
+    timed = Recheck(chosen=chosen, observed=observed, predicted=predicted, choice=None, speedup=speedup)
+    if abs(timed.ratio - 1.0) <= RECHECK_TOLERANCE:
+        return timed
+    corrected = {depth: rate * timed.ratio for depth, rate in measured.items()}
+    return dataclasses.replace(timed, choice=choose_depth(corrected, train_examples, seconds_left, min_images,
+                                                          candidates, head_start={chosen: images_seen}))

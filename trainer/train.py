@@ -23,7 +23,7 @@ from cifar_tfx.data.datasets import DatasetSpec
 from cifar_tfx.trainer.budget import PROBE_DEPTHS, DepthChoice, Recheck, choose_depth, recheck_depth
 from cifar_tfx.trainer.callbacks import (EpochCheckpoint, PhaseEnd, ProgressLogger, StepScheduleController,
                                          ThroughputCheck)
-from cifar_tfx.trainer.data import count_records, expand_patterns, make_dataset
+from cifar_tfx.trainer.data import cached_examples, count_records, expand_patterns, make_dataset, training_batches
 from cifar_tfx.trainer.hparams import HParams
 from cifar_tfx.trainer.model import build_resnet, predict_probabilities
 from cifar_tfx.trainer.runtime import Runtime, detect_cpu_bf16, detect_gpus, make_strategy, resolve_runtime
@@ -196,14 +196,17 @@ def resolve_depth(hparams: HParams, dataset: DatasetSpec, runtime: Runtime, stra
     started = clock()
     probe_hparams = dataclasses.replace(hparams, shuffle_buffer=8 * hparams.batch_size)
 
+    probe_examples = cached_examples(train_files, tft_output, limit=8 * hparams.batch_size)  # decoded once
+
     def probe(depth: int, crop_size: Optional[int] = None) -> float:
-        probe_ds = make_dataset(train_files, tft_output, hparams.batch_size, True, probe_hparams,
-                                limit=8 * hparams.batch_size, crop_size=crop_size)
-        return measure_throughput(hparams, dataset, runtime, strategy, probe_ds, depth, clock=clock, crop_size=crop_size)
+        probe_ds = training_batches(probe_examples, hparams.batch_size, probe_hparams, crop_size)
+        return measure_throughput(hparams, dataset, runtime, strategy, probe_ds, depth, clock=clock,
+                                  crop_size=crop_size)
 
     measured = {depth: probe(depth) for depth in PROBE_DEPTHS}
-    # The run starts on small crops: the recheck then sees their rate, which this converts back (whole images
-    # are what the depth is chosen on; the images a small-crop phase adds are not counted: a safe side).
+    # The run starts on small crops, so the recheck times their rate and compares it with the prediction for
+    # whole images times this. The depth is chosen on whole images: the images a small-crop phase adds are
+    # not counted (a safe side).
     speedup = probe(min(PROBE_DEPTHS), hparams.small_crop_size) / measured[min(PROBE_DEPTHS)] \
         if hparams.small_crop_fraction else None
     probe_seconds = clock() - started
@@ -263,6 +266,15 @@ class _Fitting:
     stream: TextIO
     clock: Callable[[], float]
     extra_callbacks: Sequence[keras.callbacks.Callback] = ()
+    phase_crop_size: Optional[int] = None  # the window size of the phase being fitted; None: whole images
+    _examples: Optional[tf.data.Dataset] = dataclasses.field(default=None, init=False, repr=False)
+
+    def training_examples(self) -> tf.data.Dataset:
+        """The decoded training images, built once: every fit of the run (both phases, a recheck's
+        restart) reads the same in-memory cache instead of decoding the records again."""
+        if self._examples is None:
+            self._examples = cached_examples(self.train_files, self.tft_output)
+        return self._examples
 
     def fit(self, hparams: HParams, elapsed_before: float,
             recheck: Optional[Callable[[float, float, float], bool]]) -> _Fitted:
@@ -330,8 +342,8 @@ class _Fitting:
                     phase_model = build_and_compile(hparams, self.dataset, self.runtime, crop_size, weights_from=model)
                 self.stream.write(f"training on {crop_size}x{crop_size} crops until {until:.0%} of the run, "
                                   f"then on whole images\n")
-            train_ds = make_dataset(self.train_files, self.tft_output, hparams.batch_size, True, hparams,
-                                    crop_size=crop_size)
+            train_ds = training_batches(self.training_examples(), hparams.batch_size, hparams, crop_size)
+            self.phase_crop_size = crop_size
             ends = [PhaseEnd(run_clock, until)] if until < 1.0 else []
             fit = phase_model.fit(train_ds, epochs=epochs, initial_epoch=step // steps_per_epoch,
                                   steps_per_epoch=steps_per_epoch, callbacks=callbacks + ends, verbose=0)
@@ -349,11 +361,10 @@ def _fit_with_recheck(fitting: _Fitting, hparams: HParams, depth_choice: Optiona
 
     def recheck(observed: float, seconds_left: float, images_seen: float) -> bool:
         """Called once by ThroughputCheck with steady images/s: True switches the network."""
-        budget_seconds = hparams.time_budget_minutes * 60.0
-        if depth_choice.get("small_crop_speedup") and 1.0 - seconds_left / budget_seconds < hparams.small_crop_fraction:
-            observed /= depth_choice["small_crop_speedup"]  # timed on small crops; the probe's rates are whole images
+        speedup = depth_choice.get("small_crop_speedup") if fitting.phase_crop_size else None
         rechecks.append(recheck_depth(depth_choice["measured_images_per_second"], hparams.depth, observed,
-                                      fitting.train_examples, seconds_left, depth_choice["min_images"], images_seen))
+                                      fitting.train_examples, seconds_left, depth_choice["min_images"], images_seen,
+                                      speedup=speedup or 1.0))
         fitting.stream.write(f"budget: {rechecks[-1].reason()}\n")
         return rechecks[-1].switched
 
