@@ -6,7 +6,8 @@ import pytest
 tf = pytest.importorskip("tensorflow")
 
 from cifar_tfx.trainer.augment import augment_batch, crop_and_flip, cutout_mask  # noqa: E402
-from cifar_tfx.trainer.budget import RECHECK_TOLERANCE, choose_depth, predict_throughput, recheck_depth  # noqa: E402
+from cifar_tfx.trainer.budget import (RECHECK_TOLERANCE, choose_depth, predict_throughput, recheck_depth,  # noqa: E402
+                                      small_crop_gain)
 from cifar_tfx.trainer.callbacks import ThroughputCheck  # noqa: E402
 from cifar_tfx.trainer.hparams import (BUDGET, DEMO, FULL, HParams, get_profile, profile_for_dataset,  # noqa: E402
                                        with_overrides, with_training_length)
@@ -113,6 +114,26 @@ def test_budget_picks_the_deepest_network_that_sees_enough_images():
     # nothing sees enough: the shallowest trains, and the log says so
     tiny = choose_depth(measured, 60_000, 60, 1_000_000)
     assert tiny.depth == 8 and "none sees what it needs" in tiny.reason()
+
+
+def test_small_crops_count_as_images_in_the_depth_choice():
+    # a run whose first half (of the time left) trains x1.5 faster sees x1.25 the images; crop time is clipped
+    assert small_crop_gain(1.5, 300, 600) == pytest.approx(1.25)
+    assert small_crop_gain(1.5, 900, 600) == pytest.approx(1.5) and small_crop_gain(1.5, -10, 600) == 1.0
+    assert small_crop_gain(None, 300, 600) == 1.0 and small_crop_gain(1.5, 300, 0) == 1.0
+    # session 14's 5-minute curve run probed ResNet-8 at 2,700 and ResNet-32 at 592 img/s; with twice the
+    # time left, whole images alone leave ResNet-14 short of its 0.84M, and the window phase's images reach it
+    probe, seconds_left = {8: 2700.0, 32: 592.0}, 2 * 4.3 * 60
+    whole = choose_depth(probe, 50_000, seconds_left, 1_200_000)
+    gain = small_crop_gain(1.34, seconds_left / 2, seconds_left)
+    counted = choose_depth(probe, 50_000, seconds_left, 1_200_000, image_gain=gain)
+    assert whole.depth == 8 and whole.images[14] < 840_000 and "small crops counted" not in whole.reason()
+    assert counted.depth == 14 and counted.images[14] == pytest.approx(whole.images[14] * 1.17)
+    assert "small crops counted, x1.17)" in counted.reason() and counted.to_json()["image_gain"] == gain
+    # a recheck that chooses again counts them too
+    slowed = recheck_depth(probe, 14, 0.7 * counted.predicted[14], 50_000, seconds_left - 60, 1_200_000,
+                           image_gain=gain)
+    assert slowed.choice is not None and slowed.choice.image_gain == gain
 
 
 def test_recheck_corrects_a_probe_disturbed_by_another_process():

@@ -185,8 +185,8 @@ def test_a_recheck_that_disagrees_with_the_probe_restarts_with_its_network(split
     seen = []
 
     def busy_probe_said_8(measured, chosen, observed, train_examples, seconds_left, min_images, images_seen,
-                          speedup):
-        assert speedup == 1.0, "timed on whole images"
+                          speedup, image_gain):
+        assert speedup == 1.0 and image_gain == 1.0, "timed on whole images, and no small crops to count"
         seen.append((chosen, observed, seconds_left, images_seen))
         return Recheck(chosen=chosen, observed=observed, predicted=observed / 2,
                        choice=dataclasses.replace(choose_depth(measured, train_examples, seconds_left, min_images),
@@ -246,7 +246,7 @@ def test_small_crop_phase_trains_the_same_weights_on_windows_then_whole_images(s
 
 def test_recheck_converts_a_rate_timed_on_small_crops_with_the_probes_speedup(splits, tmp_path, monkeypatch):
     import cifar_tfx.trainer.train as train_module
-    from cifar_tfx.trainer.budget import recheck_depth
+    from cifar_tfx.trainer.budget import recheck_depth, small_crop_gain
 
     ticks = [0.0]
 
@@ -264,9 +264,12 @@ def test_recheck_converts_a_rate_timed_on_small_crops_with_the_probes_speedup(sp
             super().__init__(*args, **kwargs)
             checks.append(self)
 
-    def recorded_recheck(measured, chosen, observed, *args, **kwargs):
-        seen.append((observed, kwargs.get("speedup")))
-        return recheck_depth(measured, chosen, observed, *args, **kwargs)
+    def recorded_recheck(measured, chosen, observed, train_examples, seconds_left, *args, **kwargs):
+        seen.append((observed, kwargs["speedup"]))
+        # what is left of the window phase (the first 300 of the 600 s) counts its images at the probe's x1.6
+        assert kwargs["image_gain"] == pytest.approx(small_crop_gain(1.6, seconds_left - 300, seconds_left))
+        assert kwargs["image_gain"] > 1.0
+        return recheck_depth(measured, chosen, observed, train_examples, seconds_left, *args, **kwargs)
 
     monkeypatch.setattr(train_module, "measure_throughput", probe)
     monkeypatch.setattr(train_module, "ThroughputCheck", RecordedCheck)
@@ -276,6 +279,11 @@ def test_recheck_converts_a_rate_timed_on_small_crops_with_the_probes_speedup(sp
     _, result, log = _train(splits, tmp_path, hparams, clock=clock)
     assert result.depth_choice["small_crop_speedup"] == pytest.approx(1.6)
     assert "small crops train x1.60 faster" in log
+    # the choice counts the images the window phase adds to the whole-image rate
+    probe_seconds = result.depth_choice["probe_seconds"]
+    gain = small_crop_gain(1.6, 300 - probe_seconds, 600 - probe_seconds)
+    assert result.depth_choice["image_gain"] == pytest.approx(gain) and 1.25 < gain < 1.3
+    assert f"small crops counted, x{gain:.2f})" in log
     # the rate timed on windows is compared as windows: the probe's whole-image prediction times its speedup
     assert seen == [(pytest.approx(checks[0].images_per_second), pytest.approx(1.6))]
     assert result.depth_choice["recheck"]["observed_speedup"] == pytest.approx(1.6)

@@ -4,7 +4,8 @@ A budget run with ``depth=None`` first times a few steps of two probe networks
 (:data:`PROBE_DEPTHS`) on the real input pipeline, fits seconds per image as a
 straight line in n (the blocks per stage of a 6n+2 ResNet: every block costs about
 the same, the stem, head and input pipeline are the intercept) and then trains the
-deepest candidate that still sees enough training images in the time left. "Enough"
+deepest candidate that still sees enough training images in the time left (a run that starts on
+small crops sees more of them per second: :func:`small_crop_gain`). "Enough"
 grows with depth: ResNet-20 needs ``HParams.budget_min_images`` (by default the
 dataset's ``budget_min_images``) and a ResNet-d needs d/20 times that, since a deeper
 network is better only if it gets proportionally more optimizer steps (measured: on
@@ -36,6 +37,17 @@ def images_needed(depth: int, min_images: int) -> float:
     return min_images * depth / REFERENCE_DEPTH
 
 
+def small_crop_gain(speedup: Optional[float], crop_seconds: float, seconds_left: float) -> float:
+    """Images seen per image the whole-image rate predicts, over ``seconds_left``, when the first
+    ``crop_seconds`` of them train on small crops ``speedup`` times faster; 1.0 without small crops.
+    A small crop counts as an image: measured on the validation split at 10 minutes, the ResNet-14
+    this count chooses beat the ResNet-8 a whole-image count chooses by 1.6 points (BENCHMARKS.md)."""
+    if not speedup or seconds_left <= 0:
+        return 1.0
+    on_crops = min(max(crop_seconds, 0.0), seconds_left)
+    return 1.0 + (speedup - 1.0) * on_crops / seconds_left
+
+
 def blocks_per_stage(depth: int) -> int:
     """n in 6n+2."""
     return (depth - 2) // 6
@@ -52,6 +64,7 @@ class DepthChoice:
     min_images: int                  # what ResNet-20 needs; see images_needed
     train_examples: int
     seconds_left: float
+    image_gain: float = 1.0          # images seen per whole-image image/s (small_crop_gain)
 
     def reason(self) -> str:
         probed = ", ".join(f"ResNet-{d} {rate:,.0f} img/s" for d, rate in sorted(self.measured.items()))
@@ -60,14 +73,16 @@ class DepthChoice:
         seen = self.images[self.depth]
         why = ("the deepest that sees what it needs" if seen >= images_needed(self.depth, self.min_images)
                else "none sees what it needs: the shallowest")
-        return (f"probe: {probed}; images seen in the {self.seconds_left / 60:.1f} min left of those needed "
+        crops = f" (small crops counted, x{self.image_gain:.2f})" if self.image_gain != 1.0 else ""
+        return (f"probe: {probed}; images seen in the {self.seconds_left / 60:.1f} min left{crops} of those needed "
                 f"(ResNet-20 {self.min_images / 1e6:.2f}M, scaled by depth), by depth: {table} "
                 f"-> ResNet-{self.depth} ({why}; {seen / self.train_examples:.0f} epochs)")
 
     def to_json(self) -> Dict[str, object]:
         return {"depth": self.depth, "measured_images_per_second": self.measured,
                 "predicted_images_per_second": self.predicted, "predicted_images_seen": self.images,
-                "min_images": self.min_images, "seconds_left": self.seconds_left, "reason": self.reason()}
+                "min_images": self.min_images, "seconds_left": self.seconds_left, "image_gain": self.image_gain,
+                "reason": self.reason()}
 
 
 def predict_throughput(measured: Mapping[int, float], candidates: Sequence[int] = CANDIDATE_DEPTHS
@@ -91,19 +106,21 @@ def predict_throughput(measured: Mapping[int, float], candidates: Sequence[int] 
 
 
 def choose_depth(measured: Mapping[int, float], train_examples: int, seconds_left: float, min_images: int,
-                 candidates: Sequence[int] = CANDIDATE_DEPTHS, head_start: Optional[Mapping[int, float]] = None
-                 ) -> DepthChoice:
+                 candidates: Sequence[int] = CANDIDATE_DEPTHS, head_start: Optional[Mapping[int, float]] = None,
+                 image_gain: float = 1.0) -> DepthChoice:
     """The deepest candidate predicted to see the images it needs (:func:`images_needed`) in ``seconds_left``,
-    counting the images a depth has already trained on (``head_start``: a recheck's network)."""
+    counting the images a depth has already trained on (``head_start``: a recheck's network) and
+    ``image_gain`` images per image its whole-image rate predicts (:func:`small_crop_gain`)."""
     if train_examples < 1:
         raise ValueError("no training examples")
     predicted = predict_throughput(measured, candidates)
-    images = {depth: rate * max(seconds_left, 0.0) + (head_start or {}).get(depth, 0.0)
+    images = {depth: rate * image_gain * max(seconds_left, 0.0) + (head_start or {}).get(depth, 0.0)
               for depth, rate in predicted.items()}
     enough = [depth for depth in candidates if images[depth] >= images_needed(depth, min_images)]
     depth = max(enough) if enough else min(candidates)
     return DepthChoice(depth=depth, measured=dict(measured), predicted=predicted, images=images,
-                       min_images=min_images, train_examples=train_examples, seconds_left=seconds_left)
+                       min_images=min_images, train_examples=train_examples, seconds_left=seconds_left,
+                       image_gain=image_gain)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -150,12 +167,14 @@ class Recheck:
 
 def recheck_depth(measured: Mapping[object, float], chosen: int, observed: float, train_examples: int,
                   seconds_left: float, min_images: int, images_seen: float = 0.0,
-                  candidates: Sequence[int] = CANDIDATE_DEPTHS, speedup: float = 1.0) -> Recheck:
+                  candidates: Sequence[int] = CANDIDATE_DEPTHS, speedup: float = 1.0,
+                  image_gain: float = 1.0) -> Recheck:
     """Compare ResNet-``chosen``'s steady ``observed`` images/s with the prediction from the probe's
     ``measured`` rates; beyond :data:`RECHECK_TOLERANCE`, choose again for the ``seconds_left`` with
     every measured rate scaled by observed/predicted. ResNet-``chosen`` keeps the ``images_seen``
     it has trained on; any other network starts from nothing. ``speedup``: the rate was timed on
-    images that train that many times faster than the whole ones the probe timed (small crops)."""
+    images that train that many times faster than the whole ones the probe timed (small crops);
+    ``image_gain``: what small crops add to the images of the time left (:func:`small_crop_gain`)."""
     measured = {int(depth): rate for depth, rate in measured.items()}  # JSON keys are strings
     predicted = predict_throughput(measured, candidates)[chosen]
     timed = Recheck(chosen=chosen, observed=observed, predicted=predicted, choice=None, speedup=speedup)
@@ -163,4 +182,5 @@ def recheck_depth(measured: Mapping[object, float], chosen: int, observed: float
         return timed
     corrected = {depth: rate * timed.ratio for depth, rate in measured.items()}
     return dataclasses.replace(timed, choice=choose_depth(corrected, train_examples, seconds_left, min_images,
-                                                          candidates, head_start={chosen: images_seen}))
+                                                          candidates, head_start={chosen: images_seen},
+                                                          image_gain=image_gain))

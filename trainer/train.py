@@ -20,7 +20,8 @@ import tf_keras as keras
 
 from cifar_tfx import console
 from cifar_tfx.data.datasets import DatasetSpec
-from cifar_tfx.trainer.budget import PROBE_DEPTHS, DepthChoice, Recheck, choose_depth, recheck_depth
+from cifar_tfx.trainer.budget import (PROBE_DEPTHS, DepthChoice, Recheck, choose_depth, recheck_depth,
+                                      small_crop_gain)
 from cifar_tfx.trainer.callbacks import (EpochCheckpoint, PhaseEnd, ProgressLogger, StepScheduleController,
                                          ThroughputCheck)
 from cifar_tfx.trainer.data import cached_examples, count_records, expand_patterns, make_dataset, training_batches
@@ -204,14 +205,16 @@ def resolve_depth(hparams: HParams, dataset: DatasetSpec, runtime: Runtime, stra
                                   crop_size=crop_size)
 
     measured = {depth: probe(depth) for depth in PROBE_DEPTHS}
-    # The run starts on small crops, so the recheck times their rate and compares it with the prediction for
-    # whole images times this. The depth is chosen on whole images: the images a small-crop phase adds are
-    # not counted (a safe side).
+    # A run that starts on small crops sees more images per second while it does: the choice counts them,
+    # and the recheck compares a rate timed on them with the whole-image prediction times this speedup.
     speedup = probe(min(PROBE_DEPTHS), hparams.small_crop_size) / measured[min(PROBE_DEPTHS)] \
         if hparams.small_crop_fraction else None
     probe_seconds = clock() - started
-    picked: DepthChoice = choose_depth(measured, train_examples, hparams.time_budget_minutes * 60.0 - probe_seconds,
-                                       hparams.budget_min_images or dataset.budget_min_images)
+    budget_seconds = hparams.time_budget_minutes * 60.0
+    seconds_left = budget_seconds - probe_seconds
+    picked: DepthChoice = choose_depth(
+        measured, train_examples, seconds_left, hparams.budget_min_images or dataset.budget_min_images,
+        image_gain=small_crop_gain(speedup, hparams.small_crop_fraction * budget_seconds - probe_seconds, seconds_left))
     choice = dict(picked.to_json(), probe_seconds=probe_seconds, small_crop_speedup=speedup)
     save_depth_choice(checkpoint_dir, choice)
     crops = f"; small crops train x{speedup:.2f} faster" if speedup else ""
@@ -361,10 +364,12 @@ def _fit_with_recheck(fitting: _Fitting, hparams: HParams, depth_choice: Optiona
 
     def recheck(observed: float, seconds_left: float, images_seen: float) -> bool:
         """Called once by ThroughputCheck with steady images/s: True switches the network."""
-        speedup = depth_choice.get("small_crop_speedup") if fitting.phase_crop_size else None
+        crop_speedup = depth_choice.get("small_crop_speedup")
+        crop_seconds = seconds_left - (1.0 - hparams.small_crop_fraction) * hparams.time_budget_minutes * 60.0
         rechecks.append(recheck_depth(depth_choice["measured_images_per_second"], hparams.depth, observed,
                                       fitting.train_examples, seconds_left, depth_choice["min_images"], images_seen,
-                                      speedup=speedup or 1.0))
+                                      speedup=(crop_speedup or 1.0) if fitting.phase_crop_size else 1.0,
+                                      image_gain=small_crop_gain(crop_speedup, crop_seconds, seconds_left)))
         fitting.stream.write(f"budget: {rechecks[-1].reason()}\n")
         return rechecks[-1].switched
 
