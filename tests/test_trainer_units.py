@@ -117,15 +117,16 @@ def test_budget_picks_the_deepest_network_that_sees_enough_images():
 
 
 def test_small_crops_count_as_images_in_the_depth_choice():
-    # a run whose first half (of the time left) trains x1.5 faster sees x1.25 the images; crop time is clipped
-    assert small_crop_gain(1.5, 300, 600) == pytest.approx(1.25)
-    assert small_crop_gain(1.5, 900, 600) == pytest.approx(1.5) and small_crop_gain(1.5, -10, 600) == 1.0
-    assert small_crop_gain(None, 300, 600) == 1.0 and small_crop_gain(1.5, 300, 0) == 1.0
+    # a 900 s budget whose first 2/3 trains x1.5 faster: with 600 s left, half of them are on crops, x1.25
+    assert small_crop_gain(1.5, 2 / 3, 900, 600) == pytest.approx(1.25)
+    # crop time left is clipped: all of the time left on crops, or none of it (the crop phase is over)
+    assert small_crop_gain(1.5, 1.0, 900, 600) == pytest.approx(1.5) and small_crop_gain(1.5, 0.3, 900, 600) == 1.0
+    assert small_crop_gain(None, 0.5, 900, 600) == 1.0 and small_crop_gain(1.5, 0.5, 900, 0) == 1.0
     # session 14's 5-minute curve run probed ResNet-8 at 2,700 and ResNet-32 at 592 img/s; with twice the
     # time left, whole images alone leave ResNet-14 short of its 0.84M, and the window phase's images reach it
     probe, seconds_left = {8: 2700.0, 32: 592.0}, 2 * 4.3 * 60
     whole = choose_depth(probe, 50_000, seconds_left, 1_200_000)
-    gain = small_crop_gain(1.34, seconds_left / 2, seconds_left)
+    gain = small_crop_gain(1.34, 0.5, seconds_left, seconds_left)  # probed at the start: half the time on crops
     counted = choose_depth(probe, 50_000, seconds_left, 1_200_000, image_gain=gain)
     assert whole.depth == 8 and whole.images[14] < 840_000 and "small crops counted" not in whole.reason()
     assert counted.depth == 14 and counted.images[14] == pytest.approx(whole.images[14] * 1.17)

@@ -267,7 +267,8 @@ def test_recheck_converts_a_rate_timed_on_small_crops_with_the_probes_speedup(sp
     def recorded_recheck(measured, chosen, observed, train_examples, seconds_left, *args, **kwargs):
         seen.append((observed, kwargs["speedup"]))
         # what is left of the window phase (the first 300 of the 600 s) counts its images at the probe's x1.6
-        assert kwargs["image_gain"] == pytest.approx(small_crop_gain(1.6, seconds_left - 300, seconds_left))
+        assert kwargs["image_gain"] == pytest.approx(small_crop_gain(1.6, 0.5, 600, seconds_left))
+        assert kwargs["image_gain"] == pytest.approx(1 + 0.6 * max(seconds_left - 300, 0) / seconds_left)
         assert kwargs["image_gain"] > 1.0
         return recheck_depth(measured, chosen, observed, train_examples, seconds_left, *args, **kwargs)
 
@@ -281,7 +282,8 @@ def test_recheck_converts_a_rate_timed_on_small_crops_with_the_probes_speedup(sp
     assert "small crops train x1.60 faster" in log
     # the choice counts the images the window phase adds to the whole-image rate
     probe_seconds = result.depth_choice["probe_seconds"]
-    gain = small_crop_gain(1.6, 300 - probe_seconds, 600 - probe_seconds)
+    gain = small_crop_gain(1.6, 0.5, 600, 600 - probe_seconds)
+    assert gain == pytest.approx(1 + 0.6 * (300 - probe_seconds) / (600 - probe_seconds))
     assert result.depth_choice["image_gain"] == pytest.approx(gain) and 1.25 < gain < 1.3
     assert f"small crops counted, x{gain:.2f})" in log
     # the rate timed on windows is compared as windows: the probe's whole-image prediction times its speedup

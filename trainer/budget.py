@@ -37,14 +37,18 @@ def images_needed(depth: int, min_images: int) -> float:
     return min_images * depth / REFERENCE_DEPTH
 
 
-def small_crop_gain(speedup: Optional[float], crop_seconds: float, seconds_left: float) -> float:
-    """Images seen per image the whole-image rate predicts, over ``seconds_left``, when the first
-    ``crop_seconds`` of them train on small crops ``speedup`` times faster; 1.0 without small crops.
+def small_crop_gain(speedup: Optional[float], small_crop_fraction: float, budget_seconds: float,
+                    seconds_left: float) -> float:
+    """Images seen per image the whole-image rate predicts, over the ``seconds_left`` of a
+    ``budget_seconds`` budget whose first ``small_crop_fraction`` trains on small crops ``speedup``
+    times faster; 1.0 without small crops. What is left of the crop phase is
+    ``seconds_left - (1 - small_crop_fraction) * budget_seconds``, clipped to [0, ``seconds_left``].
     A small crop counts as an image: measured on the validation split at 10 minutes, the ResNet-14
     this count chooses beat the ResNet-8 a whole-image count chooses by 1.6 points (BENCHMARKS.md)."""
     if not speedup or seconds_left <= 0:
         return 1.0
-    on_crops = min(max(crop_seconds, 0.0), seconds_left)
+    crop_seconds_left = seconds_left - (1.0 - small_crop_fraction) * budget_seconds
+    on_crops = min(max(crop_seconds_left, 0.0), seconds_left)
     return 1.0 + (speedup - 1.0) * on_crops / seconds_left
 
 

@@ -214,7 +214,7 @@ def resolve_depth(hparams: HParams, dataset: DatasetSpec, runtime: Runtime, stra
     seconds_left = budget_seconds - probe_seconds
     picked: DepthChoice = choose_depth(
         measured, train_examples, seconds_left, hparams.budget_min_images or dataset.budget_min_images,
-        image_gain=small_crop_gain(speedup, hparams.small_crop_fraction * budget_seconds - probe_seconds, seconds_left))
+        image_gain=small_crop_gain(speedup, hparams.small_crop_fraction, budget_seconds, seconds_left))
     choice = dict(picked.to_json(), probe_seconds=probe_seconds, small_crop_speedup=speedup)
     save_depth_choice(checkpoint_dir, choice)
     crops = f"; small crops train x{speedup:.2f} faster" if speedup else ""
@@ -365,11 +365,11 @@ def _fit_with_recheck(fitting: _Fitting, hparams: HParams, depth_choice: Optiona
     def recheck(observed: float, seconds_left: float, images_seen: float) -> bool:
         """Called once by ThroughputCheck with steady images/s: True switches the network."""
         crop_speedup = depth_choice.get("small_crop_speedup")
-        crop_seconds = seconds_left - (1.0 - hparams.small_crop_fraction) * hparams.time_budget_minutes * 60.0
         rechecks.append(recheck_depth(depth_choice["measured_images_per_second"], hparams.depth, observed,
                                       fitting.train_examples, seconds_left, depth_choice["min_images"], images_seen,
                                       speedup=(crop_speedup or 1.0) if fitting.phase_crop_size else 1.0,
-                                      image_gain=small_crop_gain(crop_speedup, crop_seconds, seconds_left)))
+                                      image_gain=small_crop_gain(crop_speedup, hparams.small_crop_fraction,
+                                                                 hparams.time_budget_minutes * 60.0, seconds_left)))
         fitting.stream.write(f"budget: {rechecks[-1].reason()}\n")
         return rechecks[-1].switched
 
