@@ -37,6 +37,17 @@ def test_resnet56_structure():
     assert model.get_layer("stem_conv").kernel_regularizer.l2 == pytest.approx(1e-4)
 
 
+def test_width_multiplies_every_stages_filters():
+    recipe = build_resnet(8, CIFAR_SHAPE, 10, FULL.weight_decay)
+    wide = build_resnet(8, CIFAR_SHAPE, 10, FULL.weight_decay, width=2)
+    assert [wide.get_layer(f"stage{s}_block1_out").output_shape[-1] for s in (1, 2, 3)] == [32, 64, 128]
+    assert wide.get_layer("stem_conv").filters == 32
+    weights = [sum(int(np.prod(w.shape)) for w in m.trainable_weights) for m in (recipe, wide)]
+    assert 3.8 < weights[1] / weights[0] < 4.0  # conv weights x4; the dense layer's inputs only x2
+    with pytest.raises(ValueError, match="width"):
+        HParams(width=0)
+
+
 def test_input_shape_follows_the_data():
     model = build_resnet(20, (28, 28, 1), 10, FULL.weight_decay)
     assert model.input_shape == (None, 28, 28, 1)

@@ -1,7 +1,7 @@
 """CIFAR ResNet-(6n+2) (He et al. 2015, §4.2) built with ``tf_keras`` (Keras 2).
 
 3x3 conv stem with 16 filters; three stages of n basic blocks at 16, 32 and 64
-filters; the first block of stages 2 and 3 halves the map with stride 2 and uses a
+filters (``width`` times these in a wider variant, outside the recipe); the first block of stages 2 and 3 halves the map with stride 2 and uses a
 1x1 stride-2 projection shortcut; global average pooling; a 10-way softmax.
 He-normal initialisation and L2 weight decay on conv kernels. The softmax is
 computed in float32 whatever the compute precision.
@@ -48,11 +48,12 @@ def _basic_block(layer: LayerSource, x, filters: int, stride: int, weight_decay:
 
 def build_resnet(depth: int, input_shape: Tuple[int, int, int], num_classes: int,
                  weight_decay: float, zero_init_residual: bool = False,
-                 weights_from: Optional[keras.Model] = None) -> keras.Model:
+                 weights_from: Optional[keras.Model] = None, width: int = 1) -> keras.Model:
     """ResNet-``depth`` for ``input_shape`` images; ``depth`` must be 6n+2 (values from ``HParams``
     and the ``DatasetSpec``). ``zero_init_residual``: each block's second BatchNorm starts with scale 0,
     so the block starts as its shortcut. ``weights_from``: a ResNet of the same depth built by this
-    function whose layers (and so weights) this one reuses, e.g. the same network for smaller crops."""
+    function whose layers (and so weights) this one reuses, e.g. the same network for smaller crops.
+    ``width``: every stage (and the stem) has ``width`` times the recipe's filters."""
     if depth < 8 or (depth - 2) % 6:
         raise ValueError(f"depth must be 6n+2 (20, 32, 44, 56, 110, ...), got {depth}")
 
@@ -61,13 +62,13 @@ def build_resnet(depth: int, input_shape: Tuple[int, int, int], num_classes: int
 
     blocks = (depth - 2) // 6
     inputs = keras.Input(shape=input_shape, name="image")
-    x = _conv(layer, STAGE_FILTERS[0], 3, 1, weight_decay, "stem_conv")(inputs)
+    x = _conv(layer, width * STAGE_FILTERS[0], 3, 1, weight_decay, "stem_conv")(inputs)
     x = _bn(layer, "stem_bn")(x)
     x = keras.layers.ReLU(name="stem_relu")(x)
     for stage, filters in enumerate(STAGE_FILTERS):
         for block in range(blocks):
             stride = 2 if stage > 0 and block == 0 else 1
-            x = _basic_block(layer, x, filters, stride, weight_decay, f"stage{stage + 1}_block{block + 1}",
+            x = _basic_block(layer, x, width * filters, stride, weight_decay, f"stage{stage + 1}_block{block + 1}",
                              zero_init_residual)
     x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
     logits = layer("logits", lambda: keras.layers.Dense(num_classes, kernel_initializer="he_normal", name="logits"))(x)

@@ -102,7 +102,7 @@ def build_and_compile(hparams: HParams, dataset: DatasetSpec, runtime: Runtime, 
     """
     shape = (crop_size or dataset.height, crop_size or dataset.width, dataset.channels)
     model = build_resnet(hparams.depth, shape, dataset.num_classes, hparams.weight_decay, hparams.zero_init_residual,
-                         weights_from=weights_from)
+                         weights_from=weights_from, width=hparams.width)
     if weights_from is not None:
         optimizer = weights_from.optimizer
     else:
