@@ -51,7 +51,7 @@ def variants(minutes: float, dataset):
         for cutout in (0, 4, 8, 12):
             result[f"linear-cut{cutout}-d{depth}"] = dataclasses.replace(linear, cutout_size=cutout)
     result["budget"] = with_overrides(profile_for_dataset("budget", dataset), time_budget_minutes=minutes)
-    for depth in (14, 20, 32):  # the budget profile with its depth fixed: levers compared without the probe's noise
+    for depth in (8, 14, 20, 32):  # the budget profile with its depth fixed: levers compared without the probe's noise
         result[f"budget-d{depth}"] = dataclasses.replace(result["budget"], depth=depth)
     return result
 
