@@ -409,3 +409,43 @@ def test_budget_profile_trains_cifar_on_small_crops_first_and_checks_they_fit():
     with pytest.raises(ValueError, match="small_crop_size 28"):
         with_overrides(BUDGET, small_crop_fraction=0.5, small_crop_size=28).check_fits(28, 28)
     with_overrides(BUDGET, small_crop_fraction=0.0, small_crop_size=28).check_fits(28, 28)
+
+
+def test_whitening_kernel_decorrelates_the_leading_patch_directions():
+    from cifar_tfx.trainer.whitening import EPSILON, patch_covariance, whitening_kernel
+
+    rng = np.random.default_rng(0)
+    # images with strongly correlated neighbouring pixels and channels: a smoothed shared signal plus noise
+    base = rng.normal(size=(64, 18, 18, 1))
+    smooth = (base[:, :-2, :-2] + base[:, 1:-1, 1:-1] + base[:, 2:, 2:]) / 3
+    images = (smooth + 0.2 * rng.normal(size=(64, 16, 16, 3))).astype(np.float32)
+    covariance = patch_covariance(images)
+    assert covariance.shape == (27, 27) and np.allclose(covariance, covariance.T)
+    kernel = whitening_kernel(images, 16)
+    assert kernel.shape == (3, 3, 3, 16)
+    directions = kernel.reshape(27, 16)
+    # each half answers the other with the opposite sign, so a ReLU passes both sides
+    assert np.allclose(directions[:, :8], -directions[:, 8:])
+    # the 8 filters' outputs over all patches: uncorrelated, variance lambda / (lambda + eps), ~1 here
+    output_covariance = directions[:, :8].T @ covariance @ directions[:, :8]
+    eigenvalues = np.sort(np.linalg.eigvalsh(covariance))[::-1][:8]
+    assert np.allclose(output_covariance, np.diag(eigenvalues / (eigenvalues + EPSILON)), atol=1e-4)
+    assert output_covariance[0, 0] > 0.99
+    # the first direction is the patch mean: the same sign over all 27 pixels
+    assert abs(np.sign(directions[:, 0]).sum()) == 27
+    with pytest.raises(ValueError, match="have 9"):
+        whitening_kernel(images[..., :1], 32)
+
+
+def test_a_whitened_stem_is_fixed_and_the_rest_trains():
+    kernel = np.random.default_rng(1).normal(size=(3, 3, 3, 16)).astype(np.float32)
+    model = build_resnet(8, CIFAR_SHAPE, 10, FULL.weight_decay, stem_kernel=kernel)
+    stem = model.get_layer("stem_conv")
+    assert not stem.trainable and np.array_equal(stem.get_weights()[0], kernel)
+    assert all("stem_conv" not in weight.name for weight in model.trainable_weights)
+    assert stem.kernel_regularizer is None
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    model.fit(np.random.rand(8, *CIFAR_SHAPE).astype(np.float32), np.arange(8) % 10, epochs=1, verbose=0)
+    assert np.array_equal(stem.get_weights()[0], kernel)
+    with pytest.raises(ValueError, match="stem kernel of 16 filters for a stem of 32"):
+        build_resnet(8, CIFAR_SHAPE, 10, FULL.weight_decay, width=2, stem_kernel=kernel)

@@ -149,6 +149,25 @@ def test_gpu_code_paths_run_on_cpu(splits, tmp_path, override):
         assert result.runtime.mirrored
 
 
+def test_a_whitened_stem_comes_from_the_training_split_and_stays_fixed_through_phases_and_a_resume(splits, tmp_path):
+    from cifar_tfx.trainer.data import cached_examples
+    from cifar_tfx.trainer.train import stem_kernel_for
+    from cifar_tfx.trainer.whitening import whitening_kernel
+
+    hparams = with_overrides(TINY, whitened_stem=True, small_crop_fraction=0.5, small_crop_size=24, train_steps=8)
+    kernel = stem_kernel_for(hparams, splits["train"], splits["tft"])
+    assert stem_kernel_for(with_overrides(hparams, whitened_stem=False), splits["train"], splits["tft"]) is None
+    # the sample is the first records as Transform normalises them (all 256 of them here)
+    images = np.concatenate([batch.numpy() for batch, _ in cached_examples(splits["train"], splits["tft"]).batch(64)])
+    np.testing.assert_allclose(kernel, whitening_kernel(images, 16), rtol=1e-4, atol=1e-5)
+    model, first, log = _train(splits, tmp_path, hparams)
+    assert first.steps_done == 8 and "fixed patch-whitening stem" in log and "crops until 50%" in log
+    np.testing.assert_array_equal(model.get_layer("stem_conv").get_weights()[0], kernel)
+    model, second, _ = _train(splits, tmp_path, with_overrides(hparams, train_steps=16))
+    assert second.resumed_from_step == 8 and second.steps_done == 16 and np.isfinite(second.eval_loss)
+    np.testing.assert_array_equal(model.get_layer("stem_conv").get_weights()[0], kernel)
+
+
 def test_budget_run_probes_chooses_a_depth_and_a_resumed_attempt_keeps_it(splits, tmp_path):
     ticks = [0.0]
 
@@ -254,7 +273,7 @@ def test_recheck_converts_a_rate_timed_on_small_crops_with_the_probes_speedup(sp
         ticks[0] += 1.0
         return ticks[0]
 
-    def probe(hparams, dataset, runtime, strategy, probe_ds, depth, clock=None, crop_size=None):
+    def probe(hparams, dataset, runtime, strategy, probe_ds, depth, clock=None, crop_size=None, stem_kernel=None):
         return {(8, None): 1000.0, (32, None): 250.0, (8, 24): 1600.0}[depth, crop_size]
 
     checks, seen = [], []

@@ -80,6 +80,8 @@ class HParams:
         "when none is given (0 as a Kubeflow parameter)", low=8, high=1202, run_parameter=True, unit="layers")
     width: int = knob(1, "filters per stage x this (recipe 1: 16/32/64; 2: 32/64/128, four times the weights; "
                       "ResNet-8 at 2 trains about as fast as ResNet-20 at 1)", low=1, high=8)
+    whitened_stem: bool = knob(False, "fix the stem's filters to whiten 3x3 patches of the training images, "
+                               "not trained (airbench's patch whitening)")
     zero_init_residual: bool = knob(False, "start each block's last BatchNorm scale at 0, so every block "
                                     "begins as its shortcut (Goyal et al. 2017; no gain at 10 min here: off)")
     weight_decay: float = knob(1e-4, "L2 penalty on conv kernels (recipe 1e-4; the budget profile takes the "

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Callable, Optional, Tuple
 
+import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
@@ -24,6 +25,16 @@ def _conv(layer: LayerSource, filters: int, kernel: int, stride: int, weight_dec
     return layer(name, lambda: keras.layers.Conv2D(
         filters, kernel, strides=stride, padding="same", use_bias=False,
         kernel_initializer="he_normal", kernel_regularizer=keras.regularizers.l2(weight_decay), name=name))
+
+
+def _stem(layer: LayerSource, filters: int, weight_decay: float, kernel: Optional[np.ndarray]):
+    if kernel is None:
+        return _conv(layer, filters, 3, 1, weight_decay, "stem_conv")
+    if kernel.shape[-1] != filters:
+        raise ValueError(f"a fixed stem kernel of {kernel.shape[-1]} filters for a stem of {filters}")
+    return layer("stem_conv", lambda: keras.layers.Conv2D(
+        filters, 3, padding="same", use_bias=False, kernel_initializer=keras.initializers.Constant(kernel),
+        trainable=False, name="stem_conv"))
 
 
 def _bn(layer: LayerSource, name: str, scale: str = "ones"):
@@ -48,12 +59,14 @@ def _basic_block(layer: LayerSource, x, filters: int, stride: int, weight_decay:
 
 def build_resnet(depth: int, input_shape: Tuple[int, int, int], num_classes: int,
                  weight_decay: float, zero_init_residual: bool = False,
-                 weights_from: Optional[keras.Model] = None, width: int = 1) -> keras.Model:
+                 weights_from: Optional[keras.Model] = None, width: int = 1,
+                 stem_kernel: Optional[np.ndarray] = None) -> keras.Model:
     """ResNet-``depth`` for ``input_shape`` images; ``depth`` must be 6n+2 (values from ``HParams``
     and the ``DatasetSpec``). ``zero_init_residual``: each block's second BatchNorm starts with scale 0,
     so the block starts as its shortcut. ``weights_from``: a ResNet of the same depth built by this
     function whose layers (and so weights) this one reuses, e.g. the same network for smaller crops.
-    ``width``: every stage (and the stem) has ``width`` times the recipe's filters."""
+    ``width``: every stage (and the stem) has ``width`` times the recipe's filters. ``stem_kernel``: a
+    fixed ``[3, 3, C, 16 x width]`` kernel for the stem (not trained, no weight decay; see ``whitening``)."""
     if depth < 8 or (depth - 2) % 6:
         raise ValueError(f"depth must be 6n+2 (20, 32, 44, 56, 110, ...), got {depth}")
 
@@ -62,7 +75,7 @@ def build_resnet(depth: int, input_shape: Tuple[int, int, int], num_classes: int
 
     blocks = (depth - 2) // 6
     inputs = keras.Input(shape=input_shape, name="image")
-    x = _conv(layer, width * STAGE_FILTERS[0], 3, 1, weight_decay, "stem_conv")(inputs)
+    x = _stem(layer, width * STAGE_FILTERS[0], weight_decay, stem_kernel)(inputs)
     x = _bn(layer, "stem_bn")(x)
     x = keras.layers.ReLU(name="stem_relu")(x)
     for stage, filters in enumerate(STAGE_FILTERS):

@@ -26,7 +26,8 @@ from cifar_tfx.trainer.callbacks import (EpochCheckpoint, PhaseEnd, ProgressLogg
                                          ThroughputCheck)
 from cifar_tfx.trainer.data import cached_examples, count_records, expand_patterns, make_dataset, training_batches
 from cifar_tfx.trainer.hparams import HParams
-from cifar_tfx.trainer.model import build_resnet, predict_probabilities
+from cifar_tfx.trainer import whitening
+from cifar_tfx.trainer.model import STAGE_FILTERS, build_resnet, predict_probabilities
 from cifar_tfx.trainer.runtime import Runtime, detect_cpu_bf16, detect_gpus, make_strategy, resolve_runtime
 from cifar_tfx.trainer.schedule import TrainingClock
 
@@ -63,6 +64,10 @@ def describe_recipe(hparams: HParams) -> str:
                           in zip(hparams.lr_drop_fractions, hparams.lr_drop_factors))
         schedule = f"lr {hparams.learning_rate:g} stepped {drops}"
     parts = [schedule + (f" after a {hparams.warmup_fraction:.0%} warm-up" if hparams.warmup_fraction else "")]
+    if hparams.width != 1:
+        parts.append(f"{hparams.width}x the filters")
+    if hparams.whitened_stem:
+        parts.append("fixed patch-whitening stem")
     if hparams.nesterov:
         parts.append("Nesterov momentum")
     if hparams.zero_init_residual:
@@ -94,15 +99,20 @@ def training_loss(num_classes: int, label_smoothing: float):
 
 
 def build_and_compile(hparams: HParams, dataset: DatasetSpec, runtime: Runtime, crop_size: Optional[int] = None,
-                      weights_from: Optional[keras.Model] = None) -> keras.Model:
+                      weights_from: Optional[keras.Model] = None,
+                      stem_kernel: Optional[np.ndarray] = None) -> keras.Model:
     """ResNet-``depth`` with SGD+momentum, (smoothed) cross-entropy and accuracy; XLA if asked.
 
     ``crop_size``: for ``crop_size`` x ``crop_size`` windows instead of whole images. ``weights_from``: a
     network built here whose layers and optimizer this one shares (the small-crop phase of its run).
+    ``stem_kernel``: the fixed stem of a ``whitened_stem`` run (:func:`stem_kernel_for`).
     """
+    if hparams.whitened_stem and stem_kernel is None and weights_from is None:
+        raise ValueError("whitened_stem: build_and_compile needs the stem kernel (stem_kernel_for)")
     shape = (crop_size or dataset.height, crop_size or dataset.width, dataset.channels)
     model = build_resnet(hparams.depth, shape, dataset.num_classes, hparams.weight_decay, hparams.zero_init_residual,
-                         weights_from=weights_from, width=hparams.width)
+                         weights_from=weights_from, width=hparams.width,
+                         stem_kernel=stem_kernel if hparams.whitened_stem else None)
     if weights_from is not None:
         optimizer = weights_from.optimizer
     else:
@@ -115,6 +125,16 @@ def build_and_compile(hparams: HParams, dataset: DatasetSpec, runtime: Runtime, 
                   metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
                   jit_compile=runtime.xla)
     return model
+
+
+def stem_kernel_for(hparams: HParams, train_files: List[str], tft_output) -> Optional[np.ndarray]:
+    """The fixed stem of a ``whitened_stem`` run, from the first training records as Transform
+    normalises them (the same every attempt); None otherwise."""
+    if not hparams.whitened_stem:
+        return None
+    sample = cached_examples(train_files, tft_output, limit=whitening.SAMPLE_IMAGES).batch(whitening.SAMPLE_IMAGES)
+    images = np.concatenate([batch_images.numpy() for batch_images, _ in sample])
+    return whitening.whitening_kernel(images, hparams.width * STAGE_FILTERS[0])
 
 
 def evaluate(model: keras.Model, dataset: tf.data.Dataset, num_classes: int, test_time_flip: bool,
@@ -162,13 +182,15 @@ def probe_steps(batch_size: int) -> int:
 def measure_throughput(hparams: HParams, dataset: DatasetSpec, runtime: Runtime, strategy,
                        probe_ds: tf.data.Dataset, depth: int, steps: Optional[int] = None,
                        warmup: int = PROBE_WARMUP_STEPS,
-                       clock: Callable[[], float] = time.monotonic, crop_size: Optional[int] = None) -> float:
+                       clock: Callable[[], float] = time.monotonic, crop_size: Optional[int] = None,
+                       stem_kernel: Optional[np.ndarray] = None) -> float:
     """Training images/s of ResNet-``depth`` on ``probe_ds``, after ``warmup`` (tracing) steps
     (``steps`` timed: :func:`probe_steps` of the batch unless given); ``crop_size``: ``probe_ds``
-    holds windows of that size."""
+    holds windows of that size; ``stem_kernel``: as for :func:`build_and_compile`."""
     steps = steps or probe_steps(hparams.batch_size)
     with strategy.scope():
-        model = build_and_compile(dataclasses.replace(hparams, depth=depth), dataset, runtime, crop_size)
+        model = build_and_compile(dataclasses.replace(hparams, depth=depth), dataset, runtime, crop_size,
+                                  stem_kernel=stem_kernel)
     timer = _StepTimes(clock)
     model.fit(probe_ds, epochs=1, steps_per_epoch=warmup + steps, callbacks=[timer], verbose=0)
     seconds = timer.times[-1] - timer.times[warmup - 1]
@@ -180,7 +202,7 @@ DEPTH_CHOICE_FILE = "depth_choice.json"
 
 def resolve_depth(hparams: HParams, dataset: DatasetSpec, runtime: Runtime, strategy, train_files: List[str],
                   tft_output, train_examples: int, checkpoint_dir: str, stream: TextIO,
-                  clock: Callable[[], float] = time.monotonic):
+                  clock: Callable[[], float] = time.monotonic, stem_kernel: Optional[np.ndarray] = None):
     """``(hparams with depth set, DepthChoice JSON or None, seconds the probe took)``.
 
     A budget run without a depth probes once; the choice is kept beside the checkpoints so
@@ -202,7 +224,7 @@ def resolve_depth(hparams: HParams, dataset: DatasetSpec, runtime: Runtime, stra
     def probe(depth: int, crop_size: Optional[int] = None) -> float:
         probe_ds = training_batches(probe_examples, hparams.batch_size, probe_hparams, crop_size)
         return measure_throughput(hparams, dataset, runtime, strategy, probe_ds, depth, clock=clock,
-                                  crop_size=crop_size)
+                                  crop_size=crop_size, stem_kernel=stem_kernel)
 
     measured = {depth: probe(depth) for depth in PROBE_DEPTHS}
     # A run that starts on small crops sees more images per second while it does: the choice counts them,
@@ -270,6 +292,7 @@ class _Fitting:
     clock: Callable[[], float]
     extra_callbacks: Sequence[keras.callbacks.Callback] = ()
     phase_crop_size: Optional[int] = None  # the window size of the phase being fitted; None: whole images
+    stem_kernel: Optional[np.ndarray] = None  # the fixed stem of a whitened_stem run (stem_kernel_for)
     _examples: Optional[tf.data.Dataset] = dataclasses.field(default=None, init=False, repr=False)
 
     def training_examples(self) -> tf.data.Dataset:
@@ -285,7 +308,7 @@ class _Fitting:
         (or until ``recheck``, given the steady images/s, the seconds left and the images seen, asks for
         another network)."""
         with self.strategy.scope():
-            model = build_and_compile(hparams, self.dataset, self.runtime)
+            model = build_and_compile(hparams, self.dataset, self.runtime, stem_kernel=self.stem_kernel)
             elapsed_var = tf.Variable(0.0, dtype=tf.float64, trainable=False, name="elapsed_seconds")
             checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer, elapsed_seconds=elapsed_var)
         manager = tf.train.CheckpointManager(checkpoint, self.checkpoint_dir, max_to_keep=2)
@@ -406,12 +429,13 @@ def train_model(*, train_files: Sequence[str], tft_output, hparams: HParams, dat
     train_examples = count_records(train_files)
 
     strategy = make_strategy(runtime)
+    stem_kernel = stem_kernel_for(hparams, train_files, tft_output)
     hparams, depth_choice, probe_seconds = resolve_depth(hparams, dataset, runtime, strategy, train_files, tft_output,
-                                                         train_examples, checkpoint_dir, stream, clock)
+                                                         train_examples, checkpoint_dir, stream, clock, stem_kernel)
     fitting = _Fitting(dataset=dataset, runtime=runtime, strategy=strategy, train_files=train_files,
                        tft_output=tft_output, train_examples=train_examples, checkpoint_dir=checkpoint_dir,
                        writer=tf.summary.create_file_writer(os.path.join(log_dir, "train")) if log_dir else None,
-                       stream=stream, clock=clock, extra_callbacks=tuple(callbacks))
+                       stream=stream, clock=clock, extra_callbacks=tuple(callbacks), stem_kernel=stem_kernel)
     fitted, hparams, depth_choice = _fit_with_recheck(fitting, hparams, depth_choice, probe_seconds)
     model = fitted.model
     steps_done = int(model.optimizer.iterations.numpy())
