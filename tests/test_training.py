@@ -238,6 +238,64 @@ def test_a_recheck_that_disagrees_with_the_probe_restarts_with_its_network(split
     assert "then recheck: ResNet-8 trains at" in summary
 
 
+class _NetworkAndSize(keras.callbacks.Callback):
+    """Which network (its name) trained each step, and at what image side."""
+
+    def __init__(self):
+        super().__init__()
+        self.steps = []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.steps.append((self.model.name, self.model.input_shape[1]))
+
+
+def test_a_recheck_in_the_small_crop_phase_restarts_before_the_old_network_moves_to_whole_images(
+        splits, tmp_path, monkeypatch):
+    """Session 17's loaded run: the recheck fired on windows, the abandoned network went on to the
+    whole-image phase and spent the budget, and the new one trained 0 steps (test accuracy 0.10)."""
+    import cifar_tfx.trainer.train as train_module
+    from cifar_tfx.trainer.budget import Recheck, choose_depth
+
+    ticks = [0.0]
+
+    def clock():
+        ticks[0] += 1.0
+        return ticks[0]
+
+    def busy_probe_said_8(measured, chosen, observed, train_examples, seconds_left, *args, **kwargs):
+        return Recheck(chosen=chosen, observed=observed, predicted=observed / 2,
+                       choice=dataclasses.replace(choose_depth(measured, train_examples, seconds_left, 1), depth=14))
+
+    def probe(hparams, dataset, runtime, strategy, probe_ds, depth, clock=None, crop_size=None, stem_kernel=None):
+        return {(8, None): 1000.0, (32, None): 250.0, (8, 24): 1600.0}[depth, crop_size]
+
+    monkeypatch.setattr(train_module, "measure_throughput", probe)
+    monkeypatch.setattr(train_module, "recheck_depth", busy_probe_said_8)
+    trained = _NetworkAndSize()
+    # the clock ticks once per call: the recheck comes before a quarter of the budget, inside the window phase
+    hparams = dataclasses.replace(with_overrides(TINY, time_budget_minutes=600 / 60, budget_min_images=10**9,
+                                                 lr_schedule="linear", small_crop_fraction=0.5), depth=None)
+    model, result, log = _train(splits, tmp_path, hparams, clock=clock, callbacks=[trained])
+    assert "restarting with ResNet-14" in log and log.count("training on 24x24 crops until 50%") == 2
+    abandoned = {size for name, size in trained.steps if name == "resnet8"}
+    assert abandoned == {24}, "the abandoned network stopped on windows"
+    restarted = [size for name, size in trained.steps if name == "resnet14"]
+    assert restarted[0] == 24 and restarted[-1] == 32 and len(restarted) == result.steps_done > 0
+    assert model.name == "resnet14" and model.optimizer.iterations.numpy() == result.steps_done
+    assert result.elapsed_seconds >= 600
+
+
+def test_a_run_over_before_its_first_step_is_an_error_not_an_untrained_model(splits, tmp_path):
+    ticks = [0.0]
+
+    def clock():
+        ticks[0] += 1.0
+        return ticks[0]
+
+    with pytest.raises(RuntimeError, match=r"ResNet-8 trained no step: the run was over before its first step"):
+        _train(splits, tmp_path, with_overrides(TINY, time_budget_minutes=0.01, train_steps=None), clock=clock)
+
+
 class _InputSizes(keras.callbacks.Callback):
     """The image side each training step ran at."""
 

@@ -109,15 +109,24 @@ class EpochCheckpoint(keras.callbacks.Callback):
 
 
 class PhaseEnd(keras.callbacks.Callback):
-    """Stops a fit once ``until`` of the run is done (the small-crop phase of a run; the rest is another fit)."""
+    """Stops a fit once ``until`` of the run is done (the small-crop phase of a run; the rest is another fit).
+
+    ``reached``: the phase ran to its end. False when the fit ended otherwise (another callback
+    stopped it: the recheck asking for another network), so the caller starts no later phase.
+    Give it last in the fit's callbacks, so that it sees a stop asked for by the others in the same step.
+    """
 
     def __init__(self, clock: TrainingClock, until: float) -> None:
         super().__init__()
         self.clock = clock
         self.until = until
+        self.reached = False
 
     def on_train_batch_end(self, batch: int, logs: Optional[Dict] = None) -> None:
+        if self.model.stop_training:
+            return
         if self.clock.fraction_done(int(self.model.optimizer.iterations.numpy())) >= self.until:
+            self.reached = True
             self.model.stop_training = True
 
 

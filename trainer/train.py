@@ -350,7 +350,8 @@ class _Fitting:
                     callbacks: List[keras.callbacks.Callback]) -> Dict[str, List[float]]:
         """Fit ``model`` until the run is done: first, while less than ``hparams.small_crop_fraction`` of
         the run is done, a copy for small crops that shares its layers and optimizer; then ``model`` itself.
-        The per-epoch history of both fits, in order."""
+        A phase stopped before its end (the recheck asked for another network) ends the fit: no later
+        phase starts. The per-epoch history of the fits, in order."""
         phases = [(None, 1.0)]
         if hparams.small_crop_fraction:
             phases.insert(0, (hparams.small_crop_size, hparams.small_crop_fraction))
@@ -375,6 +376,8 @@ class _Fitting:
                                   steps_per_epoch=steps_per_epoch, callbacks=callbacks + ends, verbose=0)
             for key, values in fit.history.items():
                 history.setdefault(key, []).extend(float(v) for v in values)
+            if ends and not ends[0].reached:
+                break  # stopped inside the phase: whoever stopped it decides what trains next
         return history
 
 
@@ -439,6 +442,10 @@ def train_model(*, train_files: Sequence[str], tft_output, hparams: HParams, dat
     fitted, hparams, depth_choice = _fit_with_recheck(fitting, hparams, depth_choice, probe_seconds)
     model = fitted.model
     steps_done = int(model.optimizer.iterations.numpy())
+    if not steps_done:  # an untrained network must not reach the Evaluator as if it were a result
+        raise RuntimeError(f"ResNet-{hparams.depth} trained no step: the run was over before its first step "
+                           f"({fitted.run_clock.elapsed():.0f} s of a {hparams.time_budget_minutes or 0:g}-minute "
+                           f"budget spent, {probe_seconds:.0f} s of them on the depth probe); give it more minutes")
     result = TrainResult(runtime=runtime, steps_done=steps_done, resumed_from_step=fitted.start_step,
                          elapsed_seconds=fitted.run_clock.elapsed(),
                          images_per_second=(steps_done - fitted.start_step) * hparams.batch_size / fitted.seconds
