@@ -11,8 +11,10 @@ Reads the newest ExampleGen examples and Transform graph of a pipeline root that
 has run once (``cifar-tfx run --data ... --pipeline-root ...``), then trains each
 variant with :func:`cifar_tfx.trainer.train.train_model`, one after the other in one
 process, and prints the steps, images/s and accuracy of each under every test-time view
-(:data:`VIEWS`: the same trained weights evaluated each way). Nothing else should run on
-the machine meanwhile: the budget is wall-clock time.
+(:data:`VIEWS`: the same trained weights evaluated each way). While a variant trains, its progress
+lines (the depth choice, steps, images/s, learning rate, once a minute) come as they are written,
+each prefixed with the variant's spec. Nothing else should run on the machine meanwhile: the budget
+is wall-clock time.
 
 Levers are chosen on a validation split, not on the test set: by default every
 ``len(train) / --validation-images``-th training record (5,000 of CIFAR-10's 50,000) is held
@@ -28,7 +30,9 @@ import dataclasses
 import glob
 import io
 import os
+import sys
 import tempfile
+from typing import TextIO
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
@@ -111,6 +115,31 @@ def resolve_variant(spec: str, table):
     return dataclasses.replace(hparams, **values)
 
 
+class PrefixedLines(io.TextIOBase):
+    """A text stream that writes each complete line to ``target`` as ``prefix + line``, as soon as it is
+    complete: one variant's training progress, told apart from the next variant's."""
+
+    def __init__(self, prefix: str, target: TextIO) -> None:
+        super().__init__()
+        self.prefix = prefix
+        self.target = target
+        self._partial = ""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        *complete, self._partial = (self._partial + text).split("\n")
+        for line in complete:
+            self.target.write(f"{self.prefix}{line}\n")
+        if complete:
+            self.target.flush()
+        return len(text)
+
+    def flush(self) -> None:
+        self.target.flush()
+
+
 def newest(pattern: str) -> str:
     found = sorted(glob.glob(pattern), key=lambda path: int(os.path.basename(path)))
     if not found:
@@ -157,9 +186,9 @@ def main() -> None:
     for name, variant in chosen_variants.items():
         hparams = dataclasses.replace(variant, log_every_seconds=60.0)
         with tempfile.TemporaryDirectory() as tmp:
-            log = io.StringIO()
+            progress = PrefixedLines(f"  [{name}] ", sys.stdout)
             model, result = train_model(train_files=train_files, eval_files=eval_files, tft_output=tft_output,
-                                        hparams=hparams, dataset=dataset, checkpoint_dir=tmp, stream=log)
+                                        hparams=hparams, dataset=dataset, checkpoint_dir=tmp, stream=progress)
             eval_ds = make_dataset(eval_files, tft_output, 256, False, hparams)
             accuracy = {view: evaluate(model, eval_ds, dataset.num_classes, flip, shift)[1]
                         for view, (flip, shift) in VIEWS.items()}
@@ -168,9 +197,6 @@ def main() -> None:
         print(f"{name:>24}: ResNet-{result.hparams.depth}{chosen}, {args.minutes:g} min, {result.steps_done} steps, "
               f"{result.images_per_second:,.0f} img/s, {measured_on}: "
               + ", ".join(f"{view} {value:.4f}" for view, value in accuracy.items()), flush=True)
-        for line in log.getvalue().splitlines():
-            if line.startswith("budget:"):
-                print("    " + line, flush=True)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,10 @@
-"""The lever benchmark's variant specs: ``name:field=value,...`` becomes the HParams it trains."""
+"""The lever benchmark's variant specs (``name:field=value,...`` becomes the HParams it trains) and its progress."""
+
+import io
 
 import pytest
 
-from benchmarks.budget_levers import resolve_variant, variants
+from benchmarks.budget_levers import PrefixedLines, resolve_variant, variants
 from cifar_tfx.data.datasets import get_dataset
 
 
@@ -26,3 +28,14 @@ def test_overrides_of_every_kind_are_applied(table):
 def test_bad_specs_are_refused_naming_the_problem(table, spec, message):
     with pytest.raises(SystemExit, match=message):
         resolve_variant(spec, table)
+
+
+def test_progress_lines_come_whole_and_prefixed_as_soon_as_they_end():
+    terminal = io.StringIO()
+    progress = PrefixedLines("  [budget-d20] ", terminal)
+    progress.write("budget: training ResNet-20")
+    assert terminal.getvalue() == ""  # half a line waits for its end
+    progress.write(" (probe)\nstep 10/budget 0:10:00  ")
+    progress.write("1,000 img/s\nstep 20")
+    assert terminal.getvalue().splitlines() == ["  [budget-d20] budget: training ResNet-20 (probe)",
+                                                "  [budget-d20] step 10/budget 0:10:00  1,000 img/s"]
