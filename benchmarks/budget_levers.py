@@ -57,6 +57,7 @@ def variants(minutes: float, dataset):
     result["budget"] = with_overrides(profile_for_dataset("budget", dataset), time_budget_minutes=minutes)
     for depth in (8, 14, 20, 32):  # the budget profile with its depth fixed: levers compared without the probe's noise
         result[f"budget-d{depth}"] = dataclasses.replace(result["budget"], depth=depth)
+    result["budget-resnet9"] = with_overrides(result["budget"], architecture="resnet9")  # no depth, so no probe
     return result
 
 

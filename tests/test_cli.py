@@ -89,6 +89,13 @@ def test_a_budget_without_a_profile_runs_the_budget_profile_and_depth_wins():
     assert (levers.lr_schedule, levers.label_smoothing, levers.test_time_flip) == ("step", 0.0, False)
 
 
+def test_resnet9_is_one_flag_away_in_any_profile_and_has_no_depth():
+    for profile in ("demo", "full", "budget"):
+        chosen = _hparams_for("--profile", profile, "--time-budget-minutes", "10", "--architecture", "resnet9")
+        assert (chosen.architecture, chosen.depth, chosen.network_name) == ("resnet9", None, "ResNet-9")
+    assert _hparams_for("--architecture", "resnet9", "--width", "2").network_name == "ResNet-9 x2"
+    assert _hparams_for("--time-budget-minutes", "10").architecture == "resnet"
+
 def test_a_budget_takes_the_datasets_weight_decay_unless_one_is_given():
     from cifar_tfx.data.datasets import CIFAR10, FASHION_MNIST
     from cifar_tfx.trainer.hparams import FULL

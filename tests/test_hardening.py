@@ -195,6 +195,7 @@ def test_bad_data_inside_the_pipeline_is_bad_input_with_the_file_name(tmp_path, 
     (["--min-class-accuracy", "1.5"], "min_class_accuracy must be within \\[0, 1\\]"),
     (["--cutout-size", "40"], "cutout_size 40 is larger than the 32x32 images"),
     (["--depth", "57"], "depth must be 6n\\+2"),
+    (["--architecture", "resnet9", "--depth", "20"], "depth is for the resnet architecture; resnet9 has none"),
     (["--time-budget-minutes", "0"], "time_budget_minutes must be within \\[0.01, 10080\\], got 0.0"),
     # Values that would start a week-long run or exhaust memory are refused before anything starts.
     (["--epochs", "1e12"], "epochs must be within \\[0.001, 10000\\]"),

@@ -11,7 +11,8 @@ from cifar_tfx.trainer.budget import (RECHECK_TOLERANCE, choose_depth, predict_t
 from cifar_tfx.trainer.callbacks import ThroughputCheck  # noqa: E402
 from cifar_tfx.trainer.hparams import (BUDGET, DEMO, FULL, HParams, get_profile, profile_for_dataset,  # noqa: E402
                                        with_overrides, with_training_length)
-from cifar_tfx.trainer.model import build_resnet, shifted, prediction_views  # noqa: E402
+from cifar_tfx.trainer.model import (build_network, build_resnet, build_resnet9, shifted,  # noqa: E402
+                                     prediction_views)
 from cifar_tfx.trainer.runtime import resolve_runtime  # noqa: E402
 from cifar_tfx.trainer.schedule import TrainingClock, learning_rate_at  # noqa: E402
 
@@ -392,6 +393,35 @@ def test_small_crops_are_windows_of_each_image_at_offsets_drawn_per_image():
     assert len(offsets) > 4 and all(r <= 3 and c <= 3 for r, c in offsets)
     with pytest.raises(ValueError, match="do not fit"):
         small_crops(images, 9)
+
+
+def test_resnet9_pools_three_stages_adds_two_residual_blocks_and_scales_its_logits():
+    model = build_resnet9(CIFAR_SHAPE, 10, 5e-4)
+    assert [model.get_layer(f"stage{s}_pool").output_shape for s in (1, 2, 3)] == [
+        (None, 16, 16, 32), (None, 8, 8, 64), (None, 4, 4, 128)]
+    assert sorted(layer.name for layer in model.layers if layer.name.endswith("_add")) == ["stage1_add", "stage3_add"]
+    assert model.get_layer("logit_scale").scale == 0.125 and model.output_shape == (None, 10)
+    assert model.get_layer("stage2_conv").kernel_regularizer.l2 == pytest.approx(5e-4)
+    fashion = build_resnet9((28, 28, 1), 10, 5e-4, width=2)  # a side that 8 does not divide
+    assert fashion.get_layer("stage3_pool").output_shape == (None, 3, 3, 256)
+    small = build_resnet9((24, 24, 3), 10, 5e-4, weights_from=model)  # the small-crop phase's copy
+    assert [id(v) for v in small.weights] == [id(v) for v in model.weights]
+
+
+def test_the_architecture_decides_which_network_is_built_and_what_it_is_called():
+    resnet9 = with_overrides(FULL, architecture="resnet9")  # drops the profile's depth 56
+    assert resnet9.depth is None and resnet9.network_name == "ResNet-9" and not resnet9.depth_left_to_probe
+    assert build_network(resnet9, CIFAR_SHAPE, 10).name == "resnet9"
+    assert build_network(with_overrides(resnet9, width=2), CIFAR_SHAPE, 10).get_layer("stem_conv").filters == 32
+    assert build_network(FULL, CIFAR_SHAPE, 10).name == "resnet56" and FULL.network_name == "ResNet-56"
+    assert BUDGET.depth_left_to_probe and not with_overrides(BUDGET, architecture="resnet9").depth_left_to_probe
+    assert with_overrides(FULL, architecture="resnet9", width=2).network_name == "ResNet-9 x2"
+    with pytest.raises(ValueError, match="resnet9 has none, got depth 20"):
+        with_overrides(FULL, architecture="resnet9", depth=20)
+    with pytest.raises(ValueError, match="architecture must be one of resnet, resnet9"):
+        HParams(architecture="vgg")
+    # counted in epochs: a resnet9 profile needs no depth; the budget profile's resnet still does
+    assert with_training_length(with_overrides(BUDGET, architecture="resnet9"), epochs=3).epochs == 3
 
 
 def test_a_network_for_small_crops_shares_every_weight_with_the_whole_image_one():

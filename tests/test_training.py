@@ -191,6 +191,23 @@ def test_budget_run_probes_chooses_a_depth_and_a_resumed_attempt_keeps_it(splits
     assert second.resumed_from_step == first.steps_done > 0
 
 
+def test_a_resnet9_budget_run_trains_both_phases_without_a_probe_and_says_what_it_trained(splits, tmp_path):
+    ticks = [0.0]
+
+    def clock():
+        ticks[0] += 1.0
+        return ticks[0]
+
+    sizes = _InputSizes()
+    hparams = with_overrides(TINY, architecture="resnet9", time_budget_minutes=40 / 60, lr_schedule="linear",
+                             small_crop_fraction=0.5, small_crop_size=24)
+    model, result, log = _train(splits, tmp_path, hparams, clock=clock, callbacks=[sizes])
+    assert model.name == "resnet9" and result.hparams.depth is None and result.depth_choice is None
+    assert "probe" not in log and "training ResNet-9 on 256 images" in log
+    assert sizes.sizes[0] == 24 and sizes.sizes[-1] == 32 and result.steps_done == len(sizes.sizes)
+    assert np.isfinite(result.eval_loss) and result.elapsed_seconds >= 40
+
+
 def test_a_recheck_that_disagrees_with_the_probe_restarts_with_its_network(splits, tmp_path, monkeypatch):
     import cifar_tfx.trainer.train as train_module
     from cifar_tfx.trainer.budget import Recheck, choose_depth

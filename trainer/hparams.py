@@ -29,6 +29,7 @@ GATE_FIELDS = ("min_accuracy", "max_regression", "min_class_accuracy", "max_serv
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 LR_SCHEDULES = ("step", "linear")
 SWITCHES = ("auto", "on", "off")
+ARCHITECTURES = ("resnet", "resnet9")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,6 +76,10 @@ class HParams:
     """Hyperparameters of one training run and the Evaluator's gate: one declaration each."""
 
     # --- network (He et al. 2015 §4.2) ---
+    architecture: str = knob(
+        "resnet", "resnet: the recipe's CIFAR ResNet-(6n+2), see depth; resnet9: Myrtle's ResNet-9 (a conv-pool "
+        "network with two residual blocks, 16/32/64/128 filters x width, no depth to choose), outside the recipe",
+        choices=ARCHITECTURES)
     depth: Optional[int] = knob(
         56, "ResNet depth 6n+2 (20, 32, 44, 56, 110); a budgeted run picks one from measured throughput "
         "when none is given (0 as a Kubeflow parameter)", low=8, high=1202, run_parameter=True, unit="layers")
@@ -152,7 +157,11 @@ class HParams:
         """Refuse any value that would waste a run, naming the field (the CLI turns this into exit 2)."""
         for name, (field, declared) in knobs().items():
             check_value(name, getattr(self, name), value_kind(field), declared)
-        if self.depth is None:
+        if self.architecture != "resnet":
+            if self.depth is not None:
+                raise ValueError(f"depth is for the resnet architecture; {self.architecture} has none, "
+                                 f"got depth {self.depth}")
+        elif self.depth is None:
             if self.time_budget_minutes is None:
                 raise ValueError("depth can be left to the trainer only in a time-budgeted run")
         elif (self.depth - 2) % 6:
@@ -163,6 +172,18 @@ class HParams:
         if len(fractions) != len(factors) or list(fractions) != sorted(set(fractions)) \
                 or not all(0 < f < 1 for f in fractions) or not all(0 < f <= 1 for f in factors):
             raise ValueError("lr_drop_fractions must rise within (0, 1), one factor in (0, 1] for each")
+
+    @property
+    def network_name(self) -> str:
+        """What the logs and the report call the network: ``ResNet-20``, ``ResNet-9``, ``ResNet-9 x2``."""
+        if self.architecture == "resnet9":
+            return "ResNet-9" if self.width == 1 else f"ResNet-9 x{self.width}"
+        return f"ResNet-{self.depth}"
+
+    @property
+    def depth_left_to_probe(self) -> bool:
+        """A budget run of the resnet architecture without a depth: the Trainer measures and chooses one."""
+        return self.architecture == "resnet" and self.depth is None
 
     def check_fits(self, height: int, width: int) -> None:
         """Refuse augmentation that does not fit an image of ``height`` x ``width`` pixels."""
@@ -283,9 +304,11 @@ def with_overrides(base: HParams, **overrides: object) -> HParams:
     """``base`` with the non-``None`` overrides applied.
 
     A budget replaces the base's epochs/steps and epochs or steps replace its budget;
-    given both, the budget counts.
+    given both, the budget counts. An architecture other than resnet drops the base's depth.
     """
     values = {key: value for key, value in overrides.items() if value is not None}
+    if values.get("architecture", "resnet") != "resnet":
+        values.setdefault("depth", None)  # the profile's depth belongs to the resnet architecture
     if "time_budget_minutes" in values:
         values.setdefault("epochs", None)
         values.setdefault("train_steps", None)
@@ -308,7 +331,7 @@ def with_training_length(base: HParams, epochs: float = 0.0, minutes: float = 0.
     if minutes > 0:
         return with_overrides(base, time_budget_minutes=float(minutes))
     if epochs > 0:
-        if base.depth is None:
+        if base.depth_left_to_probe:
             raise ValueError("training length: this profile picks its depth from a time budget; "
                              "give minutes, or compile with --depth to count in epochs")
         return dataclasses.replace(base, epochs=float(epochs), train_steps=None, time_budget_minutes=None)

@@ -1,10 +1,16 @@
-"""CIFAR ResNet-(6n+2) (He et al. 2015, §4.2) built with ``tf_keras`` (Keras 2).
+"""The networks, built with ``tf_keras`` (Keras 2): :func:`build_network` picks one from ``HParams``.
 
-3x3 conv stem with 16 filters; three stages of n basic blocks at 16, 32 and 64
-filters (``width`` times these in a wider variant, outside the recipe); the first block of stages 2 and 3 halves the map with stride 2 and uses a
-1x1 stride-2 projection shortcut; global average pooling; a 10-way softmax.
-He-normal initialisation and L2 weight decay on conv kernels. The softmax is
-computed in float32 whatever the compute precision.
+CIFAR ResNet-(6n+2) (He et al. 2015, §4.2), the recipe's: 3x3 conv stem with 16 filters; three
+stages of n basic blocks at 16, 32 and 64 filters (``width`` times these in a wider variant, outside
+the recipe); the first block of stages 2 and 3 halves the map with stride 2 and uses a 1x1 stride-2
+projection shortcut; global average pooling; a 10-way softmax.
+
+ResNet-9 (Myrtle's "How to train your ResNet", 2018), outside the recipe: the same stem, then three
+stages that each convolve and halve the map with a 2x2 max-pool (32, 64 and 128 filters), the first and
+the last followed by a residual block of two convolutions; global max pooling; logits scaled by 1/8.
+
+Both: He-normal initialisation, L2 weight decay on conv kernels, the softmax computed in float32
+whatever the compute precision.
 """
 
 from __future__ import annotations
@@ -15,7 +21,12 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
+from cifar_tfx.trainer.hparams import HParams
+
 STAGE_FILTERS = (16, 32, 64)
+RESNET9_STAGE_FILTERS = (32, 64, 128)
+RESNET9_RESIDUAL_STAGES = (0, 2)  # the stages followed by a residual block
+RESNET9_LOGIT_SCALE = 0.125  # Myrtle's; without it the 10-minute validation run lost 9 points (BENCHMARKS.md)
 
 
 LayerSource = Callable[[str, Callable[[], keras.layers.Layer]], keras.layers.Layer]
@@ -87,6 +98,53 @@ def build_resnet(depth: int, input_shape: Tuple[int, int, int], num_classes: int
     logits = layer("logits", lambda: keras.layers.Dense(num_classes, kernel_initializer="he_normal", name="logits"))(x)
     probabilities = keras.layers.Activation("softmax", dtype="float32", name="probabilities")(logits)
     return keras.Model(inputs, probabilities, name=f"resnet{depth}")
+
+
+def _conv_bn_relu(layer: LayerSource, x, filters: int, weight_decay: float, name: str, pool: bool = False,
+                  scale: str = "ones"):
+    x = _conv(layer, filters, 3, 1, weight_decay, f"{name}_conv")(x)
+    if pool:
+        x = keras.layers.MaxPooling2D(2, name=f"{name}_pool")(x)
+    x = _bn(layer, f"{name}_bn", scale)(x)
+    return keras.layers.ReLU(name=f"{name}_relu")(x)
+
+
+def build_resnet9(input_shape: Tuple[int, int, int], num_classes: int, weight_decay: float,
+                  zero_init_residual: bool = False, weights_from: Optional[keras.Model] = None, width: int = 1,
+                  stem_kernel: Optional[np.ndarray] = None) -> keras.Model:
+    """ResNet-9 for ``input_shape`` images (any side divisible by 8); the arguments mean what they mean
+    for :func:`build_resnet`. ``zero_init_residual`` starts each residual block's second BatchNorm at 0."""
+
+    def layer(name: str, make: Callable[[], keras.layers.Layer]) -> keras.layers.Layer:
+        return weights_from.get_layer(name) if weights_from is not None else make()
+
+    inputs = keras.Input(shape=input_shape, name="image")
+    x = _stem(layer, width * STAGE_FILTERS[0], weight_decay, stem_kernel)(inputs)
+    x = _bn(layer, "stem_bn")(x)
+    x = keras.layers.ReLU(name="stem_relu")(x)
+    for stage, filters in enumerate(RESNET9_STAGE_FILTERS):
+        name = f"stage{stage + 1}"
+        x = _conv_bn_relu(layer, x, width * filters, weight_decay, name, pool=True)
+        if stage in RESNET9_RESIDUAL_STAGES:
+            y = _conv_bn_relu(layer, x, width * filters, weight_decay, f"{name}_res1")
+            y = _conv_bn_relu(layer, y, width * filters, weight_decay, f"{name}_res2",
+                              scale="zeros" if zero_init_residual else "ones")
+            x = keras.layers.Add(name=f"{name}_add")([x, y])
+    x = keras.layers.GlobalMaxPooling2D(name="pool")(x)
+    logits = layer("logits", lambda: keras.layers.Dense(num_classes, kernel_initializer="he_normal", name="logits"))(x)
+    logits = keras.layers.Rescaling(RESNET9_LOGIT_SCALE, name="logit_scale")(logits)
+    probabilities = keras.layers.Activation("softmax", dtype="float32", name="probabilities")(logits)
+    return keras.Model(inputs, probabilities, name="resnet9")
+
+
+def build_network(hparams: HParams, input_shape: Tuple[int, int, int], num_classes: int,
+                  weights_from: Optional[keras.Model] = None, stem_kernel: Optional[np.ndarray] = None) -> keras.Model:
+    """The network ``hparams`` names (``architecture``, ``depth``, ``width``, ...) for ``input_shape`` images."""
+    common = dict(weight_decay=hparams.weight_decay, zero_init_residual=hparams.zero_init_residual,
+                  weights_from=weights_from, width=hparams.width, stem_kernel=stem_kernel)
+    if hparams.architecture == "resnet9":
+        return build_resnet9(input_shape, num_classes, **common)
+    return build_resnet(hparams.depth, input_shape, num_classes, **common)
 
 
 def shifted(images: tf.Tensor, pixels: int) -> tf.Tensor:

@@ -67,13 +67,13 @@ def run_fn(fn_args) -> None:
     hparams = result.hparams or hparams  # a budget run's chosen depth filled in
     report = tempfile.mkdtemp(prefix="report-")  # written locally, then copied (model_run_dir may be gs://)
     plot_training(result.history, result.learning_rates, os.path.join(report, "training.png"),
-                  title=f"ResNet-{hparams.depth}: {result.steps_done:,} steps")
+                  title=f"{hparams.network_name}: {result.steps_done:,} steps")
     with open(os.path.join(report, "training.json"), "w") as handle:
         json.dump({"steps": result.steps_done, "resumed_from_step": result.resumed_from_step,
                    "checkpoint_dir": checkpoint_dir, "elapsed_seconds": result.elapsed_seconds,
                    "images_per_second": result.images_per_second,
                    "precision": result.runtime.precision, "xla": result.runtime.xla,
-                   "dataset": dataset.name, "hparams": hparams.training_values(),
+                   "dataset": dataset.name, "network": hparams.network_name, "hparams": hparams.training_values(),
                    "depth_choice": result.depth_choice},
                   handle, indent=2)
     _copy_folder(report, os.path.join(fn_args.model_run_dir, "report"))

@@ -27,7 +27,7 @@ from cifar_tfx.trainer.callbacks import (EpochCheckpoint, PhaseEnd, ProgressLogg
 from cifar_tfx.trainer.data import cached_examples, count_records, expand_patterns, make_dataset, training_batches
 from cifar_tfx.trainer.hparams import HParams
 from cifar_tfx.trainer import whitening
-from cifar_tfx.trainer.model import STAGE_FILTERS, build_resnet, predict_probabilities
+from cifar_tfx.trainer.model import STAGE_FILTERS, build_network, predict_probabilities
 from cifar_tfx.trainer.runtime import Runtime, detect_cpu_bf16, detect_gpus, make_strategy, resolve_runtime
 from cifar_tfx.trainer.schedule import TrainingClock
 
@@ -101,7 +101,7 @@ def training_loss(num_classes: int, label_smoothing: float):
 def build_and_compile(hparams: HParams, dataset: DatasetSpec, runtime: Runtime, crop_size: Optional[int] = None,
                       weights_from: Optional[keras.Model] = None,
                       stem_kernel: Optional[np.ndarray] = None) -> keras.Model:
-    """ResNet-``depth`` with SGD+momentum, (smoothed) cross-entropy and accuracy; XLA if asked.
+    """The network ``hparams`` names with SGD+momentum, (smoothed) cross-entropy and accuracy; XLA if asked.
 
     ``crop_size``: for ``crop_size`` x ``crop_size`` windows instead of whole images. ``weights_from``: a
     network built here whose layers and optimizer this one shares (the small-crop phase of its run).
@@ -110,9 +110,8 @@ def build_and_compile(hparams: HParams, dataset: DatasetSpec, runtime: Runtime, 
     if hparams.whitened_stem and stem_kernel is None and weights_from is None:
         raise ValueError("whitened_stem: build_and_compile needs the stem kernel (stem_kernel_for)")
     shape = (crop_size or dataset.height, crop_size or dataset.width, dataset.channels)
-    model = build_resnet(hparams.depth, shape, dataset.num_classes, hparams.weight_decay, hparams.zero_init_residual,
-                         weights_from=weights_from, width=hparams.width,
-                         stem_kernel=stem_kernel if hparams.whitened_stem else None)
+    model = build_network(hparams, shape, dataset.num_classes, weights_from=weights_from,
+                          stem_kernel=stem_kernel if hparams.whitened_stem else None)
     if weights_from is not None:
         optimizer = weights_from.optimizer
     else:
@@ -205,10 +204,10 @@ def resolve_depth(hparams: HParams, dataset: DatasetSpec, runtime: Runtime, stra
                   clock: Callable[[], float] = time.monotonic, stem_kernel: Optional[np.ndarray] = None):
     """``(hparams with depth set, DepthChoice JSON or None, seconds the probe took)``.
 
-    A budget run without a depth probes once; the choice is kept beside the checkpoints so
+    A budget run of the resnet architecture without a depth probes once; the choice is kept beside the checkpoints so
     a resumed attempt trains the same network (and does not probe, or pay for it, again).
     """
-    if hparams.depth is not None:
+    if not hparams.depth_left_to_probe:
         return hparams, None, 0.0
     saved = os.path.join(checkpoint_dir, DEPTH_CHOICE_FILE)
     if tf.io.gfile.exists(saved):
@@ -304,7 +303,7 @@ class _Fitting:
 
     def fit(self, hparams: HParams, elapsed_before: float,
             recheck: Optional[Callable[[float, float, float], bool]]) -> _Fitted:
-        """Build ResNet-``hparams.depth``, restore its checkpoint if any, train until the run is done
+        """Build the network ``hparams`` names, restore its checkpoint if any, train until the run is done
         (or until ``recheck``, given the steady images/s, the seconds left and the images seen, asks for
         another network)."""
         with self.strategy.scope():
@@ -323,7 +322,7 @@ class _Fitting:
             self.stream.write(f"resuming from {manager.latest_checkpoint} at step {start_step}, "
                               f"{run_clock.elapsed_before:.0f} s already trained\n")
         self.stream.write(
-            f"training ResNet-{hparams.depth} on {self.train_examples} images, batch {hparams.batch_size}, "
+            f"training {hparams.network_name} on {self.train_examples} images, batch {hparams.batch_size}, "
             f"{'budget %.1f min' % hparams.time_budget_minutes if budget else '%d steps' % planned}; "
             f"{describe_recipe(hparams)}; precision {self.runtime.precision}, "
             f"XLA {'on' if self.runtime.xla else 'off'}, {self.strategy.num_replicas_in_sync} replica(s)\n")
@@ -443,7 +442,7 @@ def train_model(*, train_files: Sequence[str], tft_output, hparams: HParams, dat
     model = fitted.model
     steps_done = int(model.optimizer.iterations.numpy())
     if not steps_done:  # an untrained network must not reach the Evaluator as if it were a result
-        raise RuntimeError(f"ResNet-{hparams.depth} trained no step: the run was over before its first step "
+        raise RuntimeError(f"{hparams.network_name} trained no step: the run was over before its first step "
                            f"({fitted.run_clock.elapsed():.0f} s of a {hparams.time_budget_minutes or 0:g}-minute "
                            f"budget spent, {probe_seconds:.0f} s of them on the depth probe); give it more minutes")
     result = TrainResult(runtime=runtime, steps_done=steps_done, resumed_from_step=fitted.start_step,

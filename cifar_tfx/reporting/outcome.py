@@ -42,10 +42,10 @@ def training_summary(model_run_uri: str) -> Optional[str]:
     report = training_report(model_run_uri)
     if not report:
         return None
-    depth = report.get("hparams", {}).get("depth")
+    network = report.get("network") or f"ResNet-{report.get('hparams', {}).get('depth')}"  # reports before "network"
     rate = report.get("images_per_second")
     speed = f"{rate:,.0f} img/s" if rate else "resumed after training had finished"
-    line = (f"trained ResNet-{depth}: {report.get('steps', 0):,} steps in "
+    line = (f"trained {network}: {report.get('steps', 0):,} steps in "
             f"{report.get('elapsed_seconds', 0) / 60:.1f} min, {speed}")
     choice = report.get("depth_choice")
     if choice:
