@@ -48,6 +48,19 @@ def _stem(layer: LayerSource, filters: int, weight_decay: float, kernel: Optiona
         trainable=False, name="stem_conv"))
 
 
+def _layer_source(weights_from: Optional[keras.Model]) -> LayerSource:
+    """New layers, or those of ``weights_from`` by name (a copy for another input size shares its weights)."""
+    def layer(name: str, make: Callable[[], keras.layers.Layer]) -> keras.layers.Layer:
+        return weights_from.get_layer(name) if weights_from is not None else make()
+    return layer
+
+
+def _stem_block(layer: LayerSource, inputs, filters: int, weight_decay: float, kernel: Optional[np.ndarray]):
+    x = _stem(layer, filters, weight_decay, kernel)(inputs)
+    x = _bn(layer, "stem_bn")(x)
+    return keras.layers.ReLU(name="stem_relu")(x)
+
+
 def _bn(layer: LayerSource, name: str, scale: str = "ones"):
     return layer(name, lambda: keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, gamma_initializer=scale,
                                                                name=name))
@@ -80,15 +93,10 @@ def build_resnet(depth: int, input_shape: Tuple[int, int, int], num_classes: int
     fixed ``[3, 3, C, 16 x width]`` kernel for the stem (not trained, no weight decay; see ``whitening``)."""
     if depth < 8 or (depth - 2) % 6:
         raise ValueError(f"depth must be 6n+2 (20, 32, 44, 56, 110, ...), got {depth}")
-
-    def layer(name: str, make: Callable[[], keras.layers.Layer]) -> keras.layers.Layer:
-        return weights_from.get_layer(name) if weights_from is not None else make()
-
+    layer = _layer_source(weights_from)
     blocks = (depth - 2) // 6
     inputs = keras.Input(shape=input_shape, name="image")
-    x = _stem(layer, width * STAGE_FILTERS[0], weight_decay, stem_kernel)(inputs)
-    x = _bn(layer, "stem_bn")(x)
-    x = keras.layers.ReLU(name="stem_relu")(x)
+    x = _stem_block(layer, inputs, width * STAGE_FILTERS[0], weight_decay, stem_kernel)
     for stage, filters in enumerate(STAGE_FILTERS):
         for block in range(blocks):
             stride = 2 if stage > 0 and block == 0 else 1
@@ -112,16 +120,12 @@ def _conv_bn_relu(layer: LayerSource, x, filters: int, weight_decay: float, name
 def build_resnet9(input_shape: Tuple[int, int, int], num_classes: int, weight_decay: float,
                   zero_init_residual: bool = False, weights_from: Optional[keras.Model] = None, width: int = 1,
                   stem_kernel: Optional[np.ndarray] = None) -> keras.Model:
-    """ResNet-9 for ``input_shape`` images (any side divisible by 8); the arguments mean what they mean
-    for :func:`build_resnet`. ``zero_init_residual`` starts each residual block's second BatchNorm at 0."""
-
-    def layer(name: str, make: Callable[[], keras.layers.Layer]) -> keras.layers.Layer:
-        return weights_from.get_layer(name) if weights_from is not None else make()
-
+    """ResNet-9 for ``input_shape`` images (sides of 8 pixels or more; each pool halves them, rounding down);
+    the arguments mean what they mean for :func:`build_resnet`. ``zero_init_residual`` starts each residual
+    block's second BatchNorm at 0."""
+    layer = _layer_source(weights_from)
     inputs = keras.Input(shape=input_shape, name="image")
-    x = _stem(layer, width * STAGE_FILTERS[0], weight_decay, stem_kernel)(inputs)
-    x = _bn(layer, "stem_bn")(x)
-    x = keras.layers.ReLU(name="stem_relu")(x)
+    x = _stem_block(layer, inputs, width * STAGE_FILTERS[0], weight_decay, stem_kernel)
     for stage, filters in enumerate(RESNET9_STAGE_FILTERS):
         name = f"stage{stage + 1}"
         x = _conv_bn_relu(layer, x, width * filters, weight_decay, name, pool=True)
