@@ -60,6 +60,11 @@ class LocalTasks:
                               timeout=timeout)
 
 
+# What buildah prints when it could not seal the copy of itself it re-executes (see _run_in_container).
+REEXEC_SEAL_FAILURE = "sealing memfd copy"
+REEXEC_ATTEMPTS = 3
+
+
 class ImageTasks:
     """Run a task's command inside a built image, as a pod of that image would.
 
@@ -92,15 +97,29 @@ class ImageTasks:
         if self.home:
             fresh += ["--mount", f"type=tmpfs,destination={self.home}"]
         options = [f"--volume={bind}" for bind in binds] + fresh + (["--user", self.user] if self.user else [])
-        return subprocess.run(self.buildah + ["run"] + options + [self.container, "--"] + list(command),
-                              capture_output=True, text=True, timeout=timeout)
+        return self._run_in_container(options, command, timeout)
 
     def run_command(self, command: Sequence[str], binds: Sequence[str] = (), timeout: float = 600) \
             -> subprocess.CompletedProcess:
         """Any command in the working container, as the image's user (for checks after a run)."""
         options = [f"--volume={bind}" for bind in binds] + (["--user", self.user] if self.user else [])
-        return subprocess.run(self.buildah + ["run"] + options + [self.container, "--"] + list(command),
-                              capture_output=True, text=True, timeout=timeout)
+        return self._run_in_container(options, command, timeout)
+
+    def _run_in_container(self, options: Sequence[str], command: Sequence[str], timeout: float) \
+            -> subprocess.CompletedProcess:
+        """``buildah run``, again when buildah failed to re-execute itself before starting ``command``.
+
+        Before it starts anything, buildah copies its own binary into a memfd and seals it
+        (containers/storage, ``pkg/unshare/unshare.c``, ``copy_self_proc_exe``); the kernel may
+        refuse the seal with EBUSY while pages of the copy are briefly pinned. CI saw it once in a
+        long run. Nothing of ``command`` has run then, so running it again changes nothing else.
+        """
+        for _ in range(REEXEC_ATTEMPTS):
+            result = subprocess.run(self.buildah + ["run"] + list(options) + [self.container, "--"] + list(command),
+                                    capture_output=True, text=True, timeout=timeout)
+            if not (result.returncode != 0 and REEXEC_SEAL_FAILURE in result.stderr):
+                break
+        return result
 
     def close(self) -> None:
         subprocess.run(self.buildah + ["rm", self.container], capture_output=True)
