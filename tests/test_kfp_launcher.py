@@ -7,9 +7,9 @@ import stat
 
 from kfp_launcher import REEXEC_ATTEMPTS, ImageTasks
 
-# A stand-in for the buildah command line: `inspect` and `from` answer as buildah does; `run` fails the way
-# buildah fails before it starts a command (the seal of its re-executed copy refused) while the counter in
-# $1 is below $2, then runs the command. A command named `false` fails as a command does.
+# A stand-in for the buildah command line: `inspect` and `from` answer as buildah does; `run` counts its calls
+# in the file $1 and fails the first $2 of them the way buildah fails before it starts a command (the seal of
+# its re-executed copy refused), then runs the command. A command named `false` fails as a command does.
 FAKE_BUILDAH = r"""#!/bin/sh
 count_file=$1; seal_failures=$2; shift 2
 case $1 in
