@@ -4,8 +4,10 @@
         --points budget:5 budget:10 budget:20 budget:30 seed:10 seed:30
 
 Each point is one run of the README's command, ``cifar-tfx run --data D --time-budget-minutes N``
-(``budget``: the budget profile) or the same with ``--profile full`` (``seed``: the seed's rule,
-ResNet-56 with drops at 1/2 and 3/4 of the budget), on one pipeline root, so ExampleGen,
+(``budget``: the budget profile, ResNet-9 with its width chosen on the machine), the same with
+``--architecture resnet`` (``budget-resnet``: the budget profile's CIFAR ResNet with its depth chosen on
+the machine, what ``budget`` was before it trained ResNet-9) or with ``--profile full`` (``seed``: the
+seed's rule, ResNet-56 with drops at 1/2 and 3/4 of the budget), on one pipeline root, so ExampleGen,
 StatisticsGen and Transform run once and are cached after. A point's test accuracy is the
 Evaluator's (the run's last line); each point is a reported run and reads the test set once.
 
@@ -27,11 +29,14 @@ import sys
 import time
 from typing import Dict, List, Optional, Tuple
 
-PROFILES = {"budget": [], "seed": ["--profile", "full"]}
+PROFILES = {"budget": [], "budget-resnet": ["--architecture", "resnet"], "seed": ["--profile", "full"]}
+LABELS = {"budget": "budget profile (ResNet-9, width chosen on the machine)",
+          "budget-resnet": "budget profile with --architecture resnet (depth chosen on the machine)",
+          "seed": "seed's rule (ResNet-56, drops at 1/2 and 3/4)"}
 DEFAULT_TABLE = os.path.join("benchmarks", "results", "budget_curve.json")
 DEFAULT_PNG = os.path.join("benchmarks", "results", "budget_curve.png")
 ACCURACY_LINE = re.compile(r"\(test accuracy ([0-9.]+)\)")
-TRAINED_LINE = re.compile(r"^trained ResNet-(\d+): ([\d,]+) steps")
+TRAINED_LINE = re.compile(r"^trained (ResNet-[^:]+): ([\d,]+) steps")
 
 
 def parse_point(text: str) -> Tuple[str, float]:
@@ -43,16 +48,21 @@ def parse_point(text: str) -> Tuple[str, float]:
 
 
 def read_run_output(stdout: str) -> Dict[str, object]:
-    """Test accuracy, depth and steps from a run's printed lines (``None`` where absent)."""
-    accuracy = depth = steps = None
+    """Test accuracy, network and steps from a run's printed lines (``None`` where absent)."""
+    accuracy = network = steps = None
     for line in stdout.splitlines():
         found = ACCURACY_LINE.search(line)
         if found and line.startswith(("pushed:", "not pushed:")):
             accuracy = float(found.group(1))
         trained = TRAINED_LINE.match(line)
         if trained:
-            depth, steps = int(trained.group(1)), int(trained.group(2).replace(",", ""))
-    return {"test_accuracy": accuracy, "depth": depth, "steps": steps}
+            network, steps = trained.group(1), int(trained.group(2).replace(",", ""))
+    return {"test_accuracy": accuracy, "network": network, "steps": steps}
+
+
+def network_of(row: Dict[str, object]) -> Optional[str]:
+    """What a row trained: ``network``, or ``depth`` in rows stored before ResNet-9."""
+    return row.get("network") or (f"ResNet-{row['depth']}" if row.get("depth") else None)
 
 
 def run_point(profile: str, minutes: float, data: str, work: str) -> Dict[str, object]:
@@ -94,15 +104,14 @@ def plot(table: List[Dict[str, object]], png: str, goal: Optional[float] = 0.90)
     import matplotlib.pyplot as plt
 
     figure, axes = plt.subplots(figsize=(7, 4.5))
-    for profile, label in (("budget", "budget profile (depth chosen on the machine)"),
-                           ("seed", "seed's rule (ResNet-56, drops at 1/2 and 3/4)")):
+    for profile, label in LABELS.items():
         rows = [row for row in table if row["profile"] == profile]
         if not rows:
             continue
         axes.plot([row["minutes"] for row in rows], [100 * row["test_accuracy"] for row in rows], "o-", label=label)
         for row in rows:
-            depth = f"ResNet-{row['depth']}, " if row.get("depth") else ""
-            axes.annotate(f"{100 * row['test_accuracy']:.2f} %\n{depth}{row['date']}",
+            network = f"{network_of(row)}, " if network_of(row) else ""
+            axes.annotate(f"{100 * row['test_accuracy']:.2f} %\n{network}{row['date']}",
                           (row["minutes"], 100 * row["test_accuracy"]), textcoords="offset points",
                           xytext=(4, -22), fontsize=7)
     minutes = [row["minutes"] for row in table]
@@ -128,7 +137,7 @@ def markdown(table: List[Dict[str, object]]) -> str:
     lines = ["| profile | budget | network | steps | test accuracy | wall time | peak RSS | date | commit |",
              "|---|---|---|---|---|---|---|---|---|"]
     for row in table:
-        network = f"ResNet-{row['depth']}" if row.get("depth") else "?"
+        network = network_of(row) or "?"
         steps = f"{row['steps']:,}" if row.get("steps") else "?"
         lines.append(f"| {row['profile']} | {row['minutes']:g} min | {network} | {steps} | "
                      f"{row['test_accuracy']:.4f} | {row['wall_seconds'] / 60:.1f} min | {row['peak_rss_gib']} GiB | "

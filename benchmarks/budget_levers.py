@@ -56,8 +56,9 @@ def variants(minutes: float, dataset):
             result[f"linear-cut{cutout}-d{depth}"] = dataclasses.replace(linear, cutout_size=cutout)
     result["budget"] = with_overrides(profile_for_dataset("budget", dataset), time_budget_minutes=minutes)
     for depth in (8, 14, 20, 32):  # the budget profile with its depth fixed: levers compared without the probe's noise
-        result[f"budget-d{depth}"] = dataclasses.replace(result["budget"], depth=depth)
-    result["budget-resnet9"] = with_overrides(result["budget"], architecture="resnet9")  # no depth, so no probe
+        result[f"budget-d{depth}"] = with_overrides(result["budget"], depth=depth)
+    for architecture in ("resnet", "resnet9"):  # the budget profile on either architecture, its size probed
+        result[f"budget-{architecture}"] = with_overrides(result["budget"], architecture=architecture)
     return result
 
 
@@ -95,6 +96,7 @@ def carve_validation(train_files, folder: str, validation_images: int):
 def resolve_variant(spec: str, table):
     """``name`` or ``name:field=value,...`` -> HParams; SystemExit naming what is unknown."""
     from cifar_tfx.cli_hparams import SWITCH
+    from cifar_tfx.trainer.hparams import value_kind
 
     name, _, overrides = spec.partition(":")
     if name not in table:
@@ -112,7 +114,8 @@ def resolve_variant(spec: str, table):
                 raise SystemExit(f"variant {spec!r}: {key} takes {' or '.join(SWITCH)}, got {text!r}")
             values[key] = SWITCH[text]
         else:
-            values[key] = type(current)(text) if isinstance(current, (int, float, str)) else float(text)
+            kind = value_kind(fields[key])  # an unset field (None) still has a kind: Optional[int] is int
+            values[key] = kind(text) if kind in (int, float, str) else float(text)
     return dataclasses.replace(hparams, **values)
 
 
@@ -194,8 +197,8 @@ def main() -> None:
             accuracy = {view: evaluate(model, eval_ds, dataset.num_classes, flip, shift)[1]
                         for view, (flip, shift) in VIEWS.items()}
         keras.mixed_precision.set_global_policy("float32")
-        chosen = f" (chose ResNet-{result.hparams.depth})" if hparams.depth is None else ""
-        print(f"{name:>24}: ResNet-{result.hparams.depth}{chosen}, {args.minutes:g} min, {result.steps_done} steps, "
+        chosen = " (chosen by the probe)" if hparams.network_left_to_probe else ""
+        print(f"{name:>24}: {result.hparams.network_name}{chosen}, {args.minutes:g} min, {result.steps_done} steps, "
               f"{result.images_per_second:,.0f} img/s, {measured_on}: "
               + ", ".join(f"{view} {value:.4f}" for view, value in accuracy.items()), flush=True)
 

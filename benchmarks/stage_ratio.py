@@ -37,13 +37,17 @@ def main() -> None:
     if examples is None or model_run is None:
         raise SystemExit("the run has no ExampleGen or Trainer output")
     training = json.loads(storage.read_bytes(storage.join(model_run.uri, "report", "training.json")))
-    if training["hparams"]["depth"] == 56:
+    choice = training.get("network_choice") or training.get("depth_choice") or {}  # depth_choice: older reports
+    predicted = choice.get("predicted_images_per_second", {}) if choice.get("knob", "depth") == "depth" else {}
+    network = training.get("network") or f"ResNet-{training['hparams']['depth']}"
+    if training["hparams"].get("architecture", "resnet") == "resnet" and training["hparams"]["depth"] == 56:
         rate, source = training["images_per_second"], "measured"
-    elif training.get("depth_choice"):
-        rate = float(training["depth_choice"]["predicted_images_per_second"]["56"])
-        source = f"predicted by the budget probe (the run trained ResNet-{training['hparams']['depth']})"
+    elif "56" in predicted:
+        rate = float(predicted["56"])
+        source = f"predicted by the budget's depth probe (the run trained {network})"
     else:
-        raise SystemExit(f"the run trained ResNet-{training['hparams']['depth']} without a budget probe")
+        raise SystemExit(f"the run trained {network} without a depth probe: no ResNet-56 rate to compare with "
+                         "(run --profile full --time-budget-minutes 10, or a budget with --architecture resnet)")
     train_examples = int(examples.properties["train_examples"])
     epoch = train_examples / rate
     total = 0.0

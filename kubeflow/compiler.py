@@ -17,7 +17,7 @@ pipeline root may be the default install's MinIO bucket.
 
 Both write ``defaultPipelineRoot`` and the pipeline parameters a user sets when
 submitting a run: ``data_path``, ``data_fingerprint`` and every ``HParams`` field declared
-a run parameter (``run_parameter_fields``: length, depth, batch size, learning rate,
+a run parameter (``run_parameter_fields``: length, depth, width, batch size, learning rate,
 weight decay, cutout and the gate's bounds), each defaulting to the compiled profile's
 value. ExampleGen and the Pusher are not cached as compiled (``UNCACHED_TASKS``).
 

@@ -90,11 +90,18 @@ def test_a_budget_without_a_profile_runs_the_budget_profile_and_depth_wins():
 
 
 def test_resnet9_is_one_flag_away_in_any_profile_and_has_no_depth():
-    for profile in ("demo", "full", "budget"):
+    for profile in ("demo", "full"):
         chosen = _hparams_for("--profile", profile, "--time-budget-minutes", "10", "--architecture", "resnet9")
         assert (chosen.architecture, chosen.depth, chosen.network_name) == ("resnet9", None, "ResNet-9")
+    # the budget profile leaves the width to the run, as it leaves a resnet's depth
+    budget = _hparams_for("--profile", "budget", "--time-budget-minutes", "10", "--architecture", "resnet9")
+    assert (budget.depth, budget.width, budget.network_name) == (None, None, "ResNet-9 (width left to the budget)")
     assert _hparams_for("--architecture", "resnet9", "--width", "2").network_name == "ResNet-9 x2"
-    assert _hparams_for("--time-budget-minutes", "10").architecture == "resnet"
+    # a budget trains the dataset's budget architecture: ResNet-9 on CIFAR-10, a CIFAR ResNet on Fashion-MNIST
+    assert _hparams_for("--time-budget-minutes", "10").architecture == "resnet9"
+    assert _hparams_for("--dataset", "fashion_mnist", "--time-budget-minutes", "10").architecture == "resnet"
+    depth20 = _hparams_for("--time-budget-minutes", "10", "--depth", "20")
+    assert (depth20.architecture, depth20.network_name) == ("resnet", "ResNet-20")
 
 def test_a_budget_takes_the_datasets_weight_decay_unless_one_is_given():
     from cifar_tfx.data.datasets import CIFAR10, FASHION_MNIST
@@ -140,4 +147,4 @@ def test_a_budget_takes_the_datasets_cutout_unless_one_is_given():
 
 def test_a_budget_profile_counted_in_epochs_is_refused_with_the_reason(capsys):
     assert main(["run", "--data", "d", "--profile", "budget", "--epochs", "3"]) == 2
-    assert "depth can be left to the trainer only in a time-budgeted run" in capsys.readouterr().err
+    assert "width can be left to the trainer only in a time-budgeted resnet9 run" in capsys.readouterr().err

@@ -124,7 +124,7 @@ def test_the_compiled_kfp_spec_runs_every_task_inside_the_image(image_tasks, tmp
     write_dataset(str(volumes[DATA_CLAIM] / "synth"), train=500, test=100, seed=11)
     _as_image_user(tasks, volumes[SERVING_CLAIM], volumes[DATA_CLAIM])
     store = tmp_path / "minio"  # the default install's MinIO; each task sees only what the launcher moves
-    # The budget profile with a run's own budget: the depth probe, the budget and the two-phase fit all run in the
+    # The budget profile with a run's own budget: the width probe, the budget and the two-phase fit all run in the
     # image. The probe takes about 45 s of the 2 minutes, so windows until 75 % leave the first phase 45 s.
     outputs = run_pipeline_spec(spec_path, PIPELINE_ROOT, {"time_budget_minutes": 2.0, "min_accuracy": 0.0},
                                 log_dir=str(tmp_path), tasks_run_by=tasks, object_store=str(store))
@@ -136,10 +136,10 @@ def test_the_compiled_kfp_spec_runs_every_task_inside_the_image(image_tasks, tmp
     assert pushed["pushed"] == 1 and pushed["pushed_destination"] == f"{models_mount}/cifar10/1"
     trainer_log = (tmp_path / "Trainer.log").read_text()
     assert "devices: TensorFlow sees 0 GPU(s)" in trainer_log
-    probed = re.search(r"budget: training ResNet-(\d+) \(\d+ s probe, counted in the budget", trainer_log)
+    probed = re.search(r"budget: training (ResNet-9(?: x\d)?) \(\d+ s probe, counted in the budget", trainer_log)
     assert probed, trainer_log[-3000:]
-    assert re.search(rf"training ResNet-{probed[1]} on 500 images, batch \d+, budget 2.0 min", trainer_log), \
-        "the probed depth, on the run's budget (not the compiled one)"
+    assert re.search(rf"training {re.escape(probed[1])} on 500 images, batch \d+, budget 2.0 min", trainer_log), \
+        "the probed width, on the run's budget (not the compiled one)"
     assert "training on 24x24 crops until 75% of the run" in trainer_log, "the two-phase fit, in the image"
     version = volumes[SERVING_CLAIM] / "cifar10" / "1"
     assert (version / "saved_model.pb").exists()

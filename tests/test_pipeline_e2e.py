@@ -159,13 +159,15 @@ def test_a_budget_run_says_which_network_it_chose_and_pushes(demo_run, tmp_path,
             "--pipeline-root", str(tmp_path / "pipeline"), "--serving-dir", str(tmp_path / "serving")]
     assert main(args) == 0
     captured = capsys.readouterr()
-    assert "budget: training ResNet-" in captured.err and "img/s" in captured.err
-    summary = next(line for line in captured.out.splitlines() if line.startswith("trained ResNet-"))
-    assert "the budget chose it (probe: ResNet-8 " in summary
+    assert "budget: training ResNet-9" in captured.err and "img/s" in captured.err  # CIFAR-10's budget: ResNet-9
+    summary = next(line for line in captured.out.splitlines() if line.startswith("trained ResNet-9"))
+    assert "the budget chose it (probe: ResNet-9 " in summary and "ResNet-9 x2 " in summary
     assert "pushed: cifar10 version 1 -> " in captured.out
     report = json.loads(open(glob.glob(str(tmp_path / "pipeline" / "Trainer" / "model_run" / "*" / "report"
                                           / "training.json"))[0]).read())
-    assert report["hparams"]["depth"] == report["depth_choice"]["depth"]
+    choice = report["network_choice"]
+    assert choice["knob"] == "width" and report["hparams"]["width"] == choice["value"]
+    assert report["network"] == choice["network"] and report["hparams"]["architecture"] == "resnet9"
     assert report["hparams"]["lr_schedule"] == "linear" and report["hparams"]["test_time_flip"]
     # the probe counted in the budget; one epoch of overrun at most
     assert budget_minutes * 60 <= report["elapsed_seconds"] < budget_minutes * 60 + 30

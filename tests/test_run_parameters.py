@@ -10,8 +10,8 @@ pytest.importorskip("tfx")
 from tfx.types import standard_component_specs  # noqa: E402
 
 from cifar_tfx.components.trainer import fold_run_values  # noqa: E402
-from cifar_tfx.trainer.hparams import (DEMO, FULL, HParams, run_parameter_fields, run_parameter_value,  # noqa: E402
-                                      with_overrides, with_run_values, with_training_length)
+from cifar_tfx.trainer.hparams import (DEMO, FULL, HParams, profile_for_dataset, run_parameter_fields,  # noqa: E402
+                                      run_parameter_value, with_overrides, with_run_values, with_training_length)
 from cifar_tfx.trainer.run_fn import checkpoint_dir_for  # noqa: E402
 
 
@@ -48,6 +48,13 @@ def test_run_values_of_zero_keep_what_was_compiled_and_a_budget_wins():
     budget = with_overrides(DEMO, depth=None, time_budget_minutes=30.0)
     assert with_run_values(budget, {"depth": 0, "epochs": 0.0, "time_budget_minutes": 0.0}) == budget
     assert with_run_values(budget, {"depth": 20}).depth == 20
+    # CIFAR-10's budget spec trains ResNet-9 with its width open: 0 keeps it open, a depth names a ResNet
+    from cifar_tfx.data.datasets import CIFAR10
+
+    resnet9 = with_overrides(profile_for_dataset("budget", CIFAR10), time_budget_minutes=30.0)
+    assert with_run_values(resnet9, {"depth": 0, "width": 0}) == resnet9
+    as_resnet = with_run_values(resnet9, {"depth": 20})
+    assert (as_resnet.architecture, as_resnet.depth, as_resnet.width) == ("resnet", 20, 1)
     by_time = with_run_values(DEMO, {"epochs": 3.0, "time_budget_minutes": 5.0})
     assert (by_time.epochs, by_time.time_budget_minutes) == (None, 5.0)
     with pytest.raises(ValueError, match="batch_size must be within"):
@@ -57,7 +64,7 @@ def test_run_values_of_zero_keep_what_was_compiled_and_a_budget_wins():
 
 
 def test_every_run_parameter_is_a_declared_field_with_a_default_of_its_kind():
-    assert set(run_parameter_fields()) == {"depth", "weight_decay", "batch_size", "learning_rate", "epochs",
+    assert set(run_parameter_fields()) == {"depth", "width", "weight_decay", "batch_size", "learning_rate", "epochs",
                                            "time_budget_minutes", "cutout_size", "min_accuracy", "max_regression",
                                            "min_class_accuracy"}
     for profile in (DEMO, FULL):

@@ -6,7 +6,7 @@ import pytest
 tf = pytest.importorskip("tensorflow")
 
 from cifar_tfx.trainer.augment import augment_batch, crop_and_flip, cutout_mask  # noqa: E402
-from cifar_tfx.trainer.budget import (RECHECK_TOLERANCE, choose_depth, predict_throughput, recheck_depth,  # noqa: E402
+from cifar_tfx.trainer.budget import (RECHECK_TOLERANCE, choose_network, predict_throughput, recheck_network,  # noqa: E402
                                       small_crop_gain)
 from cifar_tfx.trainer.callbacks import ThroughputCheck  # noqa: E402
 from cifar_tfx.trainer.hparams import (BUDGET, DEMO, FULL, HParams, get_profile, profile_for_dataset,  # noqa: E402
@@ -111,21 +111,21 @@ def test_throughput_fit_is_a_line_in_blocks_per_stage():
 
 def test_budget_picks_the_deepest_network_that_sees_enough_images():
     measured = {8: 2500.0, 32: 700.0}
-    choice = choose_depth(measured, train_examples=20_000, seconds_left=1770, min_images=1_000_000)
-    assert choice.images[choice.depth] >= 1_000_000 * choice.depth / 20
-    deeper = [d for d in choice.images if d > choice.depth]
+    choice = choose_network(measured, train_examples=20_000, seconds_left=1770, min_images=1_000_000)
+    assert choice.images[choice.value] >= 1_000_000 * choice.value / 20
+    deeper = [d for d in choice.images if d > choice.value]
     assert deeper and all(choice.images[d] < 1_000_000 * d / 20 for d in deeper)
-    assert f"ResNet-{choice.depth} (the deepest that sees what it needs; " in choice.reason()
+    assert f"ResNet-{choice.value} (the largest that sees what it needs; " in choice.reason()
     # a deeper network needs more: the 30-minute Fashion-MNIST probe (ResNet-8 3,120 img/s, ResNet-32
     # 804 img/s) would give ResNet-56 its 0.8M images, but ResNet-32 is the deepest that sees d/20 x 0.7M
-    fashion = choose_depth({8: 3120.0, 32: 804.0}, 60_000, 29.4 * 60, 700_000)
-    assert fashion.images[56] > 700_000 and fashion.depth == 32
+    fashion = choose_network({8: 3120.0, 32: 804.0}, 60_000, 29.4 * 60, 700_000)
+    assert fashion.images[56] > 700_000 and fashion.value == 32
     # more time buys a deeper network; less time a shallower one
-    assert choose_depth(measured, 20_000, 4 * 1770, 1_000_000).depth > choice.depth
-    assert choose_depth(measured, 20_000, 1770 / 4, 1_000_000).depth < choice.depth
+    assert choose_network(measured, 20_000, 4 * 1770, 1_000_000).value > choice.value
+    assert choose_network(measured, 20_000, 1770 / 4, 1_000_000).value < choice.value
     # nothing sees enough: the shallowest trains, and the log says so
-    tiny = choose_depth(measured, 60_000, 60, 1_000_000)
-    assert tiny.depth == 8 and "none sees what it needs" in tiny.reason()
+    tiny = choose_network(measured, 60_000, 60, 1_000_000)
+    assert tiny.value == 8 and "none sees what it needs" in tiny.reason()
 
 
 def test_small_crops_count_as_images_in_the_depth_choice():
@@ -137,14 +137,14 @@ def test_small_crops_count_as_images_in_the_depth_choice():
     # session 14's 5-minute curve run probed ResNet-8 at 2,700 and ResNet-32 at 592 img/s; with twice the
     # time left, whole images alone leave ResNet-14 short of its 0.84M, and the window phase's images reach it
     probe, seconds_left = {8: 2700.0, 32: 592.0}, 2 * 4.3 * 60
-    whole = choose_depth(probe, 50_000, seconds_left, 1_200_000)
+    whole = choose_network(probe, 50_000, seconds_left, 1_200_000)
     gain = small_crop_gain(1.34, 0.5, seconds_left, seconds_left)  # probed at the start: half the time on crops
-    counted = choose_depth(probe, 50_000, seconds_left, 1_200_000, image_gain=gain)
-    assert whole.depth == 8 and whole.images[14] < 840_000 and "small crops counted" not in whole.reason()
-    assert counted.depth == 14 and counted.images[14] == pytest.approx(whole.images[14] * 1.17)
+    counted = choose_network(probe, 50_000, seconds_left, 1_200_000, image_gain=gain)
+    assert whole.value == 8 and whole.images[14] < 840_000 and "small crops counted" not in whole.reason()
+    assert counted.value == 14 and counted.images[14] == pytest.approx(whole.images[14] * 1.17)
     assert "small crops counted, x1.17)" in counted.reason() and counted.to_json()["image_gain"] == gain
     # a recheck that chooses again counts them too
-    slowed = recheck_depth(probe, 14, 0.7 * counted.predicted[14], 50_000, seconds_left - 60, 1_200_000,
+    slowed = recheck_network(probe, 14, 0.7 * counted.predicted[14], 50_000, seconds_left - 60, 1_200_000,
                            image_gain=gain)
     assert slowed.choice is not None and slowed.choice.image_gain == gain
 
@@ -153,13 +153,13 @@ def test_recheck_corrects_a_probe_disturbed_by_another_process():
     # issue 19's loaded run: a busy core during the probe measured ResNet-8 at 1,391 and ResNet-32 at
     # 439 img/s, the rule chose ResNet-14, and ResNet-14 then trained at ~1,440 img/s
     probe = {8: 1391.0, 32: 439.0}
-    assert choose_depth(probe, 50_000, 1751, 1_200_000).depth == 14
-    two_minutes_in = recheck_depth(probe, 14, 1440.0, 50_000, 1600, 1_200_000, images_seen=1440.0 * 110)
-    assert two_minutes_in.switched and two_minutes_in.depth == 20
+    assert choose_network(probe, 50_000, 1751, 1_200_000).value == 14
+    two_minutes_in = recheck_network(probe, 14, 1440.0, 50_000, 1600, 1_200_000, images_seen=1440.0 * 110)
+    assert two_minutes_in.switched and two_minutes_in.value == 20
     assert two_minutes_in.predicted == pytest.approx(902, abs=1)
     assert "off by x1.60" in two_minutes_in.reason() and "restarting with ResNet-20" in two_minutes_in.reason()
     # JSON keys (a saved choice) are strings; an idle probe confirmed by training keeps its choice
-    idle = recheck_depth({"8": 2159.0, "32": 637.0}, 20, 974.0, 50_000, 1600, 1_200_000)
+    idle = recheck_network({"8": 2159.0, "32": 637.0}, 20, 974.0, 50_000, 1600, 1_200_000)
     assert not idle.switched and idle.choice is None and "keeps ResNet-20" in idle.reason()
     assert abs(974.0 / idle.predicted - 1) < RECHECK_TOLERANCE
 
@@ -168,12 +168,12 @@ def test_recheck_compares_a_rate_timed_on_small_crops_with_the_prediction_times_
     # session 13's 30-minute run: the probe (ResNet-8 2,789, ResNet-32 650 img/s; windows x1.55) chose
     # ResNet-20, which then trained at about 1,555 img/s on 24x24 windows
     probe = {8: 2789.0, 32: 650.0}
-    on_windows = recheck_depth(probe, 20, 1555.0, 50_000, 1700, 1_200_000, images_seen=1555.0 * 60, speedup=1.55)
+    on_windows = recheck_network(probe, 20, 1555.0, 50_000, 1700, 1_200_000, images_seen=1555.0 * 60, speedup=1.55)
     assert on_windows.choice is None and on_windows.ratio == pytest.approx(1555.0 / 1.55 / on_windows.predicted)
     assert "on small crops, 1,003 as whole images (the probe's x1.55)" in on_windows.reason()
     assert on_windows.to_json()["observed_speedup"] == pytest.approx(1.55)
     # read as whole images, the same rate looks far above the prediction and the choice is made again
-    as_whole = recheck_depth(probe, 20, 1555.0, 50_000, 1700, 1_200_000, images_seen=1555.0 * 60)
+    as_whole = recheck_network(probe, 20, 1555.0, 50_000, 1700, 1_200_000, images_seen=1555.0 * 60)
     assert as_whole.choice is not None and as_whole.ratio > 1 + RECHECK_TOLERANCE
 
 
@@ -182,10 +182,10 @@ def test_recheck_counts_what_the_running_network_has_already_seen():
     # the time left, but with the images it has already trained on it still gets there; a little slower
     # and it does not, and the run restarts with ResNet-14
     probe = {8: 2159.0, 32: 637.0}
-    slowed = recheck_depth(probe, 20, 700.0, 50_000, 1600, 1_200_000, images_seen=700.0 * 150)
+    slowed = recheck_network(probe, 20, 700.0, 50_000, 1600, 1_200_000, images_seen=700.0 * 150)
     assert slowed.choice is not None and not slowed.switched and "still ResNet-20" in slowed.reason()
-    assert recheck_depth(probe, 20, 700.0, 50_000, 1600, 1_200_000).depth == 14
-    assert recheck_depth(probe, 20, 600.0, 50_000, 1600, 1_200_000, images_seen=600.0 * 150).depth == 14
+    assert recheck_network(probe, 20, 700.0, 50_000, 1600, 1_200_000).value == 14
+    assert recheck_network(probe, 20, 600.0, 50_000, 1600, 1_200_000, images_seen=600.0 * 150).value == 14
 
 
 class _Model:  # what ThroughputCheck reads of a Keras model
@@ -259,6 +259,56 @@ def test_budget_profile_leaves_depth_to_the_run_and_only_to_a_budgeted_one():
     for field, value in (("lr_schedule", "cosine"), ("label_smoothing", 0.9), ("warmup_fraction", -0.1)):
         with pytest.raises(ValueError, match=field):
             with_overrides(BUDGET, **{field: value})
+
+
+def test_cifar_budget_trains_resnet9_with_its_width_left_to_the_run():
+    from cifar_tfx.data.datasets import CIFAR10, FASHION_MNIST
+    from cifar_tfx.trainer.hparams import with_run_values
+
+    cifar = profile_for_dataset("budget", CIFAR10)
+    assert (cifar.architecture, cifar.depth, cifar.width, cifar.network_left_to_probe) == ("resnet9", None, None, True)
+    fashion = profile_for_dataset("budget", FASHION_MNIST)
+    assert (fashion.architecture, fashion.depth, fashion.width) == ("resnet", None, 1)
+    assert CIFAR10.budget_min_images_for("resnet9") == CIFAR10.budget_min_images_resnet9 != CIFAR10.budget_min_images
+    # a width fixes it; a depth names a ResNet; the other architecture leaves its own size open
+    assert with_overrides(cifar, width=2).network_name == "ResNet-9 x2"
+    assert (with_overrides(cifar, depth=20).architecture, with_overrides(cifar, depth=20).width) == ("resnet", 1)
+    back = with_overrides(cifar, architecture="resnet")
+    assert (back.depth, back.width, back.size_knob, back.network_left_to_probe) == (None, 1, "depth", True)
+    # as Kubeflow run parameters: 0 keeps the width open, a number fixes it
+    assert with_run_values(cifar, {"width": 0}).width is None and with_run_values(cifar, {"width": 2}).width == 2
+    with pytest.raises(ValueError, match="picks its width from a time budget; give minutes, or compile with --width"):
+        with_training_length(cifar, epochs=10.0)
+    with pytest.raises(ValueError, match="width can be left to the trainer only in a time-budgeted resnet9 run"):
+        HParams(width=None)
+    with pytest.raises(ValueError, match="whitened_stem needs a width"):
+        with_overrides(cifar, whitened_stem=True)
+
+
+def test_resnet9_width_choice_fits_a_line_in_width_squared_and_picks_the_widest_that_sees_enough():
+    from cifar_tfx.trainer.budget import RESNET9_WIDTHS
+
+    # seconds/image = 2e-4 + 3e-4 * w^2 exactly: the fit recovers width 4 from widths 1 and 2
+    rate = {width: 1 / (2e-4 + 3e-4 * width * width) for width in (1, 2, 4)}
+    assert predict_throughput({1: rate[1], 2: rate[2]}, RESNET9_WIDTHS) == pytest.approx(rate)
+    # session 19 on 2 cores: width 1 at ~1,700 and width 2 at ~650 whole images/s; 29 minutes left with the
+    # first half on windows x1.6 give width 2 its 1.0M images, 9 minutes do not
+    probe, gain = {1: 1700.0, 2: 650.0}, small_crop_gain(1.6, 0.5, 1800, 1740)
+    thirty = choose_network(probe, 50_000, 1740, 1_000_000, RESNET9_WIDTHS, image_gain=gain)
+    assert thirty.value == 2 and thirty.network == "ResNet-9 x2" and thirty.images[4] < 2_000_000
+    assert "-> ResNet-9 x2 (the largest that sees what it needs; " in thirty.reason()
+    assert "ResNet-9 x2 1.00M, scaled by width" in thirty.reason()
+    ten = choose_network(probe, 50_000, 540, 1_000_000, RESNET9_WIDTHS, image_gain=gain)
+    assert ten.value == 1 and ten.to_json()["network"] == "ResNet-9" and ten.to_json()["knob"] == "width"
+    # an accelerator's rates afford Myrtle's own width
+    assert choose_network({1: 20_000.0, 2: 12_000.0}, 50_000, 1740, 1_000_000, RESNET9_WIDTHS).value == 4
+    # a busy probe chose width 1; steady training shows the machine is faster, and width 2 takes over
+    busy = choose_network({1: 1000.0, 2: 380.0}, 50_000, 1740, 1_000_000, RESNET9_WIDTHS)
+    assert busy.value == 1
+    corrected = recheck_network({"1": 1000.0, "2": 380.0}, 1, 1700.0, 50_000, 1650, 1_000_000,
+                                ladder=RESNET9_WIDTHS)
+    assert corrected.switched and corrected.value == 2 and "restarting with ResNet-9 x2" in corrected.reason()
+    assert corrected.to_json()["switched_to_network"] == "ResNet-9 x2"
 
 
 def test_budget_counts_time_of_earlier_attempts():
@@ -410,18 +460,19 @@ def test_resnet9_pools_three_stages_adds_two_residual_blocks_and_scales_its_logi
 
 def test_the_architecture_decides_which_network_is_built_and_what_it_is_called():
     resnet9 = with_overrides(FULL, architecture="resnet9")  # drops the profile's depth 56
-    assert resnet9.depth is None and resnet9.network_name == "ResNet-9" and not resnet9.depth_left_to_probe
+    assert resnet9.depth is None and resnet9.network_name == "ResNet-9" and not resnet9.network_left_to_probe
     assert build_network(resnet9, CIFAR_SHAPE, 10).name == "resnet9"
     assert build_network(with_overrides(resnet9, width=2), CIFAR_SHAPE, 10).get_layer("stem_conv").filters == 32
     assert build_network(FULL, CIFAR_SHAPE, 10).name == "resnet56" and FULL.network_name == "ResNet-56"
-    assert BUDGET.depth_left_to_probe and not with_overrides(BUDGET, architecture="resnet9").depth_left_to_probe
+    assert BUDGET.network_left_to_probe and with_overrides(BUDGET, architecture="resnet9").network_left_to_probe
+    assert not with_overrides(BUDGET, architecture="resnet9", width=2).network_left_to_probe
     assert with_overrides(FULL, architecture="resnet9", width=2).network_name == "ResNet-9 x2"
     with pytest.raises(ValueError, match="resnet9 has none, got depth 20"):
         with_overrides(FULL, architecture="resnet9", depth=20)
     with pytest.raises(ValueError, match="architecture must be one of resnet, resnet9"):
         HParams(architecture="vgg")
-    # counted in epochs: a resnet9 profile needs no depth; the budget profile's resnet still does
-    assert with_training_length(with_overrides(BUDGET, architecture="resnet9"), epochs=3).epochs == 3
+    # counted in epochs: a resnet9 with its width needs no depth; the budget profile's resnet still does
+    assert with_training_length(with_overrides(BUDGET, architecture="resnet9", width=2), epochs=3).epochs == 3
 
 
 def test_a_network_for_small_crops_shares_every_weight_with_the_whole_image_one():

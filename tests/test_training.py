@@ -178,16 +178,17 @@ def test_budget_run_probes_chooses_a_depth_and_a_resumed_attempt_keeps_it(splits
     hparams = dataclasses.replace(with_overrides(TINY, time_budget_minutes=90 / 60, budget_min_images=1500,
                                                  lr_schedule="linear", label_smoothing=0.1), depth=None)
     _, first, log = _train(splits, tmp_path, hparams, clock=clock)
-    choice = first.depth_choice
-    assert first.hparams.depth == choice["depth"] and set(choice["measured_images_per_second"]) == {8, 32}
+    choice = first.network_choice
+    assert first.hparams.depth == choice["value"] and set(choice["measured_images_per_second"]) == {8, 32}
+    assert choice["knob"] == "depth" and choice["network"] == f"ResNet-{choice['value']}"
     assert "budget: training ResNet-" in log and "counted in the budget" in log
-    assert f"training ResNet-{choice['depth']} on 256 images" in log
+    assert f"training ResNet-{choice['value']} on 256 images" in log
     assert choice["probe_seconds"] > 0 and first.elapsed_seconds >= 90  # the probe's time is part of the budget
-    saved = tmp_path / "ckpt" / "depth_choice.json"
+    saved = tmp_path / "ckpt" / "network_choice.json"
     assert saved.exists()
     # a retried attempt on the same checkpoints trains the same network without probing again
     _, second, log = _train(splits, tmp_path, with_overrides(hparams, time_budget_minutes=200 / 60), clock=clock)
-    assert second.hparams.depth == choice["depth"] and "chosen by the first attempt" in log
+    assert second.hparams.depth == choice["value"] and "chosen by the first attempt" in log
     assert second.resumed_from_step == first.steps_done > 0
 
 
@@ -202,15 +203,57 @@ def test_a_resnet9_budget_run_trains_both_phases_without_a_probe_and_says_what_i
     hparams = with_overrides(TINY, architecture="resnet9", time_budget_minutes=40 / 60, lr_schedule="linear",
                              small_crop_fraction=0.5, small_crop_size=24)
     model, result, log = _train(splits, tmp_path, hparams, clock=clock, callbacks=[sizes])
-    assert model.name == "resnet9" and result.hparams.depth is None and result.depth_choice is None
+    assert model.name == "resnet9" and result.hparams.depth is None and result.network_choice is None
     assert "probe" not in log and "training ResNet-9 on 256 images" in log
     assert sizes.sizes[0] == 24 and sizes.sizes[-1] == 32 and result.steps_done == len(sizes.sizes)
     assert np.isfinite(result.eval_loss) and result.elapsed_seconds >= 40
 
 
+def test_a_resnet9_budget_run_probes_two_widths_and_trains_the_one_chosen(splits, tmp_path, monkeypatch):
+    import cifar_tfx.trainer.train as train_module
+
+    ticks = [0.0]
+
+    def clock():
+        ticks[0] += 1.0
+        return ticks[0]
+
+    probed = []
+
+    def probe(network, dataset, runtime, strategy, probe_ds, clock=None, crop_size=None, stem_kernel=None):
+        probed.append((network.architecture, network.width, network.depth))
+        return {1: 1000.0, 2: 500.0}[network.width]
+
+    from cifar_tfx.trainer.budget import RESNET9_WIDTHS, predict_throughput, recheck_network
+
+    rechecked = []
+
+    def steady_as_probed(measured, chosen, observed, *args, ladder, **kwargs):
+        """The real recheck, on the ladder it is given, with training as fast as the probe said (the fake
+        clock's own rate is not a machine's)."""
+        rechecked.append((ladder, chosen))
+        steady = predict_throughput({int(k): v for k, v in measured.items()}, ladder)[chosen] * kwargs["speedup"]
+        return recheck_network(measured, chosen, steady, *args, ladder=ladder, **kwargs)
+
+    monkeypatch.setattr(train_module, "measure_throughput", probe)
+    monkeypatch.setattr(train_module, "recheck_network", steady_as_probed)
+    # 600 s at the probed rates: width 2 sees ~0.3M images (needs 0.15M), width 4 ~0.1M (needs 0.3M)
+    hparams = with_overrides(TINY, architecture="resnet9", time_budget_minutes=600 / 60, budget_min_images=150_000,
+                             lr_schedule="linear", train_steps=None)
+    hparams = dataclasses.replace(hparams, width=None)
+    assert hparams.network_left_to_probe
+    model, result, log = _train(splits, tmp_path, hparams, clock=clock)
+    assert probed == [("resnet9", 1, None), ("resnet9", 2, None)]
+    assert result.hparams.width == 2 and model.get_layer("stem_conv").filters == 32
+    assert "budget: training ResNet-9 x2 (" in log and "-> ResNet-9 x2 (the largest that sees what it needs" in log
+    saved = json.loads((tmp_path / "ckpt" / "network_choice.json").read_text())
+    assert (saved["knob"], saved["value"], saved["network"]) == ("width", 2, "ResNet-9 x2")
+    assert rechecked == [(RESNET9_WIDTHS, 2)] and "keeps ResNet-9 x2" in log  # the recheck reads the same ladder
+
+
 def test_a_recheck_that_disagrees_with_the_probe_restarts_with_its_network(splits, tmp_path, monkeypatch):
     import cifar_tfx.trainer.train as train_module
-    from cifar_tfx.trainer.budget import Recheck, choose_depth
+    from cifar_tfx.trainer.budget import Recheck, choose_network
 
     ticks = [0.0]
 
@@ -221,14 +264,14 @@ def test_a_recheck_that_disagrees_with_the_probe_restarts_with_its_network(split
     seen = []
 
     def busy_probe_said_8(measured, chosen, observed, train_examples, seconds_left, min_images, images_seen,
-                          speedup, image_gain):
+                          ladder, speedup, image_gain):
         assert speedup == 1.0 and image_gain == 1.0, "timed on whole images, and no small crops to count"
         seen.append((chosen, observed, seconds_left, images_seen))
-        return Recheck(chosen=chosen, observed=observed, predicted=observed / 2,
-                       choice=dataclasses.replace(choose_depth(measured, train_examples, seconds_left, min_images),
-                                                  depth=14))
+        return Recheck(ladder=ladder, chosen=chosen, observed=observed, predicted=observed / 2,
+                       choice=dataclasses.replace(choose_network(measured, train_examples, seconds_left, min_images),
+                                                  value=14))
 
-    monkeypatch.setattr(train_module, "recheck_depth", busy_probe_said_8)
+    monkeypatch.setattr(train_module, "recheck_network", busy_probe_said_8)
     hparams = dataclasses.replace(with_overrides(TINY, time_budget_minutes=600 / 60, budget_min_images=10**9,
                                                  lr_schedule="linear"), depth=None)
     model, result, log = _train(splits, tmp_path, hparams, clock=clock)
@@ -236,9 +279,9 @@ def test_a_recheck_that_disagrees_with_the_probe_restarts_with_its_network(split
     assert chosen == 8 and observed > 0 and 0 < seconds_left < 600 and images_seen >= 256
     assert "budget: recheck: ResNet-8 trains at" in log and "restarting with ResNet-14" in log
     assert result.hparams.depth == 14 and model.name == "resnet14" and result.elapsed_seconds >= 600
-    saved = json.loads((tmp_path / "ckpt" / "depth_choice.json").read_text())
-    assert saved["depth"] == 14 and saved["recheck"]["switched_to"] == 14
-    assert result.depth_choice["recheck"] == saved["recheck"]
+    saved = json.loads((tmp_path / "ckpt" / "network_choice.json").read_text())
+    assert (saved["value"], saved["network"], saved["recheck"]["switched_to"]) == (14, "ResNet-14", 14)
+    assert result.network_choice["recheck"] == saved["recheck"]
     # the abandoned network's checkpoints are gone: a retried attempt resumes ResNet-14 from its own
     _, again, log = _train(splits, tmp_path, with_overrides(hparams, time_budget_minutes=700 / 60), clock=clock)
     assert again.hparams.depth == 14 and again.resumed_from_step == result.steps_done > 0
@@ -249,7 +292,7 @@ def test_a_recheck_that_disagrees_with_the_probe_restarts_with_its_network(split
     (tmp_path / "run" / "report").mkdir(parents=True)
     (tmp_path / "run" / "report" / "training.json").write_text(json.dumps(
         {"steps": result.steps_done, "elapsed_seconds": 600, "images_per_second": 10.0,
-         "hparams": {"depth": 14}, "depth_choice": saved}))
+         "hparams": {"depth": 14}, "network_choice": saved}))
     summary = training_summary(str(tmp_path / "run"))
     assert summary.startswith("trained ResNet-14") and "-> ResNet-8 (" in summary
     assert "then recheck: ResNet-8 trains at" in summary
@@ -271,7 +314,7 @@ def test_a_recheck_in_the_small_crop_phase_restarts_before_the_old_network_moves
     """Session 17's loaded run: the recheck fired on windows, the abandoned network went on to the
     whole-image phase and spent the budget, and the new one trained 0 steps (test accuracy 0.10)."""
     import cifar_tfx.trainer.train as train_module
-    from cifar_tfx.trainer.budget import Recheck, choose_depth
+    from cifar_tfx.trainer.budget import Recheck, choose_network
 
     ticks = [0.0]
 
@@ -279,15 +322,15 @@ def test_a_recheck_in_the_small_crop_phase_restarts_before_the_old_network_moves
         ticks[0] += 1.0
         return ticks[0]
 
-    def busy_probe_said_8(measured, chosen, observed, train_examples, seconds_left, *args, **kwargs):
-        return Recheck(chosen=chosen, observed=observed, predicted=observed / 2,
-                       choice=dataclasses.replace(choose_depth(measured, train_examples, seconds_left, 1), depth=14))
+    def busy_probe_said_8(measured, chosen, observed, train_examples, seconds_left, *args, ladder, **kwargs):
+        return Recheck(ladder=ladder, chosen=chosen, observed=observed, predicted=observed / 2,
+                       choice=dataclasses.replace(choose_network(measured, train_examples, seconds_left, 1), value=14))
 
-    def probe(hparams, dataset, runtime, strategy, probe_ds, depth, clock=None, crop_size=None, stem_kernel=None):
-        return {(8, None): 1000.0, (32, None): 250.0, (8, 24): 1600.0}[depth, crop_size]
+    def probe(network, dataset, runtime, strategy, probe_ds, clock=None, crop_size=None, stem_kernel=None):
+        return {(8, None): 1000.0, (32, None): 250.0, (8, 24): 1600.0}[network.depth, crop_size]
 
     monkeypatch.setattr(train_module, "measure_throughput", probe)
-    monkeypatch.setattr(train_module, "recheck_depth", busy_probe_said_8)
+    monkeypatch.setattr(train_module, "recheck_network", busy_probe_said_8)
     trained = _NetworkAndSize()
     # the clock ticks once per call: the recheck comes before a quarter of the budget, inside the window phase
     hparams = dataclasses.replace(with_overrides(TINY, time_budget_minutes=600 / 60, budget_min_images=10**9,
@@ -340,7 +383,7 @@ def test_small_crop_phase_trains_the_same_weights_on_windows_then_whole_images(s
 
 def test_recheck_converts_a_rate_timed_on_small_crops_with_the_probes_speedup(splits, tmp_path, monkeypatch):
     import cifar_tfx.trainer.train as train_module
-    from cifar_tfx.trainer.budget import recheck_depth, small_crop_gain
+    from cifar_tfx.trainer.budget import recheck_network, small_crop_gain
 
     ticks = [0.0]
 
@@ -348,8 +391,8 @@ def test_recheck_converts_a_rate_timed_on_small_crops_with_the_probes_speedup(sp
         ticks[0] += 1.0
         return ticks[0]
 
-    def probe(hparams, dataset, runtime, strategy, probe_ds, depth, clock=None, crop_size=None, stem_kernel=None):
-        return {(8, None): 1000.0, (32, None): 250.0, (8, 24): 1600.0}[depth, crop_size]
+    def probe(network, dataset, runtime, strategy, probe_ds, clock=None, crop_size=None, stem_kernel=None):
+        return {(8, None): 1000.0, (32, None): 250.0, (8, 24): 1600.0}[network.depth, crop_size]
 
     checks, seen = [], []
 
@@ -364,25 +407,25 @@ def test_recheck_converts_a_rate_timed_on_small_crops_with_the_probes_speedup(sp
         assert kwargs["image_gain"] == pytest.approx(small_crop_gain(1.6, 0.5, 600, seconds_left))
         assert kwargs["image_gain"] == pytest.approx(1 + 0.6 * max(seconds_left - 300, 0) / seconds_left)
         assert kwargs["image_gain"] > 1.0
-        return recheck_depth(measured, chosen, observed, train_examples, seconds_left, *args, **kwargs)
+        return recheck_network(measured, chosen, observed, train_examples, seconds_left, *args, **kwargs)
 
     monkeypatch.setattr(train_module, "measure_throughput", probe)
     monkeypatch.setattr(train_module, "ThroughputCheck", RecordedCheck)
-    monkeypatch.setattr(train_module, "recheck_depth", recorded_recheck)
+    monkeypatch.setattr(train_module, "recheck_network", recorded_recheck)
     hparams = dataclasses.replace(with_overrides(TINY, time_budget_minutes=600 / 60, budget_min_images=10**9,
                                                  lr_schedule="linear", small_crop_fraction=0.5), depth=None)
     _, result, log = _train(splits, tmp_path, hparams, clock=clock)
-    assert result.depth_choice["small_crop_speedup"] == pytest.approx(1.6)
+    assert result.network_choice["small_crop_speedup"] == pytest.approx(1.6)
     assert "small crops train x1.60 faster" in log
     # the choice counts the images the window phase adds to the whole-image rate
-    probe_seconds = result.depth_choice["probe_seconds"]
+    probe_seconds = result.network_choice["probe_seconds"]
     gain = small_crop_gain(1.6, 0.5, 600, 600 - probe_seconds)
     assert gain == pytest.approx(1 + 0.6 * (300 - probe_seconds) / (600 - probe_seconds))
-    assert result.depth_choice["image_gain"] == pytest.approx(gain) and 1.25 < gain < 1.3
+    assert result.network_choice["image_gain"] == pytest.approx(gain) and 1.25 < gain < 1.3
     assert f"small crops counted, x{gain:.2f})" in log
     # the rate timed on windows is compared as windows: the probe's whole-image prediction times its speedup
     assert seen == [(pytest.approx(checks[0].images_per_second), pytest.approx(1.6))]
-    assert result.depth_choice["recheck"]["observed_speedup"] == pytest.approx(1.6)
+    assert result.network_choice["recheck"]["observed_speedup"] == pytest.approx(1.6)
     assert "on small crops" in log and "(the probe's x1.60)" in log
 
 

@@ -83,8 +83,10 @@ class HParams:
     depth: Optional[int] = knob(
         56, "ResNet depth 6n+2 (20, 32, 44, 56, 110); a budgeted run picks one from measured throughput "
         "when none is given (0 as a Kubeflow parameter)", low=8, high=1202, run_parameter=True, unit="layers")
-    width: int = knob(1, "filters per stage x this (recipe 1: 16/32/64; 2: 32/64/128, four times the weights; "
-                      "ResNet-8 at 2 trains about as fast as ResNet-20 at 1)", low=1, high=8)
+    width: Optional[int] = knob(
+        1, "filters per stage x this (recipe 1: 16/32/64; 2: 32/64/128, four times the weights; ResNet-8 at 2 "
+        "trains about as fast as ResNet-20 at 1); a budgeted ResNet-9 run picks one from measured throughput "
+        "when none is given (0 as a Kubeflow parameter)", low=1, high=8, run_parameter=True)
     whitened_stem: bool = knob(False, "fix the stem's filters to whiten 3x3 patches of the training images, "
                                "not trained (airbench's patch whitening)")
     zero_init_residual: bool = knob(False, "start each block's last BatchNorm scale at 0, so every block "
@@ -118,8 +120,9 @@ class HParams:
         None, "train for this wall-clock time instead; the schedule counts in time (a budget wins over epochs)",
         low=0.01, high=7 * 24 * 60.0, run_parameter=True, unit="minutes")
     budget_min_images: Optional[int] = knob(
-        None, "images ResNet-20 must see in a budget whose depth is left open (deeper networks need it x "
-        "depth/20); unset: the dataset's", low=1, high=10_000_000_000, flag=False, unit="images")
+        None, "images the reference network must see in a budget whose network is left open (ResNet-20, "
+        "ResNet-9 x2; others need it scaled, trainer/budget.py); unset: the dataset's", low=1,
+        high=10_000_000_000, flag=False, unit="images")
     # --- augmentation (training split only) ---
     crop_padding: int = knob(4, "zero padding before the random crop", low=0, high=16, unit="pixels")
     flip: bool = knob(True, "random horizontal flip")
@@ -166,6 +169,11 @@ class HParams:
                 raise ValueError("depth can be left to the trainer only in a time-budgeted run")
         elif (self.depth - 2) % 6:
             raise ValueError(f"depth must be 6n+2 with n >= 1 (8, 14, 20, 32, 44, 56, 110), got {self.depth}")
+        if self.width is None:
+            if self.architecture != "resnet9" or self.time_budget_minutes is None:
+                raise ValueError("width can be left to the trainer only in a time-budgeted resnet9 run")
+            if self.whitened_stem:
+                raise ValueError("whitened_stem needs a width: the stem is fixed for one number of filters")
         if self.time_budget_minutes is None and self.epochs is None and self.train_steps is None:
             raise ValueError("set epochs, train_steps or time_budget_minutes")
         fractions, factors = tuple(self.lr_drop_fractions), tuple(self.lr_drop_factors)
@@ -176,14 +184,22 @@ class HParams:
     @property
     def network_name(self) -> str:
         """What the logs and the report call the network: ``ResNet-20``, ``ResNet-9``, ``ResNet-9 x2``."""
+        if self.network_left_to_probe:
+            return f"{'ResNet-9' if self.architecture == 'resnet9' else 'ResNet'} ({self.size_knob} left to the budget)"
         if self.architecture == "resnet9":
             return "ResNet-9" if self.width == 1 else f"ResNet-9 x{self.width}"
         return f"ResNet-{self.depth}"
 
     @property
-    def depth_left_to_probe(self) -> bool:
-        """A budget run of the resnet architecture without a depth: the Trainer measures and chooses one."""
-        return self.architecture == "resnet" and self.depth is None
+    def size_knob(self) -> str:
+        """The field that sizes this architecture's network, the one a budget run may leave open."""
+        return "width" if self.architecture == "resnet9" else "depth"
+
+    @property
+    def network_left_to_probe(self) -> bool:
+        """A budget run without its network's size (depth of a resnet, width of a resnet9): the Trainer
+        measures and chooses one."""
+        return getattr(self, self.size_knob) is None
 
     def check_fits(self, height: int, width: int) -> None:
         """Refuse augmentation that does not fit an image of ``height`` x ``width`` pixels."""
@@ -259,8 +275,9 @@ DEMO = HParams(
 )
 
 BUDGET = HParams(  # "the best model in N minutes"; each lever measured in BENCHMARKS.md ("Budget levers")
-    depth=None,              # the deepest 6n+2 network that sees the images it needs in the time left after
-                             # the probe (DatasetSpec.budget_min_images x depth/20; trainer/budget.py)
+    depth=None,              # the largest network that sees the images it needs in the time left after the
+                             # probe: the deepest 6n+2 ResNet, or for a dataset whose budget architecture is
+                             # resnet9 (CIFAR-10) the widest ResNet-9 (profile_for_dataset; trainer/budget.py)
     epochs=None,
     time_budget_minutes=30.0,
     lr_schedule="linear",    # +1.8 points over the step rule in 3 min (ResNet-14, Fashion-MNIST)
@@ -287,12 +304,13 @@ def get_profile(name: str) -> HParams:
 
 
 def profile_for_dataset(name: str, dataset: "DatasetSpec") -> HParams:
-    """The named profile as it runs on ``dataset``: the budget profile takes the dataset's cutout,
-    weight decay, batch size with its learning rate, test-time shift and small-crop fraction (``DatasetSpec.budget_*``,
-    each with its measurement); the others keep their own."""
+    """The named profile as it runs on ``dataset``: the budget profile takes the dataset's architecture (its
+    network's size left open), cutout, weight decay, batch size with its learning rate, test-time shift and
+    small-crop fraction (``DatasetSpec.budget_*``, each with its measurement); the others keep their own."""
     profile = get_profile(name)
     if profile is not BUDGET:
         return profile
+    profile = with_overrides(profile, architecture=dataset.budget_architecture)
     return dataclasses.replace(profile, cutout_size=dataset.budget_cutout_size,
                                weight_decay=dataset.budget_weight_decay, batch_size=dataset.budget_batch_size,
                                learning_rate=dataset.budget_learning_rate,
@@ -304,11 +322,22 @@ def with_overrides(base: HParams, **overrides: object) -> HParams:
     """``base`` with the non-``None`` overrides applied.
 
     A budget replaces the base's epochs/steps and epochs or steps replace its budget;
-    given both, the budget counts. An architecture other than resnet drops the base's depth.
+    given both, the budget counts. Another architecture drops the base's size (a resnet's depth, a resnet9's
+    width) unless given: left open if the base left its own open, else the new architecture's default.
     """
     values = {key: value for key, value in overrides.items() if value is not None}
-    if values.get("architecture", "resnet") != "resnet":
-        values.setdefault("depth", None)  # the profile's depth belongs to the resnet architecture
+    if "depth" in values:
+        values.setdefault("architecture", "resnet")  # only a resnet has a depth
+    architecture = values.get("architecture", base.architecture)
+    if architecture != base.architecture:
+        size_open = base.network_left_to_probe
+        if architecture == "resnet9":
+            values.setdefault("depth", None)  # the profile's depth belongs to the resnet architecture
+            values.setdefault("width", None if size_open else (base.width or 1))
+        else:
+            values.setdefault("width", base.width or 1)
+            if not size_open and base.depth is None:
+                values.setdefault("depth", HParams().depth)
     if "time_budget_minutes" in values:
         values.setdefault("epochs", None)
         values.setdefault("train_steps", None)
@@ -331,9 +360,9 @@ def with_training_length(base: HParams, epochs: float = 0.0, minutes: float = 0.
     if minutes > 0:
         return with_overrides(base, time_budget_minutes=float(minutes))
     if epochs > 0:
-        if base.depth_left_to_probe:
-            raise ValueError("training length: this profile picks its depth from a time budget; "
-                             "give minutes, or compile with --depth to count in epochs")
+        if base.network_left_to_probe:
+            raise ValueError(f"training length: this profile picks its {base.size_knob} from a time budget; "
+                             f"give minutes, or compile with --{base.size_knob} to count in epochs")
         return dataclasses.replace(base, epochs=float(epochs), train_steps=None, time_budget_minutes=None)
     return base
 
@@ -354,7 +383,7 @@ def run_parameter_value(hparams: HParams, name: str) -> object:
 def with_run_values(base: HParams, values: Mapping[str, object]) -> HParams:
     """``base`` with the training values a Kubeflow run set (gate fields are the Evaluator's).
 
-    0 for a field the profile may leave unset (depth, epochs, time budget) keeps ``base``'s;
+    0 for a field the profile may leave unset (depth, width, epochs, time budget) keeps ``base``'s;
     the length follows :func:`with_training_length` (a budget wins over epochs).
     """
     values = {name: value for name, value in values.items() if name not in GATE_FIELDS}
@@ -363,6 +392,7 @@ def with_run_values(base: HParams, values: Mapping[str, object]) -> HParams:
         raise ValueError(f"not run parameters: {sorted(unknown)}")
     epochs = float(values.pop("epochs", 0.0) or 0.0)
     minutes = float(values.pop("time_budget_minutes", 0.0) or 0.0)
-    if values.get("depth") == 0:
-        values.pop("depth")
-    return with_training_length(dataclasses.replace(base, **values), epochs=epochs, minutes=minutes)
+    for size in ("depth", "width"):
+        if values.get(size) == 0:
+            values.pop(size)
+    return with_training_length(with_overrides(base, **values), epochs=epochs, minutes=minutes)

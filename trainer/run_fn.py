@@ -74,7 +74,7 @@ def run_fn(fn_args) -> None:
                    "images_per_second": result.images_per_second,
                    "precision": result.runtime.precision, "xla": result.runtime.xla,
                    "dataset": dataset.name, "network": hparams.network_name, "hparams": hparams.training_values(),
-                   "depth_choice": result.depth_choice},
+                   "network_choice": result.network_choice},
                   handle, indent=2)
     _copy_folder(report, os.path.join(fn_args.model_run_dir, "report"))
     export_saved_model(model, tft_output, dataset.class_names, fn_args.serving_model_dir,

@@ -20,7 +20,7 @@ import tf_keras as keras
 
 from cifar_tfx import console
 from cifar_tfx.data.datasets import DatasetSpec
-from cifar_tfx.trainer.budget import (PROBE_DEPTHS, DepthChoice, Recheck, choose_depth, recheck_depth,
+from cifar_tfx.trainer.budget import (LADDERS, NetworkChoice, Recheck, choose_network, recheck_network,
                                       small_crop_gain)
 from cifar_tfx.trainer.callbacks import (EpochCheckpoint, PhaseEnd, ProgressLogger, StepScheduleController,
                                          ThroughputCheck)
@@ -46,8 +46,8 @@ class TrainResult:
     eval_accuracy: float = float("nan")    # NaN when train_model was given no eval_files
     eval_loss: float = float("nan")
     confusion: Optional[np.ndarray] = None  # [true class, predicted class] counts on eval_files
-    hparams: Optional[HParams] = None       # what trained: a budget run's chosen depth filled in
-    depth_choice: Optional[Dict[str, object]] = None  # DepthChoice.to_json() of a budget-chosen depth
+    hparams: Optional[HParams] = None       # what trained: a budget run's chosen size filled in
+    network_choice: Optional[Dict[str, object]] = None  # NetworkChoice.to_json() of a budget-chosen size
 
 
 def apply_precision(runtime: Runtime) -> None:
@@ -168,7 +168,7 @@ class _StepTimes(keras.callbacks.Callback):
         self.times.append(self.clock())
 
 
-PROBE_IMAGES, PROBE_WARMUP_STEPS = 3072, 4  # timed images of each probed depth, after the steps that trace the graph
+PROBE_IMAGES, PROBE_WARMUP_STEPS = 3072, 4  # timed images of each probed network, after the steps that trace the graph
 UNBOUNDED_EPOCHS = 10**6                  # a budget run's fit() length: the clock stops it long before
 PROBABILITY_FLOOR = 1e-12                 # log(0) guard in the evaluation loss
 
@@ -178,76 +178,82 @@ def probe_steps(batch_size: int) -> int:
     return min(24, max(8, PROBE_IMAGES // batch_size))
 
 
-def measure_throughput(hparams: HParams, dataset: DatasetSpec, runtime: Runtime, strategy,
-                       probe_ds: tf.data.Dataset, depth: int, steps: Optional[int] = None,
-                       warmup: int = PROBE_WARMUP_STEPS,
+def measure_throughput(network: HParams, dataset: DatasetSpec, runtime: Runtime, strategy,
+                       probe_ds: tf.data.Dataset, steps: Optional[int] = None, warmup: int = PROBE_WARMUP_STEPS,
                        clock: Callable[[], float] = time.monotonic, crop_size: Optional[int] = None,
                        stem_kernel: Optional[np.ndarray] = None) -> float:
-    """Training images/s of ResNet-``depth`` on ``probe_ds``, after ``warmup`` (tracing) steps
-    (``steps`` timed: :func:`probe_steps` of the batch unless given); ``crop_size``: ``probe_ds``
-    holds windows of that size; ``stem_kernel``: as for :func:`build_and_compile`."""
-    steps = steps or probe_steps(hparams.batch_size)
+    """Training images/s of the ``network`` (hparams with its size set) on ``probe_ds``, after ``warmup``
+    (tracing) steps (``steps`` timed: :func:`probe_steps` of the batch unless given); ``crop_size``:
+    ``probe_ds`` holds windows of that size; ``stem_kernel``: as for :func:`build_and_compile`."""
+    steps = steps or probe_steps(network.batch_size)
     with strategy.scope():
-        model = build_and_compile(dataclasses.replace(hparams, depth=depth), dataset, runtime, crop_size,
-                                  stem_kernel=stem_kernel)
+        model = build_and_compile(network, dataset, runtime, crop_size, stem_kernel=stem_kernel)
     timer = _StepTimes(clock)
     model.fit(probe_ds, epochs=1, steps_per_epoch=warmup + steps, callbacks=[timer], verbose=0)
     seconds = timer.times[-1] - timer.times[warmup - 1]
-    return steps * hparams.batch_size / seconds if seconds > 0 else float("inf")
+    return steps * network.batch_size / seconds if seconds > 0 else float("inf")
 
 
-DEPTH_CHOICE_FILE = "depth_choice.json"
+NETWORK_CHOICE_FILE = "network_choice.json"
 
 
-def resolve_depth(hparams: HParams, dataset: DatasetSpec, runtime: Runtime, strategy, train_files: List[str],
-                  tft_output, train_examples: int, checkpoint_dir: str, stream: TextIO,
-                  clock: Callable[[], float] = time.monotonic, stem_kernel: Optional[np.ndarray] = None):
-    """``(hparams with depth set, DepthChoice JSON or None, seconds the probe took)``.
+def sized(hparams: HParams, choice: Dict[str, object]) -> HParams:
+    """``hparams`` with the size a budget choice (``NetworkChoice.to_json()``) names."""
+    return dataclasses.replace(hparams, **{str(choice["knob"]): int(choice["value"])})
 
-    A budget run of the resnet architecture without a depth probes once; the choice is kept beside the checkpoints so
-    a resumed attempt trains the same network (and does not probe, or pay for it, again).
+
+def resolve_network(hparams: HParams, dataset: DatasetSpec, runtime: Runtime, strategy, train_files: List[str],
+                    tft_output, train_examples: int, checkpoint_dir: str, stream: TextIO,
+                    clock: Callable[[], float] = time.monotonic, stem_kernel: Optional[np.ndarray] = None):
+    """``(hparams with the network's size set, NetworkChoice JSON or None, seconds the probe took)``.
+
+    A budget run that leaves its network's size open (a resnet's depth, a resnet9's width) probes once on
+    the architecture's :class:`~cifar_tfx.trainer.budget.Ladder`; the choice is kept beside the checkpoints
+    so a resumed attempt trains the same network (and does not probe, or pay for it, again).
     """
-    if not hparams.depth_left_to_probe:
+    if not hparams.network_left_to_probe:
         return hparams, None, 0.0
-    saved = os.path.join(checkpoint_dir, DEPTH_CHOICE_FILE)
+    saved = os.path.join(checkpoint_dir, NETWORK_CHOICE_FILE)
     if tf.io.gfile.exists(saved):
         with tf.io.gfile.GFile(saved) as handle:
             choice = json.load(handle)
-        stream.write(f"budget: ResNet-{choice['depth']}, chosen by the first attempt ({choice['reason']})\n")
-        return dataclasses.replace(hparams, depth=int(choice["depth"])), choice, 0.0
+        stream.write(f"budget: {choice['network']}, chosen by the first attempt ({choice['reason']})\n")
+        return sized(hparams, choice), choice, 0.0
+    ladder = LADDERS[hparams.architecture]
     started = clock()
     probe_hparams = dataclasses.replace(hparams, shuffle_buffer=8 * hparams.batch_size)
 
     probe_examples = cached_examples(train_files, tft_output, limit=8 * hparams.batch_size)  # decoded once
 
-    def probe(depth: int, crop_size: Optional[int] = None) -> float:
+    def probe(value: int, crop_size: Optional[int] = None) -> float:
         probe_ds = training_batches(probe_examples, hparams.batch_size, probe_hparams, crop_size)
-        return measure_throughput(hparams, dataset, runtime, strategy, probe_ds, depth, clock=clock,
-                                  crop_size=crop_size, stem_kernel=stem_kernel)
+        return measure_throughput(dataclasses.replace(hparams, **{ladder.knob: value}), dataset, runtime, strategy,
+                                  probe_ds, clock=clock, crop_size=crop_size, stem_kernel=stem_kernel)
 
-    measured = {depth: probe(depth) for depth in PROBE_DEPTHS}
+    measured = {value: probe(value) for value in ladder.probes}
     # A run that starts on small crops sees more images per second while it does: the choice counts them,
     # and the recheck compares a rate timed on them with the whole-image prediction times this speedup.
-    speedup = probe(min(PROBE_DEPTHS), hparams.small_crop_size) / measured[min(PROBE_DEPTHS)] \
-        if hparams.small_crop_fraction else None
+    smallest = ladder.probes[0]
+    speedup = probe(smallest, hparams.small_crop_size) / measured[smallest] if hparams.small_crop_fraction else None
     probe_seconds = clock() - started
     budget_seconds = hparams.time_budget_minutes * 60.0
     seconds_left = budget_seconds - probe_seconds
-    picked: DepthChoice = choose_depth(
-        measured, train_examples, seconds_left, hparams.budget_min_images or dataset.budget_min_images,
+    picked: NetworkChoice = choose_network(
+        measured, train_examples, seconds_left,
+        hparams.budget_min_images or dataset.budget_min_images_for(hparams.architecture), ladder,
         image_gain=small_crop_gain(speedup, hparams.small_crop_fraction, budget_seconds, seconds_left))
     choice = dict(picked.to_json(), probe_seconds=probe_seconds, small_crop_speedup=speedup)
-    save_depth_choice(checkpoint_dir, choice)
+    save_network_choice(checkpoint_dir, choice)
     crops = f"; small crops train x{speedup:.2f} faster" if speedup else ""
-    stream.write(f"budget: training ResNet-{picked.depth} ({probe_seconds:.0f} s probe, counted in the budget; "
+    stream.write(f"budget: training {picked.network} ({probe_seconds:.0f} s probe, counted in the budget; "
                  f"{picked.reason()}{crops})\n")
-    return dataclasses.replace(hparams, depth=picked.depth), choice, probe_seconds
+    return sized(hparams, choice), choice, probe_seconds
 
 
-def save_depth_choice(checkpoint_dir: str, choice: Dict[str, object]) -> None:
+def save_network_choice(checkpoint_dir: str, choice: Dict[str, object]) -> None:
     """Keep ``choice`` beside the checkpoints, where a resumed attempt finds it."""
     tf.io.gfile.makedirs(checkpoint_dir)
-    with tf.io.gfile.GFile(os.path.join(checkpoint_dir, DEPTH_CHOICE_FILE), "w") as handle:
+    with tf.io.gfile.GFile(os.path.join(checkpoint_dir, NETWORK_CHOICE_FILE), "w") as handle:
         json.dump(choice, handle, indent=2)
 
 
@@ -260,7 +266,7 @@ def restart_with_choice(checkpoint_dir: str, choice: Dict[str, object]) -> None:
     for name in tf.io.gfile.listdir(checkpoint_dir):
         if name == "checkpoint" or name.startswith("ckpt-"):
             tf.io.gfile.remove(os.path.join(checkpoint_dir, name))
-    save_depth_choice(checkpoint_dir, choice)
+    save_network_choice(checkpoint_dir, choice)
 
 
 @dataclasses.dataclass
@@ -380,35 +386,37 @@ class _Fitting:
         return history
 
 
-def _fit_with_recheck(fitting: _Fitting, hparams: HParams, depth_choice: Optional[Dict[str, object]],
+def _fit_with_recheck(fitting: _Fitting, hparams: HParams, network_choice: Optional[Dict[str, object]],
                       probe_seconds: float):
-    """``(fitted, hparams, depth_choice)``: fit the chosen network; in the attempt that probed
+    """``(fitted, hparams, network_choice)``: fit the chosen network; in the attempt that probed
     (``probe_seconds`` > 0), recheck the probe once and, if the recheck says so, restart with its
     network (its checkpoints replace the abandoned one's). A resumed attempt keeps the saved choice."""
     rechecks: List[Recheck] = []
 
     def recheck(observed: float, seconds_left: float, images_seen: float) -> bool:
         """Called once by ThroughputCheck with steady images/s: True switches the network."""
-        crop_speedup = depth_choice.get("small_crop_speedup")
-        rechecks.append(recheck_depth(depth_choice["measured_images_per_second"], hparams.depth, observed,
-                                      fitting.train_examples, seconds_left, depth_choice["min_images"], images_seen,
-                                      speedup=(crop_speedup or 1.0) if fitting.phase_crop_size else 1.0,
-                                      image_gain=small_crop_gain(crop_speedup, hparams.small_crop_fraction,
-                                                                 hparams.time_budget_minutes * 60.0, seconds_left)))
+        crop_speedup = network_choice.get("small_crop_speedup")
+        rechecks.append(recheck_network(
+            network_choice["measured_images_per_second"], int(network_choice["value"]), observed,
+            fitting.train_examples, seconds_left, network_choice["min_images"], images_seen,
+            ladder=LADDERS[hparams.architecture],
+            speedup=(crop_speedup or 1.0) if fitting.phase_crop_size else 1.0,
+            image_gain=small_crop_gain(crop_speedup, hparams.small_crop_fraction, hparams.time_budget_minutes * 60.0,
+                                       seconds_left)))
         fitting.stream.write(f"budget: {rechecks[-1].reason()}\n")
         return rechecks[-1].switched
 
     fitted = fitting.fit(hparams, elapsed_before=probe_seconds, recheck=recheck if probe_seconds else None)
     if not rechecks:
-        return fitted, hparams, depth_choice
-    depth_choice = dict(depth_choice, recheck=rechecks[0].to_json())
+        return fitted, hparams, network_choice
+    network_choice = dict(network_choice, recheck=rechecks[0].to_json())
     if not rechecks[0].switched:
-        save_depth_choice(fitting.checkpoint_dir, depth_choice)
-        return fitted, hparams, depth_choice
-    hparams = dataclasses.replace(hparams, depth=rechecks[0].depth)
-    depth_choice["depth"] = hparams.depth
-    restart_with_choice(fitting.checkpoint_dir, depth_choice)
-    return fitting.fit(hparams, elapsed_before=fitted.run_clock.elapsed(), recheck=None), hparams, depth_choice
+        save_network_choice(fitting.checkpoint_dir, network_choice)
+        return fitted, hparams, network_choice
+    network_choice.update(value=rechecks[0].value, network=rechecks[0].ladder.label(rechecks[0].value))
+    hparams = sized(hparams, network_choice)
+    restart_with_choice(fitting.checkpoint_dir, network_choice)
+    return fitting.fit(hparams, elapsed_before=fitted.run_clock.elapsed(), recheck=None), hparams, network_choice
 
 
 def train_model(*, train_files: Sequence[str], tft_output, hparams: HParams, dataset: DatasetSpec,
@@ -417,7 +425,7 @@ def train_model(*, train_files: Sequence[str], tft_output, hparams: HParams, dat
                 gpus: Optional[int] = None, callbacks: Sequence[keras.callbacks.Callback] = ()):
     """Train (resuming from ``checkpoint_dir`` if it holds a checkpoint); return ``(model, TrainResult)``.
 
-    In order: the runtime, the depth (a budget run without one probes: ``resolve_depth``), the fit
+    In order: the runtime, the network's size (a budget run without one probes: ``resolve_network``), the fit
     (``_fit_with_recheck``: the attempt that probed checks the probe's rates once and may restart with
     another network), then, if ``eval_files`` are given, the evaluation of what will be served
     (``evaluate``). The pipeline's Trainer gives none: its Evaluator is the one reader of the test split.
@@ -432,25 +440,26 @@ def train_model(*, train_files: Sequence[str], tft_output, hparams: HParams, dat
 
     strategy = make_strategy(runtime)
     stem_kernel = stem_kernel_for(hparams, train_files, tft_output)
-    hparams, depth_choice, probe_seconds = resolve_depth(hparams, dataset, runtime, strategy, train_files, tft_output,
-                                                         train_examples, checkpoint_dir, stream, clock, stem_kernel)
+    hparams, network_choice, probe_seconds = resolve_network(hparams, dataset, runtime, strategy, train_files,
+                                                             tft_output, train_examples, checkpoint_dir, stream, clock,
+                                                             stem_kernel)
     fitting = _Fitting(dataset=dataset, runtime=runtime, strategy=strategy, train_files=train_files,
                        tft_output=tft_output, train_examples=train_examples, checkpoint_dir=checkpoint_dir,
                        writer=tf.summary.create_file_writer(os.path.join(log_dir, "train")) if log_dir else None,
                        stream=stream, clock=clock, extra_callbacks=tuple(callbacks), stem_kernel=stem_kernel)
-    fitted, hparams, depth_choice = _fit_with_recheck(fitting, hparams, depth_choice, probe_seconds)
+    fitted, hparams, network_choice = _fit_with_recheck(fitting, hparams, network_choice, probe_seconds)
     model = fitted.model
     steps_done = int(model.optimizer.iterations.numpy())
     if not steps_done:  # an untrained network must not reach the Evaluator as if it were a result
         raise RuntimeError(f"{hparams.network_name} trained no step: the run was over before its first step "
                            f"({fitted.run_clock.elapsed():.0f} s of a {hparams.time_budget_minutes or 0:g}-minute "
-                           f"budget spent, {probe_seconds:.0f} s of them on the depth probe); give it more minutes")
+                           f"budget spent, {probe_seconds:.0f} s of them on the probe); give it more minutes")
     result = TrainResult(runtime=runtime, steps_done=steps_done, resumed_from_step=fitted.start_step,
                          elapsed_seconds=fitted.run_clock.elapsed(),
                          images_per_second=(steps_done - fitted.start_step) * hparams.batch_size / fitted.seconds
                          if fitted.seconds > 0 and steps_done > fitted.start_step else None,
                          learning_rates=fitted.learning_rates, history=fitted.history, hparams=hparams,
-                         depth_choice=depth_choice)
+                         network_choice=network_choice)
     evaluated = ""
     if eval_files:
         eval_ds = make_dataset(expand_patterns(eval_files), tft_output, hparams.batch_size, False, hparams)

@@ -47,7 +47,7 @@ def training_summary(model_run_uri: str) -> Optional[str]:
     speed = f"{rate:,.0f} img/s" if rate else "resumed after training had finished"
     line = (f"trained {network}: {report.get('steps', 0):,} steps in "
             f"{report.get('elapsed_seconds', 0) / 60:.1f} min, {speed}")
-    choice = report.get("depth_choice")
+    choice = report.get("network_choice") or report.get("depth_choice")  # "depth_choice": reports before ResNet-9
     if choice:
         line += f"; the budget chose it ({choice['reason']})"
         switched = (choice.get("recheck") or {}).get("switched_to")

@@ -209,9 +209,9 @@ def _run_section(record: RunRecord, training: Dict[str, object]) -> List[str]:
     if training.get("hparams"):
         parts.append("<h2>Hyperparameters (as trained; the gate's are above)</h2>")
         parts.append(_table(_hparam_rows(training["hparams"]), ("option", "value", "what it is")))
-        choice = training.get("depth_choice")
+        choice = training.get("network_choice") or training.get("depth_choice")  # reports before ResNet-9
         if choice:
-            parts.append(f"<p>Depth chosen for the budget: {html.escape(str(choice.get('reason')))}</p>")
+            parts.append(f"<p>Network chosen for the budget: {html.escape(str(choice.get('reason')))}</p>")
     parts.append("<h2>Lineage</h2>")
     lineage = [(f"{c.node}.{key}", artifact.uri) for c in record.components
                for key, artifacts in sorted(c.outputs.items()) for artifact in artifacts]
