@@ -1,14 +1,15 @@
-"""A budget run with another CPU-bound process beside it while the Trainer probes depths.
+"""A budget run with another CPU-bound process beside it while the Trainer probes network sizes.
 
     .venv/bin/python -m benchmarks.loaded_probe --seconds 75 -- \
         .venv/bin/cifar-tfx run --data <cifar-10-python.tar.gz> --time-budget-minutes 30
 
 Runs the command after ``--``, and when it prints ``Trainer: started`` starts one busy
-Python loop (one core's worth of load) for ``--seconds``: long enough to cover the ~50 s
-depth probe, over before the Trainer's recheck times its own training after the first epoch.
+Python loop (one core's worth of load) for ``--seconds``: long enough to cover the probe
+(35-50 s: ResNet-9's widths on CIFAR-10, depths on Fashion-MNIST), over before the Trainer's
+recheck times its own training after the first epoch.
 Prints the command's output as it comes (the Trainer's ``budget:`` lines say what the probe
 chose and what the recheck did) and exits with the command's exit code. What a user's busy
-machine does to the depth choice: BENCHMARKS.md.
+machine does to the network choice: BENCHMARKS.md.
 """
 
 from __future__ import annotations

@@ -4,8 +4,8 @@ import dataclasses
 import glob
 import io
 import json
-
 import os
+import re
 
 import numpy as np
 import pytest
@@ -90,9 +90,12 @@ def test_budget_mode_switches_by_time_and_stops(splits, tmp_path):
         return ticks[0]
 
     hparams = with_overrides(TINY, time_budget_minutes=40 / 60)  # 40 fake seconds
-    _, result, _ = _train(splits, tmp_path, hparams, clock=clock)
+    _, result, log = _train(splits, tmp_path, hparams, clock=clock)
     rates = result.learning_rates
     assert 0 < len(rates) < 40 and result.elapsed_seconds >= 40
+    spent, returned, saved = map(float, re.search(  # the end of a budget run, timed on the same clock
+        r"budget spent ([\d.]+) s in; the fit returned ([\d.]+) s later, its checkpoint took ([\d.]+) s", log).groups())
+    assert 40 <= spent < 45 and returned > 0 and saved > 0 and spent + returned + saved <= result.elapsed_seconds
     assert rates[0] == 0.1 and rates[-1] == pytest.approx(0.001)
     assert sorted(set(rates), reverse=True) == pytest.approx([0.1, 0.01, 0.001])
     assert rates == sorted(rates, reverse=True)
@@ -124,12 +127,16 @@ def test_budget_resume_counts_time_already_spent(splits, tmp_path):
     # First attempt: stopped after 20 fake seconds with its checkpoint (like a crash after a save).
     _, first, _ = _train(splits, tmp_path, with_overrides(TINY, time_budget_minutes=20 / 60), clock=clock)
     assert first.elapsed_seconds >= 20
-    # Same checkpoint folder, 40-second budget: half of it is already spent, so it resumes past the first drop.
-    _, second, log = _train(splits, tmp_path, with_overrides(TINY, time_budget_minutes=40 / 60), clock=clock)
+    # Same checkpoint folder, a budget of which the first attempt spent about 60 %: past the first drop (at half),
+    # short of the second (at three quarters). Sized from what the first attempt read off the clock, whose fake
+    # seconds are clock reads, so the test does not depend on how many reads a step makes.
+    second_budget = first.elapsed_seconds / 0.6
+    _, second, log = _train(splits, tmp_path, with_overrides(TINY, time_budget_minutes=second_budget / 60),
+                            clock=clock)
     assert second.resumed_from_step == first.steps_done > 0
     assert "s already trained" in log
     assert second.learning_rates[0] == pytest.approx(0.01)
-    assert second.elapsed_seconds >= 40
+    assert second.elapsed_seconds >= second_budget
 
 
 @pytest.mark.parametrize("override", [

@@ -33,6 +33,7 @@ class StepScheduleController(keras.callbacks.Callback):
         self.warmup_fraction = warmup_fraction
         self.writer = writer
         self.rates: List[float] = []  # learning rate of each step run by this callback
+        self.stopped_at: Optional[float] = None  # the clock's elapsed seconds when it asked the fit to stop
         self._rate = initial_rate
 
     def _step(self) -> int:
@@ -55,6 +56,7 @@ class StepScheduleController(keras.callbacks.Callback):
                     if logs and key in logs:
                         tf.summary.scalar(key, logs[key])
         if self.clock.finished(step):
+            self.stopped_at = self.clock.elapsed()
             self.model.stop_training = True
 
 
@@ -98,14 +100,17 @@ class ProgressLogger(keras.callbacks.Callback):
 
 
 class EpochCheckpoint(keras.callbacks.Callback):
-    """Saves the run's checkpoint (model, optimizer, elapsed time) at every epoch end."""
+    """Saves the run's checkpoint (model, optimizer, elapsed time) at every epoch end, except the end of
+    an epoch cut short by a stop: whoever fits saves once after the fit returns (a budget run's last
+    seconds go to one save, not two of the same step)."""
 
     def __init__(self, save: Callable[[], str]) -> None:
         super().__init__()
         self.save = save
 
     def on_epoch_end(self, epoch: int, logs: Optional[Dict] = None) -> None:
-        self.save()
+        if not self.model.stop_training:
+            self.save()
 
 
 class PhaseEnd(keras.callbacks.Callback):

@@ -347,7 +347,12 @@ class _Fitting:
         callbacks.extend(self.extra_callbacks)
         started = self.clock()
         history = self._fit_phases(hparams, model, run_clock, callbacks)
+        returned = run_clock.elapsed()
         save()
+        if controller.stopped_at is not None and run_clock.by_time:  # where a budget run's end goes
+            self.stream.write(f"budget spent {controller.stopped_at:.1f} s in; the fit returned "
+                              f"{returned - controller.stopped_at:.1f} s later, its checkpoint took "
+                              f"{run_clock.elapsed() - returned:.1f} s\n")
         return _Fitted(model=model, run_clock=run_clock, start_step=start_step, seconds=self.clock() - started,
                        learning_rates=controller.rates, history=history)
 
