@@ -97,13 +97,17 @@ def merged(table: List[Dict[str, object]], point: Dict[str, object]) -> List[Dic
 
 
 def plot(table: List[Dict[str, object]], png: str, goal: Optional[float] = 0.90) -> None:
-    """Accuracy against budget, one line per profile, each point labelled with its date."""
+    """Accuracy against budget, one line per profile, each point labelled with its date: above the point when
+    it is the best at its budget, below otherwise, so that labels of one budget do not overlap."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(figsize=(7, 4.5))
+    figure, axes = plt.subplots(figsize=(7, 6))
+    best_at = {}  # budget -> highest accuracy at it
+    for row in table:
+        best_at[row["minutes"]] = max(best_at.get(row["minutes"], 0.0), row["test_accuracy"])
     for profile, label in LABELS.items():
         rows = [row for row in table if row["profile"] == profile]
         if not rows:
@@ -113,11 +117,11 @@ def plot(table: List[Dict[str, object]], png: str, goal: Optional[float] = 0.90)
             network = f"{network_of(row)}, " if network_of(row) else ""
             axes.annotate(f"{100 * row['test_accuracy']:.2f} %\n{network}{row['date']}",
                           (row["minutes"], 100 * row["test_accuracy"]), textcoords="offset points",
-                          xytext=(4, -22), fontsize=7)
+                          xytext=(4, 6) if row["test_accuracy"] == best_at[row["minutes"]] else (4, -22), fontsize=7)
     minutes = [row["minutes"] for row in table]
     accuracies = [100 * row["test_accuracy"] for row in table]
     axes.set_xlim(0, max(minutes) * 1.25)  # room for the last point's label
-    axes.set_ylim(min(accuracies) - 5, max(accuracies + [100 * (goal or 0)]) + 1)
+    axes.set_ylim(min(accuracies) - 5, max(accuracies + [100 * (goal or 0)]) + 4)  # room above for the best labels
     if goal is not None:
         axes.axhline(100 * goal, color="grey", linestyle=":", label=f"goal {100 * goal:.0f} % at 30 min")
     axes.set_xlabel("training budget (minutes, 2 CPU cores; probe included)")
@@ -125,7 +129,7 @@ def plot(table: List[Dict[str, object]], png: str, goal: Optional[float] = 0.90)
     axes.set_title("CIFAR-10 50k/10k: accuracy by wall-clock budget (`cifar-tfx run --time-budget-minutes N`)",
                    fontsize=9)
     axes.grid(alpha=0.3)
-    axes.legend(fontsize=8, loc="lower right")
+    axes.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=1)  # below: no point hidden
     figure.tight_layout()
     os.makedirs(os.path.dirname(png) or ".", exist_ok=True)
     figure.savefig(png, dpi=110)
