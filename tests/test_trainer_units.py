@@ -8,7 +8,7 @@ tf = pytest.importorskip("tensorflow")
 from cifar_tfx.trainer.augment import augment_batch, crop_and_flip, cutout_mask  # noqa: E402
 from cifar_tfx.trainer.budget import (RECHECK_TOLERANCE, choose_network, predict_throughput, recheck_network,  # noqa: E402
                                       small_crop_gain)
-from cifar_tfx.trainer.callbacks import EpochCheckpoint, ThroughputCheck  # noqa: E402
+from cifar_tfx.trainer.callbacks import ThroughputCheck  # noqa: E402
 from cifar_tfx.trainer.hparams import (BUDGET, DEMO, FULL, HParams, get_profile, profile_for_dataset,  # noqa: E402
                                        with_overrides, with_training_length)
 from cifar_tfx.trainer.model import (build_network, build_resnet, build_resnet9, shifted,  # noqa: E402
@@ -231,17 +231,6 @@ def test_throughput_check_is_skipped_when_a_restart_would_waste_too_much():
     check.on_epoch_end(0)
     _drive_from(check, now, 1, 100, 0.5)
     assert not calls and not check.model.stop_training and check.images_per_second is None
-
-
-def test_epoch_checkpoint_saves_whole_epochs_and_leaves_a_stopped_one_to_the_fits_own_save():
-    saves = []
-    callback = EpochCheckpoint(lambda: saves.append(len(saves)) or "ckpt")
-    callback.set_model(_Model())
-    callback.on_epoch_end(0)
-    callback.on_epoch_end(1)
-    callback.model.stop_training = True  # the budget ran out (or a phase ended) inside epoch 2
-    callback.on_epoch_end(2)
-    assert saves == [0, 1]
 
 
 def test_shifted_moves_the_image_and_fills_with_the_mean():

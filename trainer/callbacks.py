@@ -100,17 +100,14 @@ class ProgressLogger(keras.callbacks.Callback):
 
 
 class EpochCheckpoint(keras.callbacks.Callback):
-    """Saves the run's checkpoint (model, optimizer, elapsed time) at every epoch end, except the end of
-    an epoch cut short by a stop: whoever fits saves once after the fit returns (a budget run's last
-    seconds go to one save, not two of the same step)."""
+    """Saves the run's checkpoint (model, optimizer, elapsed time) at every epoch end."""
 
     def __init__(self, save: Callable[[], str]) -> None:
         super().__init__()
         self.save = save
 
     def on_epoch_end(self, epoch: int, logs: Optional[Dict] = None) -> None:
-        if not self.model.stop_training:
-            self.save()
+        self.save()
 
 
 class PhaseEnd(keras.callbacks.Callback):
