@@ -126,6 +126,9 @@ def test_budget_picks_the_deepest_network_that_sees_enough_images():
     # nothing sees enough: the shallowest trains, and the log says so
     tiny = choose_network(measured, 60_000, 60, 1_000_000)
     assert tiny.value == 8 and "none sees what it needs" in tiny.reason()
+    # a probe longer than the budget leaves no time, and the log does not claim a negative amount
+    overspent = choose_network(measured, 60_000, -18.0, 1_000_000)
+    assert overspent.value == 8 and "in the 0.0 min left" in overspent.reason()
 
 
 def test_small_crops_count_as_images_in_the_depth_choice():

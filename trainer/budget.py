@@ -106,7 +106,8 @@ class NetworkChoice:
         why = ("the largest that sees what it needs" if seen >= ladder.images_needed(self.value, self.min_images)
                else "none sees what it needs: the smallest")
         crops = f" (small crops counted, x{self.image_gain:.2f})" if self.image_gain != 1.0 else ""
-        return (f"probe: {probed}; images seen in the {self.seconds_left / 60:.1f} min left{crops} of those needed "
+        minutes_left = max(self.seconds_left, 0.0) / 60    # a probe longer than the budget leaves none, not less
+        return (f"probe: {probed}; images seen in the {minutes_left:.1f} min left{crops} of those needed "
                 f"({label(ladder.reference)} {self.min_images / 1e6:.2f}M, scaled by {ladder.knob}): {table} "
                 f"-> {self.network} ({why}; {seen / self.train_examples:.0f} epochs)")
 
