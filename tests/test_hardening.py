@@ -430,18 +430,48 @@ def test_predict_bad_arguments_are_one_error_line(tmp_path, capsys, args, messag
     assert re.search(message, err), err
 
 
-def test_decompression_bomb_header_is_refused_before_decoding(tmp_path, capsys):
+@pytest.mark.parametrize("side", [5000, 30000])  # over our limit only; over PIL's own limit too
+def test_decompression_bomb_header_is_refused_before_decoding(tmp_path, capsys, side):
     import struct
 
     def chunk(kind, data):
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
-    header = chunk(b"IHDR", struct.pack(">IIBBBBB", 30000, 30000, 8, 2, 0, 0, 0))
+    header = chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 8, 2, 0, 0, 0))
     path = tmp_path / "bomb.png"
     path.write_bytes(b"\x89PNG\r\n\x1a\n" + header + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b""))
     code = main(["predict", str(path), "--resize", "--print-request"])
-    assert code == EXIT_BAD_INPUT
-    assert re.search("declares 30000x30000 pixels|decompression bomb", capsys.readouterr().err)
+    err = capsys.readouterr().err
+    assert code == EXIT_BAD_INPUT and err.count("\n") == 1, err
+    assert re.search(r"bomb.png declares .*pixels.*; refused before decoding", err), err
+
+
+def _make_not_an_image(path, kind):
+    if kind == "folder":
+        path.mkdir()
+    elif kind == "fifo":
+        os.mkfifo(path)  # reading it would wait forever for a writer
+    elif kind == "sparse":
+        with open(path, "wb") as handle:  # 1 GiB on paper, nothing on disk; reading it would take the memory
+            handle.truncate(2**30)
+    else:
+        path.write_bytes({"empty": b"", "text": b"hello"}[kind])
+
+
+@pytest.mark.parametrize("kind, message", [
+    ("empty", "is not a readable image: the file is empty"),
+    ("text", "is not a readable image: not a format PIL recognises"),
+    ("folder", "is a folder, not an image file"),
+    ("fifo", "is not a regular file"),
+    ("sparse", "holds 1,073,741,824 bytes, more than any image of at most 16,777,216 pixels"),
+])
+def test_an_image_that_is_not_one_is_one_line_naming_the_file(tmp_path, capsys, kind, message):
+    path = tmp_path / "cat.png"
+    _make_not_an_image(path, kind)
+    code = main(["predict", str(path), "--print-request"])
+    err = capsys.readouterr().err
+    assert code == EXIT_BAD_INPUT and err.count("\n") == 1, err
+    assert f"cat.png {message}" in err and "BytesIO" not in err, err
 
 
 def test_ctrl_c_is_one_line_and_exit_130(monkeypatch, capsys):

@@ -12,6 +12,7 @@ from cifar_tfx.data.errors import DataError
 
 
 MAX_PIXELS = 4096 * 4096  # larger images are refused from their header, before decoding
+MAX_FILE_BYTES = 128 * 2**20  # above any PNG of MAX_PIXELS (16M pixels x 4 bytes, stored uncompressed); not read
 
 
 def load_images(paths: Sequence[str], size: Tuple[int, int] = (32, 32), resize: bool = False) -> List[bytes]:
@@ -23,18 +24,7 @@ def load_images(paths: Sequence[str], size: Tuple[int, int] = (32, 32), resize: 
     """
     encoded = []
     for path in paths:
-        if not os.path.isfile(path):
-            raise DataError(f"no such image file: {path}")
-        with open(path, "rb") as handle:
-            data = handle.read()
-        try:
-            image = Image.open(io.BytesIO(data))  # reads the header only
-            if image.width * image.height > MAX_PIXELS:
-                raise DataError(f"{path} declares {image.width}x{image.height} pixels, more than "
-                                f"{MAX_PIXELS:,}; refused before decoding")
-            image.load()
-        except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as err:
-            raise DataError(f"{path} is not a readable image: {err}") from err
+        image, data = _open_image(path)
         if image.size == size and image.format in ("PNG", "JPEG"):
             encoded.append(data)
         elif resize:
@@ -45,3 +35,35 @@ def load_images(paths: Sequence[str], size: Tuple[int, int] = (32, 32), resize: 
             raise DataError(f"{path} is a {image.size[0]}x{image.size[1]} {image.format}; the model takes "
                             f"{size[0]}x{size[1]} PNG or JPEG (pass --resize to convert)")
     return encoded
+
+
+def _open_image(path: str) -> Tuple[Image.Image, bytes]:
+    """The decoded image at ``path`` and its file's bytes; a :class:`DataError` naming the file if it is
+    not a regular file, is empty or larger than :data:`MAX_FILE_BYTES`, is not an image PIL knows, declares
+    more than :data:`MAX_PIXELS`, or is damaged."""
+    if os.path.isdir(path):
+        raise DataError(f"{path} is a folder, not an image file")
+    if not os.path.exists(path):
+        raise DataError(f"no such image file: {path}")
+    if not os.path.isfile(path):
+        raise DataError(f"{path} is not a regular file (a device or a pipe?), not an image file")
+    if os.path.getsize(path) > MAX_FILE_BYTES:
+        raise DataError(f"{path} holds {os.path.getsize(path):,} bytes, more than any image of at most "
+                        f"{MAX_PIXELS:,} pixels ({MAX_FILE_BYTES:,}); refused before reading")
+    with open(path, "rb") as handle:
+        data = handle.read()
+    if not data:
+        raise DataError(f"{path} is not a readable image: the file is empty")
+    try:
+        image = Image.open(io.BytesIO(data))  # reads the header only
+        if image.width * image.height > MAX_PIXELS:
+            raise DataError(f"{path} declares {image.width}x{image.height} pixels, more than "
+                            f"{MAX_PIXELS:,}; refused before decoding")
+        image.load()
+    except UnidentifiedImageError as err:  # its message names an in-memory buffer, not the file
+        raise DataError(f"{path} is not a readable image: not a format PIL recognises (PNG or JPEG expected)") from err
+    except Image.DecompressionBombError as err:  # PIL refuses the header itself when far over its own limit
+        raise DataError(f"{path} declares more than {MAX_PIXELS:,} pixels; refused before decoding") from err
+    except OSError as err:
+        raise DataError(f"{path} is not a readable image: {err}") from err
+    return image, data
