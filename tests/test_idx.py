@@ -79,6 +79,21 @@ def test_an_archive_is_not_fashion_mnist(tmp_path):
         read_batches(str(path), spec=FASHION_MNIST)
 
 
+def test_a_folder_of_the_other_datasets_files_names_the_right_dataset(tmp_path):
+    fashion = write_idx_folder(tmp_path / "fashion")
+    with pytest.raises(MissingDataError, match=r"holds no cifar10 batches: .* \(it holds fashion_mnist data: "
+                                               r"--dataset fashion_mnist\)$"):
+        verify(fashion)
+    cifar = tmp_path / "cifar" / "cifar-10-batches-py"
+    cifar.mkdir(parents=True)
+    (cifar / "data_batch_1").write_bytes(b"")
+    with pytest.raises(MissingDataError, match=r"holds no fashion_mnist IDX files: .* \(it holds cifar10 data: "
+                                               r"--dataset cifar10\)$"):
+        verify(str(tmp_path / "cifar"), FASHION_MNIST)
+    with pytest.raises(MissingDataError, match=r"holds no cifar10 batches: [^(]*$"):  # no hint when nothing is there
+        verify(str(tmp_path))
+
+
 @pytest.mark.skipif(not os.path.isdir(REAL), reason="apt package dataset-fashion-mnist is not installed")
 def test_real_fashion_mnist():
     summary = verify(REAL, FASHION_MNIST)

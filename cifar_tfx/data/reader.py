@@ -22,12 +22,12 @@ import gzip
 import posixpath
 import tarfile
 import zlib
-from typing import Callable, Dict, Iterable, Iterator, List, Sequence, Tuple, TypeVar
+from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, TypeVar
 
 import numpy as np
 
 from cifar_tfx import storage
-from cifar_tfx.data.datasets import CIFAR10, SPLITS, DatasetSpec
+from cifar_tfx.data.datasets import CIFAR10, DATASETS, SPLITS, DatasetSpec
 from cifar_tfx.data.errors import (
     CorruptArchiveError,
     DataError,
@@ -87,21 +87,29 @@ def detect_source(path: str, spec: DatasetSpec = CIFAR10) -> Source:
 
 
 def _detect_folder(path: str, spec: DatasetSpec) -> Source:
+    source = _find_in_folder(path, spec)
+    if source is not None:
+        return source
+    others = [other.name for other in DATASETS.values() if other is not spec and _find_in_folder(path, other)]
+    hint = f" (it holds {others[0]} data: --dataset {others[0]})" if others else ""
     if "idx" in spec.formats:
-        if idx.has_idx_files(path, spec):
-            return Source(kind="folder", fmt="idx", root=path)
         names = ", ".join(f"{name}[.gz]" for split in SPLITS for name in spec.idx_files[split])
-        raise MissingDataError(f"{path} holds no {spec.name} IDX files: expected {names}")
-    candidates = [path] + [storage.join(path, spec.folder(fmt)) for fmt in spec.formats]
-    for folder in candidates:
-        for fmt in spec.formats:
-            first = spec.members(fmt, "train")[0]
-            if storage.isfile(storage.join(folder, first)):
-                return Source(kind="folder", fmt=fmt, root=folder)
+        raise MissingDataError(f"{path} holds no {spec.name} IDX files: expected {names}{hint}")
     raise MissingDataError(
         f"{path} holds no {spec.name} batches: expected {spec.python_train_members[0]} "
-        f"or {spec.binary_train_members[0]} in it or in {spec.python_folder}/ or {spec.binary_folder}/"
+        f"or {spec.binary_train_members[0]} in it or in {spec.python_folder}/ or {spec.binary_folder}/{hint}"
     )
+
+
+def _find_in_folder(path: str, spec: DatasetSpec) -> Optional[Source]:
+    """The folder source of ``spec``'s files in ``path`` (or in its layout's sub-folder), or None."""
+    if "idx" in spec.formats:
+        return Source(kind="folder", fmt="idx", root=path) if idx.has_idx_files(path, spec) else None
+    for folder in [path] + [storage.join(path, spec.folder(fmt)) for fmt in spec.formats]:
+        for fmt in spec.formats:
+            if storage.isfile(storage.join(folder, spec.members(fmt, "train")[0])):
+                return Source(kind="folder", fmt=fmt, root=folder)
+    return None
 
 
 def _detect_archive_format(path: str, spec: DatasetSpec) -> str:
