@@ -37,7 +37,7 @@ from cifar_tfx.pipeline.component_ids import (COMPONENT_IDS, EVALUATOR, EXAMPLE_
                                              TRAINER, TRANSFORM)
 from cifar_tfx.data.datasets import DEFAULT_DATASET, DatasetSpec
 from cifar_tfx.kubeflow.task_entrypoint import TFX_ENTRYPOINT
-from cifar_tfx.serving.model_config import check_base_path
+from cifar_tfx.serving.model_config import check_base_path, check_model_name
 from cifar_tfx.trainer.hparams import HParams, run_parameter_fields, run_parameter_value
 
 TARGETS = ("kfp", "vertex")
@@ -86,6 +86,17 @@ DATA_PATH_PARAMETER = "data_path"
 FINGERPRINT_PARAMETER = "data_fingerprint"
 K8S_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?")  # a DNS subdomain: PVC and Secret names
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# A container image reference as the kubelet parses it (grammar in distribution/reference's reference.go:
+# [domain '/'] path [':' tag] ['@' digest]); a pod with anything else fails with InvalidImageName.
+_DOMAIN_PART = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+_PATH_PART = r"[a-z0-9]+(?:(?:[_.]|__|-+)[a-z0-9]+)*"
+_DIGEST = r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}"
+IMAGE_REFERENCE = re.compile(
+    rf"(?:{_DOMAIN_PART}(?:\.{_DOMAIN_PART})*(?::[0-9]+)?/)?{_PATH_PART}(?:/{_PATH_PART})*"
+    rf"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{{0,127}})?(?:@{_DIGEST})?")
+# Set by the image (kubeflow/Dockerfile) and needed as they are: TensorFlow Transform needs Keras 2, and the
+# project's commands are found on the image's PATH.
+IMAGE_ENV = ("TF_USE_LEGACY_KERAS", "PATH")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -177,6 +188,10 @@ class KubeflowTarget:
     def __post_init__(self) -> None:
         if self.target not in TARGETS:
             raise ValueError(f"target must be one of {TARGETS}, got {self.target!r}")
+        if not IMAGE_REFERENCE.fullmatch(self.image) or len(self.image) > 255:
+            raise ValueError(f"image {self.image!r} is not a container image reference "
+                             "([registry/]path[:tag][@sha256:digest], the path in lower case)")
+        check_model_name(self.model_name)
         check_pipeline_root(self.pipeline_root, self.target)
         if self.trainer_gpus < 0:
             raise ValueError("trainer_gpus must be >= 0")
@@ -225,6 +240,8 @@ class KubeflowTarget:
                 raise ValueError(f"{name!r} is not an environment variable name")
         if len(set(variables)) < len(variables):
             raise ValueError(f"an environment variable is set twice: {sorted(variables)}")
+        for name in set(variables) & set(IMAGE_ENV):
+            raise ValueError(f"{name} is set by the image (kubeflow/Dockerfile) and the tasks need it as it is")
 
     @property
     def accelerator_type(self) -> str:
@@ -255,7 +272,8 @@ def check_gpu_type(gpu_type: str, target: str) -> None:
     if target == "kfp":
         if not RESOURCE_NAME.fullmatch(gpu_type):
             raise ValueError(f"--gpu-type {gpu_type!r}: --target kfp requests it as a Kubernetes resource, "
-                             "e.g. nvidia.com/gpu or amd.com/gpu (Vertex's NVIDIA_TESLA_T4 names are for --target vertex)")
+                             "e.g. nvidia.com/gpu or amd.com/gpu (Vertex's NVIDIA_TESLA_T4 names are for "
+                             "--target vertex)")
         return
     import warnings
 

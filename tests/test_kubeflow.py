@@ -231,12 +231,27 @@ def test_budget_profile_defaults_to_its_budget(tmp_path):
     ({"secret_env": (SecretEnv("AWS_KEY", "s", "k"), SecretEnv("AWS_KEY", "t", "k"))}, "set twice"),
     ({"target": "vertex", "secret_env": (SecretEnv("V", "s", "k"),)}, "only for --target kfp"),
     ({"env": (("1BAD", "x"),)}, "not an environment variable name"),
+    ({"env": (("TF_USE_LEGACY_KERAS", "0"),)}, "set by the image"),
+    ({"secret_env": (SecretEnv("PATH", "s", "k"),)}, "set by the image"),
+    # a pod fails with InvalidImageName, or a push fails after training: refused when the spec is written
+    ({"image": ""}, "is not a container image reference"),
+    ({"image": "registry.example/cifar-tfx:1 ;rm"}, "is not a container image reference"),
+    ({"image": "registry.example/Cifar-TFX:1"}, "the path in lower case"),
+    ({"image": "registry.example/cifar-tfx:"}, "is not a container image reference"),
+    ({"model_name": "a b"}, "model name 'a b' is not usable"),
 ])
 def test_targets_refuse_settings_that_cannot_run(fields, message):
     values = dict(image="i", pipeline_root="gs://b/r", data_path="gs://b/d.tar.gz", serving_dir="gs://b/m")
     values.update(fields)
     with pytest.raises(ValueError, match=message):
         KubeflowTarget(**values)
+
+
+@pytest.mark.parametrize("image", ["cifar-tfx", "localhost:5000/cifar-tfx:dev", "Registry.Example:443/a/b_c/d:v1.2-rc",
+                                   "gcr.io/proj/cifar-tfx@sha256:" + "0" * 64])
+def test_targets_take_every_form_of_image_reference(image):
+    target = KubeflowTarget(image=image, pipeline_root="gs://b/r", data_path="gs://b/d", serving_dir="gs://b/m")
+    assert target.image == image
 
 
 def test_volume_names_follow_kubernetes_rules():
