@@ -89,3 +89,13 @@ def test_build_context_leaves_out_heavy_and_local_folders():
         assert not ignored(needed), needed
     for copied in re.findall(r"^COPY (?!--from)(\S+)", DOCKERFILE, re.M):
         assert (REPO / copied).exists(), copied
+
+
+def test_the_variables_a_spec_may_not_override_are_the_ones_the_image_sets():
+    from cifar_tfx.kubeflow.compiler import IMAGE_ENV
+
+    text = DOCKERFILE.replace("\\\n", " ")
+    final_stage = text[text.rindex("\nFROM "):]
+    set_by_image = {name for line in final_stage.splitlines() if line.startswith("ENV ")
+                    for name in re.findall(r"([A-Za-z_][A-Za-z0-9_]*)=", line)}
+    assert set(IMAGE_ENV) <= set_by_image, sorted(set_by_image)
