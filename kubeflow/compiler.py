@@ -92,8 +92,9 @@ _DOMAIN_PART = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
 _PATH_PART = r"[a-z0-9]+(?:(?:[_.]|__|-+)[a-z0-9]+)*"
 _DIGEST = r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}"
 IMAGE_REFERENCE = re.compile(
-    rf"(?:{_DOMAIN_PART}(?:\.{_DOMAIN_PART})*(?::[0-9]+)?/)?{_PATH_PART}(?:/{_PATH_PART})*"
+    rf"(?P<name>(?:{_DOMAIN_PART}(?:\.{_DOMAIN_PART})*(?::[0-9]+)?/)?{_PATH_PART}(?:/{_PATH_PART})*)"
     rf"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{{0,127}})?(?:@{_DIGEST})?")
+IMAGE_NAME_MAX = 255  # the name, without tag or digest (NameTotalLengthMax in reference.go)
 # Set by the image (kubeflow/Dockerfile) and needed as they are: TensorFlow Transform needs Keras 2, and the
 # project's commands are found on the image's PATH.
 IMAGE_ENV = ("TF_USE_LEGACY_KERAS", "PATH")
@@ -188,7 +189,8 @@ class KubeflowTarget:
     def __post_init__(self) -> None:
         if self.target not in TARGETS:
             raise ValueError(f"target must be one of {TARGETS}, got {self.target!r}")
-        if not IMAGE_REFERENCE.fullmatch(self.image) or len(self.image) > 255:
+        reference = IMAGE_REFERENCE.fullmatch(self.image)
+        if not reference or len(reference["name"]) > IMAGE_NAME_MAX:
             raise ValueError(f"image {self.image!r} is not a container image reference "
                              "([registry/]path[:tag][@sha256:digest], the path in lower case)")
         check_model_name(self.model_name)
@@ -240,8 +242,10 @@ class KubeflowTarget:
                 raise ValueError(f"{name!r} is not an environment variable name")
         if len(set(variables)) < len(variables):
             raise ValueError(f"an environment variable is set twice: {sorted(variables)}")
-        for name in set(variables) & set(IMAGE_ENV):
-            raise ValueError(f"{name} is set by the image (kubeflow/Dockerfile) and the tasks need it as it is")
+        overridden = sorted(set(variables) & set(IMAGE_ENV))
+        if overridden:
+            raise ValueError(f"{', '.join(overridden)}: set by the image (kubeflow/Dockerfile), and the tasks need "
+                             "them as they are")
 
     @property
     def accelerator_type(self) -> str:

@@ -464,10 +464,15 @@ def _make_not_an_image(path, kind):
     ("folder", "is a folder, not an image file"),
     ("fifo", "is not a regular file"),
     ("sparse", "holds 1,073,741,824 bytes, more than any image of at most 16,777,216 pixels"),
+    ("under_a_file", "cannot be read: Not a directory"),
 ])
 def test_an_image_that_is_not_one_is_one_line_naming_the_file(tmp_path, capsys, kind, message):
     path = tmp_path / "cat.png"
-    _make_not_an_image(path, kind)
+    if kind == "under_a_file":  # a path through a file: …/photo.jpg/cat.png
+        (tmp_path / "photo.jpg").write_bytes(b"")
+        path = tmp_path / "photo.jpg" / "cat.png"
+    else:
+        _make_not_an_image(path, kind)
     code = main(["predict", str(path), "--print-request"])
     err = capsys.readouterr().err
     assert code == EXIT_BAD_INPUT and err.count("\n") == 1, err

@@ -238,6 +238,7 @@ def test_budget_profile_defaults_to_its_budget(tmp_path):
     ({"image": "registry.example/cifar-tfx:1 ;rm"}, "is not a container image reference"),
     ({"image": "registry.example/Cifar-TFX:1"}, "the path in lower case"),
     ({"image": "registry.example/cifar-tfx:"}, "is not a container image reference"),
+    ({"image": "r/" + "a" * 254}, "is not a container image reference"),  # a name over 255 characters
     ({"model_name": "a b"}, "model name 'a b' is not usable"),
 ])
 def test_targets_refuse_settings_that_cannot_run(fields, message):
@@ -248,7 +249,8 @@ def test_targets_refuse_settings_that_cannot_run(fields, message):
 
 
 @pytest.mark.parametrize("image", ["cifar-tfx", "localhost:5000/cifar-tfx:dev", "Registry.Example:443/a/b_c/d:v1.2-rc",
-                                   "gcr.io/proj/cifar-tfx@sha256:" + "0" * 64])
+                                   "gcr.io/proj/cifar-tfx@sha256:" + "0" * 64,
+                                   "r/" + "a" * 253 + ":1@sha256:" + "0" * 64])  # the 255 limit is the name's
 def test_targets_take_every_form_of_image_reference(image):
     target = KubeflowTarget(image=image, pipeline_root="gs://b/r", data_path="gs://b/d", serving_dir="gs://b/m")
     assert target.image == image

@@ -316,7 +316,7 @@ class _Fitting:
             model = build_and_compile(hparams, self.dataset, self.runtime, stem_kernel=self.stem_kernel)
             elapsed_var = tf.Variable(0.0, dtype=tf.float64, trainable=False, name="elapsed_seconds")
             checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer, elapsed_seconds=elapsed_var)
-        manager = tf.train.CheckpointManager(checkpoint, self.checkpoint_dir, max_to_keep=2)
+        manager = tf.train.CheckpointManager(checkpoint, self.checkpoint_dir, max_to_keep=2, checkpoint_name="ckpt")
         if manager.latest_checkpoint:
             checkpoint.restore(manager.latest_checkpoint).expect_partial()
         start_step = int(model.optimizer.iterations.numpy())
@@ -336,7 +336,7 @@ class _Fitting:
         def save() -> str:
             """Checkpoint the current step once: the fit's last epoch end may have saved it already."""
             step = int(model.optimizer.iterations.numpy())
-            if manager.latest_checkpoint and manager.latest_checkpoint.endswith(f"ckpt-{step}"):
+            if manager.latest_checkpoint and os.path.basename(manager.latest_checkpoint) == f"ckpt-{step}":
                 return manager.latest_checkpoint
             elapsed_var.assign(run_clock.elapsed())
             return manager.save(checkpoint_number=step)

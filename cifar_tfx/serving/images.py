@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 from typing import List, Sequence, Tuple
 
 from PIL import Image, UnidentifiedImageError
@@ -41,14 +42,18 @@ def _open_image(path: str) -> Tuple[Image.Image, bytes]:
     """The decoded image at ``path`` and its file's bytes; a :class:`DataError` naming the file if it is
     not a regular file, is empty or larger than :data:`MAX_FILE_BYTES`, is not an image PIL knows, declares
     more than :data:`MAX_PIXELS`, or is damaged."""
-    if os.path.isdir(path):
+    try:
+        status = os.stat(path)
+    except FileNotFoundError:
+        raise DataError(f"no such image file: {path}") from None
+    except OSError as err:  # a component of the path is a file, or is not ours to search
+        raise DataError(f"{path} cannot be read: {err.strerror}") from err
+    if stat.S_ISDIR(status.st_mode):
         raise DataError(f"{path} is a folder, not an image file")
-    if not os.path.exists(path):
-        raise DataError(f"no such image file: {path}")
-    if not os.path.isfile(path):
+    if not stat.S_ISREG(status.st_mode):
         raise DataError(f"{path} is not a regular file (a device or a pipe?), not an image file")
-    if os.path.getsize(path) > MAX_FILE_BYTES:
-        raise DataError(f"{path} holds {os.path.getsize(path):,} bytes, more than any image of at most "
+    if status.st_size > MAX_FILE_BYTES:
+        raise DataError(f"{path} holds {status.st_size:,} bytes, more than any image of at most "
                         f"{MAX_PIXELS:,} pixels ({MAX_FILE_BYTES:,}); refused before reading")
     with open(path, "rb") as handle:
         data = handle.read()
