@@ -38,7 +38,7 @@ from cifar_tfx.data.errors import (
 )
 from cifar_tfx.data import idx
 from cifar_tfx.data.read_ahead import ReadAhead
-from cifar_tfx.data.safe_pickle import safe_loads
+from cifar_tfx.data.safe_pickle import describe, safe_loads
 
 Parsed = TypeVar("Parsed")
 
@@ -284,7 +284,8 @@ def parse_python_batch(raw: bytes, spec: DatasetSpec, where: str) -> Batch:
         raise RecordError(f"{where}: batch pickle holds {type(obj).__name__}, expected a dict")
     batch = {(k.decode("latin1") if isinstance(k, bytes) else k): v for k, v in obj.items()}
     if "data" not in batch or "labels" not in batch:
-        raise RecordError(f"{where}: batch lacks 'data' or 'labels' (keys: {sorted(map(str, batch))})")
+        keys = ", ".join(describe(key, 20) for key in list(batch)[:8]) + (", ..." if len(batch) > 8 else "")
+        raise RecordError(f"{where}: batch lacks 'data' or 'labels' (keys: {keys})")
     data, labels = batch["data"], batch["labels"]
     if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != spec.image_bytes:
         shape = getattr(data, "shape", None)
