@@ -18,6 +18,15 @@ each ``minio://`` or ``s3://`` artifact URI is its launcher path, runs TFX's
 entrypoint on it, then puts the object-store URIs back into the ``ExecutorOutput``
 file, so the launcher uploads from the local paths and records the bucket URIs.
 ``gs://`` URIs are left alone: TensorFlow reads and writes them itself.
+
+The backend may add outputs of its own. Since KFP 2.5.0 the default install publishes each task's
+logs: the driver adds an output ``executor-logs`` of type ``system.Artifact`` to every container
+task's ``ExecutorInput`` (``provisionOutputs`` in backend/src/v2/driver/driver.go, 2.5.0 to 2.17.0),
+which the launcher itself writes and uploads (``getLogWriter``, launcher_v2.go). TFX would try to
+import a class for every output and fail on ``system.Artifact``, so only the outputs typed with a TFX
+artifact type (``tfx.<Type>``, as TFX's compiler declares every output) reach TFX; the others are
+left to the launcher, which keeps the ``ExecutorInput``'s URI for an output the ``ExecutorOutput``
+does not name (``uploadOutputArtifacts``).
 """
 
 from __future__ import annotations
@@ -39,6 +48,33 @@ def launcher_path(uri: str) -> Optional[str]:
         if uri.startswith(prefix):
             return folder + uri[len(prefix):]
     return None
+
+
+TFX_TYPE_PREFIX = "tfx."
+
+
+def artifact_type_title(artifact_type: Mapping[str, Any]) -> str:
+    """The type's name: its ``schemaTitle``, or the ``title:`` line of its ``instanceSchema`` (how TFX's
+    compiler writes every artifact type)."""
+    if artifact_type.get("schemaTitle"):
+        return str(artifact_type["schemaTitle"])
+    for line in str(artifact_type.get("instanceSchema", "")).splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "title":
+            return value.strip()
+    return ""
+
+
+def set_aside_backend_outputs(executor_input: Dict[str, Any]) -> List[str]:
+    """Remove from ``executor_input`` (in place) the outputs whose type is not a TFX type: the backend's
+    own, such as KFP 2.5's ``executor-logs``. Return their names."""
+    outputs = executor_input.get("outputs", {}).get("artifacts", {})
+    backend_owned = sorted(name for name, artifact_list in outputs.items()
+                           if not all(artifact_type_title(artifact.get("type", {})).startswith(TFX_TYPE_PREFIX)
+                                      for artifact in artifact_list.get("artifacts", [])))
+    for name in backend_owned:
+        del outputs[name]
+    return backend_owned
 
 
 def localize(executor_input: Dict[str, Any]) -> Dict[str, str]:
@@ -83,6 +119,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
 
     arguments, at = split_invocation(sys.argv[1:] if argv is None else argv)
     executor_input = json.loads(arguments[at])
+    set_aside_backend_outputs(executor_input)
     original_uri = localize(executor_input)
     arguments[at] = json.dumps(executor_input)
     output_file = executor_input.get("outputs", {}).get("outputFile", "")

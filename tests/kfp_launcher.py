@@ -15,6 +15,10 @@ what the KFP driver and launcher do for a container task (``backend/src/v2/drive
   path; after the command, each output's URI is merged from the ``ExecutorOutput``
   (``mergeRuntimeArtifacts``) and uploaded from its local path, and a URI with no
   local path fails the task (the real launcher would record it without uploading);
+* gives each task what the chosen backend release gives it (``kfp_releases``): the
+  ``executor-logs`` output the driver adds since 2.5.0, which the launcher fills with the
+  task's log and uploads; the ``ExecutorOutput`` file under the task root (2.15.0 and later)
+  or at the pod's ``/tmp/kfp_outputs/output_metadata.json`` (before);
 * builds the ``ExecutorInput``, substitutes it for the ``{{$}}`` placeholder in the
   container's arguments and runs the container's command and arguments, either
   inside the built image (:class:`ImageTasks`: ``buildah run`` as the image's user,
@@ -36,6 +40,8 @@ import tempfile
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import yaml
+
+from kfp_releases import EXECUTOR_LOGS, EXECUTOR_LOGS_TYPE, NEWEST, KfpRelease
 
 IMAGE_ENV = {"TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1"}  # kubeflow/Dockerfile
 
@@ -173,6 +179,9 @@ class FolderRoot:
     def __init__(self, folder: str) -> None:
         self.folder = folder
 
+    def local(self, uri: str) -> str:
+        return uri
+
     def task_root(self, task: str, salt: int) -> str:
         return os.path.join(self.folder, task, str(salt))
 
@@ -248,18 +257,23 @@ class LauncherRoot:
 def run_pipeline_spec(spec_path: str, pipeline_root: str, parameter_values: Optional[Mapping[str, Any]] = None,
                       timeout_per_task: float = 1800.0, log_dir: Optional[str] = None,
                       tasks_run_by=None, object_store: Optional[str] = None,
-                      cached: Optional[Mapping[str, Dict]] = None) -> Dict[str, Dict]:
+                      cached: Optional[Mapping[str, Dict]] = None, release: KfpRelease = NEWEST,
+                      only_tasks: Optional[Sequence[str]] = None) -> Dict[str, Dict]:
     """Execute every task; return each task's output artifacts (URI and metadata, as JSON dicts).
 
     ``pipeline_root``: a folder here, or a ``minio://``/``s3://`` URI whose objects live in the
     folder ``object_store``. ``tasks_run_by``: :class:`LocalTasks` (the default) or :class:`ImageTasks`.
     ``cached``: outputs of an earlier run for tasks KFP's cache would answer (they are not executed,
-    and later tasks get those artifacts, as after a cache hit).
+    and later tasks get those artifacts, as after a cache hit). ``release``: the backend release line
+    whose driver and launcher the run follows. ``only_tasks``: run these (and nothing after them).
     """
     tasks_run_by = tasks_run_by or LocalTasks()
     if object_store is None:
         root = FolderRoot(pipeline_root)
     else:
+        if not release.scratch_emptydirs:
+            raise TaskFailed(f"KFP {release.name} mounts no emptyDir at /minio: the launcher writes into the "
+                             "image's own folder (test_image_build checks the image user can)")
         root = LauncherRoot(pipeline_root, object_store)
         os.makedirs(object_store + "-pods", exist_ok=True)
     spec, platform = load_documents(spec_path)
@@ -274,6 +288,8 @@ def run_pipeline_spec(spec_path: str, pipeline_root: str, parameter_values: Opti
     outputs: Dict[str, Dict] = {}
     salts = iter(range(1, 10**6))
     for name in execution_order(spec):
+        if only_tasks is not None and name not in only_tasks:
+            continue
         if cached and name in cached:
             outputs[name] = cached[name]
             continue
@@ -294,6 +310,15 @@ def run_pipeline_spec(spec_path: str, pipeline_root: str, parameter_values: Opti
         for key, definition in component.get("outputDefinitions", {}).get("artifacts", {}).items():
             executor_input["outputs"]["artifacts"][key] = {"artifacts": [{
                 "name": key, "type": definition["artifactType"], "uri": f"{task_root}/{key}", "metadata": {}}]}
+        if release.executor_logs:  # provisionOutputs (driver.go) with PUBLISH_LOGS=true, the default install's
+            executor_input["outputs"]["artifacts"][EXECUTOR_LOGS] = {"artifacts": [{
+                "name": EXECUTOR_LOGS, "type": EXECUTOR_LOGS_TYPE, "uri": f"{task_root}/{EXECUTOR_LOGS}"}]}
+        pod_tmp = tempfile.mkdtemp(prefix="pod-tmp-")
+        if not release.output_file_in_task_root:
+            if object_store is not None:
+                raise TaskFailed(f"KFP {release.name} writes the ExecutorOutput under the pod's /tmp, which "
+                                 "this harness does not keep for image tasks: run them as the newest release")
+            executor_input["outputs"]["outputFile"] = os.path.join(pod_tmp, "kfp_outputs", "output_metadata.json")
         binds = root.before(task_root, executor_input)
         container = executor["container"]
         arguments = [json.dumps(executor_input) if part == "{{$}}" else part for part in container["args"]]
@@ -303,10 +328,18 @@ def run_pipeline_spec(spec_path: str, pipeline_root: str, parameter_values: Opti
         if log_dir:
             with open(os.path.join(log_dir, f"{name}.log"), "w") as log:
                 log.write(result.stdout + result.stderr)
+        if release.executor_logs:  # getLogWriter (launcher_v2.go): the launcher writes the log itself
+            log_uri = executor_input["outputs"]["artifacts"][EXECUTOR_LOGS]["artifacts"][0]["uri"]
+            log_path = root.output_file({"outputs": {"outputFile": root.local(log_uri)}})
+            os.makedirs(os.path.dirname(log_path), exist_ok=True)
+            with open(log_path, "w") as log:
+                log.write(result.stdout + result.stderr)
         if result.returncode != 0:
             raise TaskFailed(f"{name} exited {result.returncode}:\n{result.stderr[-3000:]}")
-        with open(root.output_file(executor_input)) as handle:
+        output_file = executor_input["outputs"]["outputFile"]
+        with open(output_file if output_file.startswith(pod_tmp) else root.output_file(executor_input)) as handle:
             produced = json.load(handle).get("artifacts", {})
+        shutil.rmtree(pod_tmp, ignore_errors=True)
         outputs[name] = {}
         for key, declared in executor_input["outputs"]["artifacts"].items():
             artifact = dict(declared["artifacts"][0])

@@ -11,6 +11,7 @@ import pytest
 
 pytest.importorskip("tfx")
 
+from kfp_releases import EXECUTOR_LOGS, EXECUTOR_LOGS_TYPE, RELEASES  # noqa: E402
 from tfx.dsl.components.base import base_executor  # noqa: E402
 
 from cifar_tfx.kubeflow import task_entrypoint  # noqa: E402
@@ -58,7 +59,8 @@ class CopyExecutor(base_executor.BaseExecutor):
         output_dict["copied"][0].set_int_custom_property("copied", 1)
 
 
-def test_a_tfx_executor_reads_and_writes_at_the_launcher_paths(tmp_path, monkeypatch):
+@pytest.mark.parametrize("release", RELEASES, ids=lambda release: release.name)
+def test_a_tfx_executor_reads_and_writes_at_the_launcher_paths(tmp_path, monkeypatch, release):
     # Stand-in for the pod's /minio emptyDir: the launcher has downloaded the input there.
     minio = tmp_path / "minio"
     monkeypatch.setitem(task_entrypoint.LAUNCHER_PATHS, "minio://", f"{minio}/")
@@ -69,6 +71,10 @@ def test_a_tfx_executor_reads_and_writes_at_the_launcher_paths(tmp_path, monkeyp
     output_file = tmp_path / "kfp_outputs" / "output_metadata.json"
     executor_input = _executor_input("minio://mlpipeline/root/ExampleGen/1/examples",
                                      "minio://mlpipeline/root/Copy/2/copied", str(output_file))
+    logs_uri = "minio://mlpipeline/root/Copy/2/executor-logs"
+    if release.executor_logs:  # the driver's own output: TFX has no class for system.Artifact
+        executor_input["outputs"]["artifacts"][EXECUTOR_LOGS] = {"artifacts": [{
+            "name": EXECUTOR_LOGS, "type": EXECUTOR_LOGS_TYPE, "uri": logs_uri}]}
     with pytest.raises(SystemExit) as ended:  # absl's app.run exits
         task_entrypoint.main(["--executor_class_path", f"{__name__}.CopyExecutor",
                               "--json_serialized_invocation_args", json.dumps(executor_input)])
@@ -78,6 +84,20 @@ def test_a_tfx_executor_reads_and_writes_at_the_launcher_paths(tmp_path, monkeyp
     produced = json.loads(output_file.read_text())["artifacts"]["copied"]["artifacts"][0]
     assert produced["uri"] == "minio://mlpipeline/root/Copy/2/copied"
     assert produced["metadata"]["copied"] == 1
+    # The launcher's output stays the launcher's: not in the ExecutorOutput, nothing written at its path.
+    assert set(json.loads(output_file.read_text())["artifacts"]) == {"copied"}
+    assert not (minio / "mlpipeline" / "root" / "Copy" / "2" / "executor-logs").exists()
+
+
+def test_only_outputs_of_tfx_types_reach_tfx():
+    tfx_model = {"instanceSchema": "title: tfx.Model\ntype: object\n"}
+    executor_input = {"outputs": {"artifacts": {
+        "model": {"artifacts": [{"type": tfx_model, "uri": "minio://b/m"}]},
+        "examples": {"artifacts": [{"type": {"schemaTitle": "tfx.Examples"}, "uri": "minio://b/e"}]},
+        EXECUTOR_LOGS: {"artifacts": [{"type": EXECUTOR_LOGS_TYPE, "uri": "minio://b/l"}]},
+        "metrics": {"artifacts": [{"type": {"schemaTitle": "system.Metrics"}, "uri": "minio://b/x"}]}}}}
+    assert task_entrypoint.set_aside_backend_outputs(executor_input) == [EXECUTOR_LOGS, "metrics"]
+    assert set(executor_input["outputs"]["artifacts"]) == {"model", "examples"}
 
 
 def test_a_call_without_the_executor_input_is_one_line():
