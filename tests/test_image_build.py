@@ -97,6 +97,11 @@ def test_the_image_runs_as_a_user_and_imports_only_its_installed_package(image_t
     assert check.returncode == 0, check.stderr[-3000:]
     uid, cwd, package = check.stdout.split()
     assert uid != "0" and package.startswith("/opt/venv/") and not os.path.exists(os.path.join(cwd, "cifar_tfx"))
+    # KFP 2.0-2.2 mount no emptyDir at the launcher's folders (kfp_releases.KFP_2_0_TO_2_2): the launcher,
+    # as this user, makes the artifacts' parents (MkdirAll) and writes there, in the image itself.
+    launcher = tasks.run_command(["sh", "-c", "for d in /minio/mlpipeline/v2/artifacts/Trainer/1 /s3/b/r/T/1 "
+                                  "/gcs/b/r/T/1; do mkdir -p $d && touch $d/model || exit 1; done"])
+    assert launcher.returncode == 0, launcher.stderr[-2000:]
 
 
 def test_the_compiled_kfp_spec_runs_every_task_inside_the_image(image_tasks, tmp_path):

@@ -15,6 +15,7 @@ pytestmark = pytest.mark.slow
 tf = pytest.importorskip("tensorflow")
 
 from kfp_launcher import TaskFailed, load_documents, run_pipeline_spec  # noqa: E402
+from kfp_releases import EXECUTOR_LOGS, NEWEST, RELEASES  # noqa: E402
 
 from cifar_tfx.example_format import encode_png  # noqa: E402
 from cifar_tfx.data.datasets import CIFAR10  # noqa: E402
@@ -23,8 +24,8 @@ from cifar_tfx.kubeflow.compiler import KubeflowTarget, VolumeMount, compile_pip
 from cifar_tfx.trainer.hparams import DEMO  # noqa: E402
 
 
-def test_compiled_kfp_spec_runs_every_task_and_pushes_a_servable_model(tmp_path):
-    data, models, root = tmp_path / "volumes" / "data", tmp_path / "volumes" / "models", tmp_path / "root"
+def _compiled_on_volumes(tmp_path):
+    data, models = tmp_path / "volumes" / "data", tmp_path / "volumes" / "models"
     write_dataset(str(data), train=500, test=100, seed=11)
     models.mkdir(parents=True)
     spec_path = str(tmp_path / "pipeline.yaml")
@@ -33,6 +34,24 @@ def test_compiled_kfp_spec_runs_every_task_and_pushes_a_servable_model(tmp_path)
                             data_volume=VolumeMount("cifar-data", str(data)),
                             serving_volume=VolumeMount("tf-serving", str(models)))
     compile_pipeline(target, CIFAR10, DEMO, spec_path)
+    return spec_path, models
+
+
+@pytest.mark.parametrize("release", RELEASES[:-1], ids=lambda release: release.name)
+def test_ingestion_runs_as_each_older_release_hands_it_its_task(tmp_path, release):
+    """The newest release line runs the whole spec below; each older one runs the first task, whose
+    ExecutorInput and ExecutorOutput file take that line's shape (kfp_releases)."""
+    spec_path, _ = _compiled_on_volumes(tmp_path)
+    outputs = run_pipeline_spec(spec_path, str(tmp_path / "root"), {"epochs": 2.0}, release=release,
+                                only_tasks=("CifarExampleGen",))
+    examples = outputs["CifarExampleGen"]["examples"]["artifacts"][0]
+    assert examples["metadata"]["data_fingerprint"].startswith("cifar-10-batches-py/")
+    assert (EXECUTOR_LOGS in outputs["CifarExampleGen"]) == release.executor_logs
+
+
+def test_compiled_kfp_spec_runs_every_task_and_pushes_a_servable_model(tmp_path):
+    root = tmp_path / "root"
+    spec_path, models = _compiled_on_volumes(tmp_path)
     spec, platform = load_documents(spec_path)
     assert platform, "the kfp target carries its volume mounts"
 
@@ -40,6 +59,9 @@ def test_compiled_kfp_spec_runs_every_task_and_pushes_a_servable_model(tmp_path)
     outputs = run_pipeline_spec(spec_path, str(root), {"epochs": 2.0, "min_accuracy": 0.0},
                                 log_dir=str(tmp_path))
     assert set(outputs) == set(spec["root"]["dag"]["tasks"])
+    assert NEWEST.executor_logs and all(EXECUTOR_LOGS in produced for produced in outputs.values())
+    logs = outputs["Trainer"][EXECUTOR_LOGS]["artifacts"][0]["uri"]
+    assert "training ResNet-8 on 500 images" in pathlib.Path(logs).read_text(), "the launcher's log of the task"
     examples = outputs["CifarExampleGen"]["examples"]["artifacts"][0]["metadata"]
     assert examples["data_fingerprint"].startswith("cifar-10-batches-py/")
     pushed = outputs["Pusher"]["pushed_model"]["artifacts"][0]["metadata"]
