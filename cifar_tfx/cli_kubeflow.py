@@ -7,16 +7,27 @@ import os
 import sys
 from typing import Optional
 
+from cifar_tfx import console
 from cifar_tfx.cli_common import (EXIT_BAD_INPUT, EXIT_NOT_PUSHED, EXIT_PIPELINE_FAILED, EXIT_RUN_UNFOLLOWED,
                                   BadArgumentError, use_keras2)
 from cifar_tfx.cli_hparams import add_hparam_options, hparams_from_args
 from cifar_tfx.cli_run import default_pipeline_name
 from cifar_tfx.data.datasets import DATASETS, DEFAULT_DATASET, get_dataset
+from cifar_tfx.data.errors import DataError, UnknownNameError
 from cifar_tfx.trainer.hparams import run_parameter_fields
 
 
 def _cmd_kubeflow_compile(args: argparse.Namespace) -> int:
     use_keras2()
+    # TensorFlow's and TFX's import-time lines and warnings go to a log, shown with --verbose
+    refused = (BadArgumentError, DataError, UnknownNameError, ValueError)  # one error line each: the log goes
+    with console.libraries_quiet("kubeflow-compile", args.verbose, expected=refused):
+        written = _compile(args)
+    print(written)
+    return 0
+
+
+def _compile(args: argparse.Namespace) -> str:
     from cifar_tfx.kubeflow.compiler import (DEFAULT_GPU_TOLERATIONS, KubeflowTarget, compile_pipeline,
                                              parse_pairs, parse_secret_env, parse_secret_volume,
                                              parse_tolerations)
@@ -38,8 +49,7 @@ def _cmd_kubeflow_compile(args: argparse.Namespace) -> int:
     except ValueError as err:
         raise BadArgumentError(str(err)) from err
     spec = get_dataset(args.dataset)
-    print(compile_pipeline(target, spec, hparams, args.output, pipeline_name=default_pipeline_name(spec.name)))
-    return 0
+    return compile_pipeline(target, spec, hparams, args.output, pipeline_name=default_pipeline_name(spec.name))
 
 
 def _volume(value: Optional[str], default_mount: str):
@@ -220,6 +230,8 @@ def add_kubeflow_commands(commands) -> None:
     compile_.add_argument("--allow-cpu-fallback", action="store_true",
                           help="a Trainer that sees no GPU trains on the CPU (default: the task fails)")
     compile_.add_argument("--output", default="cifar10-resnet-pipeline.yaml")
+    compile_.add_argument("--verbose", action="store_true",
+                          help="show TensorFlow's and TFX's own output instead of hiding it in a log")
     add_hparam_options(compile_)
     compile_.set_defaults(func=_cmd_kubeflow_compile)
 

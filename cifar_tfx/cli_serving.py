@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 
+from cifar_tfx import console
 from cifar_tfx.cli_common import EXIT_BAD_INPUT, BadArgumentError, use_keras2
 from cifar_tfx.data.datasets import DATASETS, DEFAULT_DATASET, get_dataset
 
@@ -33,10 +35,12 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     else:
         send = lambda batch: client.predict_rest(args.server, args.model_name or spec.name, batch, spec.class_names,  # noqa: E731
                                                  args.version, args.timeout, args.label)
-    try:
-        predictions = []
-        for start in range(0, len(images), args.batch_size):
-            predictions += send(images[start:start + args.batch_size])
+    try:  # TensorFlow's import-time lines and warnings go to a log (shown with --verbose); REST loads none
+        with (console.libraries_quiet("predict", args.verbose, expected=(client.PredictError,))
+              if args.saved_model or args.grpc else contextlib.nullcontext()):
+            predictions = []
+            for start in range(0, len(images), args.batch_size):
+                predictions += send(images[start:start + args.batch_size])
     except client.PredictError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -173,6 +177,8 @@ def add_serving_commands(commands) -> None:
     predict.add_argument("--resize", action="store_true", help="resize other sizes/formats to the model's")
     predict.add_argument("--json", action="store_true", help="JSON output")
     predict.add_argument("--print-request", action="store_true", help="print the REST body, send nothing")
+    predict.add_argument("--verbose", action="store_true",
+                         help="show TensorFlow's own output (--saved-model, --grpc) instead of hiding it in a log")
     predict.set_defaults(func=_cmd_predict)
 
     serving = commands.add_parser("serving", help="edit the serving folder's models.config (TF Serving's proto)")

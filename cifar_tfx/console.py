@@ -8,7 +8,9 @@ duration of a run by pointing descriptors 1 and 2 at the file (``sys.stdout`` an
 working); the project's own lines (component start and end,
 training progress) go through :func:`stream`, which keeps writing to the terminal.
 Outside such a block (``--verbose``, a Kubeflow container, tests) :func:`stream`
-is simply ``sys.stderr``.
+is simply ``sys.stderr``. Short commands that load TensorFlow (``predict``,
+``kubeflow compile``) use :func:`libraries_quiet`: the same redirection into a
+temporary log that is removed when the command ends well.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ import contextlib
 import io
 import os
 import sys
-from typing import Iterator, Optional, TextIO
+import tempfile
+from typing import Iterator, Optional, TextIO, Tuple
 
 _console: Optional[TextIO] = None
 _stage: Optional[str] = None  # the pipeline node running now (set by the local runner), for interruption lines
@@ -92,3 +95,32 @@ def library_output_to(log_path: str) -> Iterator[None]:
         if console is not sys.stderr:
             console.close()
         log.close()
+
+
+@contextlib.contextmanager
+def libraries_quiet(command: str, verbose: bool, expected: Tuple[type, ...] = ()) -> Iterator[None]:
+    """A short command's library output (``predict``, ``kubeflow compile``): in a log file, or shown with ``verbose``.
+
+    Within the block descriptors 1 and 2 go to a fresh log in the temporary folder, as
+    :func:`library_output_to` does for a run. The log is removed when the block ends normally, is
+    interrupted, or raises one of ``expected`` (the project's own one-line errors); any other
+    exception keeps it and names it on the terminal, so the libraries' last words are not lost.
+    """
+    if verbose:
+        yield
+        return
+    handle, log_path = tempfile.mkstemp(prefix=f"cifar-tfx-{command}-", suffix=".log")
+    os.close(handle)
+    keep = False
+    try:
+        with library_output_to(log_path):
+            yield
+    except Exception as err:
+        keep = not isinstance(err, expected)
+        if keep:
+            say(f"library output (TensorFlow, TFX warnings) of this command: {log_path}")
+        raise
+    finally:
+        if not keep:
+            with contextlib.suppress(OSError):
+                os.remove(log_path)
