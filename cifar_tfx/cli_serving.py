@@ -5,11 +5,42 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import sys
 
 from cifar_tfx import console
 from cifar_tfx.cli_common import EXIT_BAD_INPUT, BadArgumentError, use_keras2
 from cifar_tfx.data.datasets import DATASETS, DEFAULT_DATASET, get_dataset
+
+MAX_SECONDS = 86_400.0  # a request or a wait longer than a day is a typo
+
+
+def _seconds(text: str) -> float:
+    """A time-out or wait: a finite number of seconds above 0 and at most a day (``inf``, ``1e300``,
+    ``nan`` and negatives are refused here, not by a thread's ``join`` later)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a number of seconds") from None
+    if not (math.isfinite(value) and 0 < value <= MAX_SECONDS):
+        raise argparse.ArgumentTypeError(f"must be above 0 and at most {MAX_SECONDS:g} seconds, got {text[:40]}")
+    return value
+
+
+def _address(text: str) -> str:
+    """A server address that is not empty (an empty ``--grpc`` would otherwise fall back to REST)."""
+    if not text.strip() or any(c.isspace() for c in text) or len(text) > 2048:
+        raise argparse.ArgumentTypeError(f"{text[:40]!r} is no server address (HOST:PORT or a URL)")
+    return text
+
+
+def _version(text: str) -> int:
+    from cifar_tfx.serving.model_config import version_number
+
+    try:
+        return version_number(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
@@ -17,8 +48,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     from cifar_tfx.serving.images import load_images
 
     spec = get_dataset(args.dataset)
-    if args.batch_size < 1 or args.top_k < 1 or not args.timeout > 0:
-        raise BadArgumentError("--batch-size and --top-k must be >= 1 and --timeout > 0")
+    if args.batch_size < 1 or args.top_k < 1:
+        raise BadArgumentError("--batch-size and --top-k must be >= 1")
     if args.version is not None and args.label is not None:
         raise BadArgumentError("give --version or --label, not both")
     images = load_images(args.images, (spec.width, spec.height), resize=args.resize)
@@ -64,10 +95,14 @@ def _cmd_serving_status(args: argparse.Namespace) -> int:
     if args.version is not None and args.label is not None:
         raise BadArgumentError("give --version or --label, not both")
     try:
+        version = args.version
+        if args.label is not None:  # TF Serving's status ignores a label: resolve it first
+            resolve = client.label_version_grpc if args.grpc else client.label_version_rest
+            version = resolve(args.grpc or args.server, args.model, args.label, args.timeout)
         if args.grpc:
-            versions = client.model_status_grpc(args.grpc, args.model, args.version, args.label, args.timeout)
+            versions = client.model_status_grpc(args.grpc, args.model, version, None, args.timeout)
         else:
-            versions = client.model_status_rest(args.server, args.model, args.version, args.label, args.timeout)
+            versions = client.model_status_rest(args.server, args.model, version, None, args.timeout)
     except client.PredictError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -102,6 +137,8 @@ def _edit_serving_folder(args: argparse.Namespace) -> int:
     from cifar_tfx.serving import model_config
 
     path = storage.join(args.serving_dir, model_config.MODELS_CONFIG)
+    if args.serving_command == "command":
+        return _print_server_command(args, _read_listed(path))
     if args.serving_command == "config":
         try:
             text = text_format.MessageToString(model_config.rebased(_read_listed(path), args.base_path))
@@ -115,7 +152,11 @@ def _edit_serving_folder(args: argparse.Namespace) -> int:
             print(args.out)
         else:
             print(text, end="")
+        print("TF Serving needs " + " ".join(model_config.server_flags("FILE", 60)[1:]) + " to serve this file "
+              "(`cifar-tfx serving command` prints the whole command)", file=sys.stderr)
         return 0
+    if args.serving_command == "label" and (args.server or args.grpc):
+        _wait_for_labelled_versions(args, path)
     try:
         with model_config.config_lock(args.serving_dir):
             config = _read_listed(path)
@@ -125,6 +166,75 @@ def _edit_serving_folder(args: argparse.Namespace) -> int:
     except ValueError as err:
         raise BadArgumentError(str(err)) from err
     print(message)
+    if args.serving_command == "label" and not (args.server or args.grpc) and updated_labels(args):
+        print("note: written without asking TF Serving. If it has not loaded the labelled version(s) yet (a "
+              "`serving policy` edit it has not polled), it refuses this models.config and never loads them "
+              "(server_core.cc, UpdateModelVersionLabelMap); `--server URL` waits until they are AVAILABLE",
+              file=sys.stderr)
+    return 0
+
+
+def updated_labels(args: argparse.Namespace):
+    """The ``NAME=VERSION`` pairs of ``serving label`` that set a label (not those removing one)."""
+    from cifar_tfx.serving import model_config
+
+    return model_config.parse_labels([pair for pair in args.labels if not pair.endswith("=")])
+
+
+WAIT_EVERY_SECONDS = 2.0  # how often `serving label --server` asks for the versions' states
+
+
+def _wait_for_labelled_versions(args: argparse.Namespace, path: str) -> None:
+    """``serving label --server/--grpc``: the edit is checked against the file first, then written only once
+    the server reports every labelled version AVAILABLE. A label on a version TF Serving has not loaded makes
+    it refuse the whole config; if that config also changed the policy, the new versions are never loaded
+    (server_core.cc at 2.16.1: ReloadConfig stores the config, then UpdateModelVersionLabelMap fails before
+    AddModelsViaModelConfigList)."""
+    from cifar_tfx.serving import client, model_config
+
+    config = _read_listed(path)
+    try:
+        _edited(args, config, model_config.versions_of(config, args.serving_dir, args.model))
+        labels = updated_labels(args)
+    except ValueError as err:
+        raise BadArgumentError(str(err)) from err
+    if args.grpc:
+        status_of = lambda v: client.model_status_grpc(args.grpc, args.model, v, None, args.timeout)  # noqa: E731
+    else:
+        status_of = lambda v: client.model_status_rest(args.server, args.model, v, None, args.timeout)  # noqa: E731
+    try:
+        client.wait_until_available(status_of, sorted(set(labels.values())), args.wait_seconds,
+                                    every=WAIT_EVERY_SECONDS)
+    except client.PredictError as err:
+        raise BadArgumentError(f"{err}; no label written") from err
+
+
+def _print_server_command(args: argparse.Namespace, config) -> int:
+    """``serving command``: the ``docker run`` (with ``--base-path``) or ``tensorflow_model_server`` command
+    that serves this folder with the flags it needs (:func:`model_config.server_flags`)."""
+    import os
+    import posixpath
+    import shlex
+
+    from cifar_tfx.serving import model_config
+
+    folder = os.path.abspath(args.serving_dir)
+    seen_as = model_config.check_base_path(args.base_path) if args.base_path else folder
+    try:
+        flags = model_config.server_flags(posixpath.join(seen_as, model_config.MODELS_CONFIG), args.poll_seconds)
+    except ValueError as err:
+        raise BadArgumentError(str(err)) from err
+    if args.base_path:
+        command = ["docker", "run", "-p", "8500:8500", "-p", "8501:8501", "-v", f"{folder}:{seen_as}:ro", args.image]
+    else:
+        command = ["tensorflow_model_server", "--port=8500", "--rest_api_port=8501"]
+    print(" ".join(shlex.quote(part) for part in command + flags))
+    elsewhere = [e.name for e in config.model_config_list.config if not e.base_path.startswith(seen_as + "/")]
+    if elsewhere:
+        print(f"note: models.config's base_path of {', '.join(model_config.shown(n, 40) for n in elsewhere[:8])} "
+              f"is not under {seen_as}, where this server sees the folder"
+              + ("; push with --serving-base-path, or serve a copy from `cifar-tfx serving config`"
+                 if args.base_path else ""), file=sys.stderr)
     return 0
 
 
@@ -165,15 +275,15 @@ def add_serving_commands(commands) -> None:
     predict.add_argument("images", nargs="+", help="PNG or JPEG files")
     where = predict.add_mutually_exclusive_group()
     where.add_argument("--server", default="http://localhost:8501", help="TF Serving REST address (default)")
-    where.add_argument("--grpc", metavar="HOST:PORT", help="TF Serving gRPC address instead of REST")
+    where.add_argument("--grpc", metavar="HOST:PORT", type=_address, help="TF Serving gRPC address instead of REST")
     where.add_argument("--saved-model", metavar="DIR", help="run a SavedModel in this process instead")
     predict.add_argument("--model-name", help="default: the dataset's name")
-    predict.add_argument("--version", type=int, help="model version (default: the server's latest)")
+    predict.add_argument("--version", type=_version, help="model version (default: the server's latest)")
     predict.add_argument("--label", help="version label instead of a version, e.g. stable (`serving label`)")
     predict.add_argument("--dataset", default=DEFAULT_DATASET, choices=sorted(DATASETS))
     predict.add_argument("--top-k", type=int, default=3)
     predict.add_argument("--batch-size", type=int, default=64, help="images per request")
-    predict.add_argument("--timeout", type=float, default=30.0, help="seconds per request")
+    predict.add_argument("--timeout", type=_seconds, default=30.0, help="seconds per request")
     predict.add_argument("--resize", action="store_true", help="resize other sizes/formats to the model's")
     predict.add_argument("--json", action="store_true", help="JSON output")
     predict.add_argument("--print-request", action="store_true", help="print the REST body, send nothing")
@@ -191,24 +301,36 @@ def add_serving_commands(commands) -> None:
     label.add_argument("serving_dir")
     label.add_argument("--model", default=DEFAULT_DATASET)
     label.add_argument("labels", nargs="+", metavar="NAME=VERSION", help="NAME=VERSION sets a label, NAME= removes it")
+    where = label.add_mutually_exclusive_group()
+    where.add_argument("--server", type=_address, help="TF Serving's REST address: write the labels only once it "
+                       "reports their versions AVAILABLE (it refuses a label on a version it has not loaded)")
+    where.add_argument("--grpc", metavar="HOST:PORT", type=_address, help="the same over gRPC")
+    label.add_argument("--wait-seconds", type=_seconds, default=600.0, help="how long --server may take to load them")
+    label.add_argument("--timeout", type=_seconds, default=30.0, help="seconds per status request")
     rollback = serving_commands.add_parser("rollback", help="serve an older version only (default: the previous)")
     rollback.add_argument("serving_dir")
     rollback.add_argument("--model", default=DEFAULT_DATASET)
-    rollback.add_argument("--to", type=int, help="version to serve")
+    rollback.add_argument("--to", type=_version, help="version to serve")
     policy = serving_commands.add_parser(
         "policy", help="which versions TF Serving loads: latest (the newest), all, or specific V...")
     policy.add_argument("serving_dir")
     policy.add_argument("--model", default=DEFAULT_DATASET)
     policy.add_argument("policy", choices=("latest", "all", "specific"))
-    policy.add_argument("versions", nargs="*", type=int, metavar="VERSION", help="for specific: the versions")
-    for sub in (config, label, rollback, policy):
+    policy.add_argument("versions", nargs="*", type=_version, metavar="VERSION", help="for specific: the versions")
+    command = serving_commands.add_parser("command", help="print the TF Serving start command this folder needs")
+    command.add_argument("serving_dir")
+    command.add_argument("--base-path", help="where a container mounts SERVING_DIR: print a `docker run` command")
+    command.add_argument("--image", default="tensorflow/serving:2.16.1", help="TF Serving image for --base-path")
+    command.add_argument("--poll-seconds", type=int, default=60, help="how often the server reads models.config")
+    for sub in (config, label, rollback, policy, command):
         sub.set_defaults(func=_cmd_serving)
     status = serving_commands.add_parser("status", help="ask TF Serving which versions it has loaded (REST or gRPC)")
     where = status.add_mutually_exclusive_group()
-    where.add_argument("--server", default="http://localhost:8501", help="TF Serving REST address (default)")
-    where.add_argument("--grpc", metavar="HOST:PORT", help="TF Serving gRPC address instead of REST")
+    where.add_argument("--server", default="http://localhost:8501", type=_address,
+                       help="TF Serving REST address (default)")
+    where.add_argument("--grpc", metavar="HOST:PORT", type=_address, help="TF Serving gRPC address instead of REST")
     status.add_argument("--model", default=DEFAULT_DATASET)
-    status.add_argument("--version", type=int, help="one version only")
-    status.add_argument("--label", help="the version a label names")
-    status.add_argument("--timeout", type=float, default=30.0, help="seconds for the whole exchange")
+    status.add_argument("--version", type=_version, help="one version only")
+    status.add_argument("--label", help="the version a label names (resolved by the server)")
+    status.add_argument("--timeout", type=_seconds, default=30.0, help="seconds for each exchange")
     status.set_defaults(func=_cmd_serving_status)

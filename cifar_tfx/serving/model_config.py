@@ -15,8 +15,12 @@ import re
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 from cifar_tfx import storage
+from cifar_tfx.bounded_input import read_regular_file
 
 MODELS_CONFIG = "models.config"
+MAX_CONFIG_BYTES = 1 << 20  # a models.config entry takes ~150 bytes: thousands of models fit
+MAX_VERSION = (1 << 63) - 1  # versions are int64 (file_system_storage_path_source.cc reads folder names
+#                              with safe_strto64; a name that is not one is no version)
 MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 LABEL = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")
 
@@ -64,7 +68,25 @@ def existing_versions(model_dir: str) -> List[int]:
     if not storage.isdir(model_dir):
         return []
     return sorted(int(name) for name in storage.listdir(model_dir)
-                  if name.isdigit() and storage.isdir(storage.join(model_dir, name)))
+                  if is_version_name(name) and storage.isdir(storage.join(model_dir, name)))
+
+
+def is_version_name(name: str) -> bool:
+    """True if ``name`` is a version number (ASCII digits, 1 to ``MAX_VERSION``); ``²`` or a 5,000-digit
+    name is not one, and is ignored as TF Serving ignores a folder whose name is no int64."""
+    return name.isascii() and name.isdigit() and len(name) <= 19 and 1 <= int(name) <= MAX_VERSION
+
+
+def shown(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters for a message, saying how long it was."""
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text):,} characters)"
+
+
+def version_number(text: str) -> int:
+    """``text`` as a version number, or ``ValueError`` quoting at most 24 characters of it."""
+    if not is_version_name(text):
+        raise ValueError(f"{shown(text, 24)!r} is not a version number (1 to {MAX_VERSION}, ASCII digits)")
+    return int(text)
 
 
 def served_version(serving_dir: str, model_name: str) -> Optional[Tuple[int, str]]:
@@ -93,7 +115,7 @@ def versions_of(config, serving_dir: str, model_name: str) -> List[int]:
         if folder and storage.isdir(folder):
             return existing_versions(folder)
     raise ValueError(f"no folder of {model_name} here: neither {storage.join(serving_dir, model_name)} nor its "
-                     f"base_path {entry.base_path} exists")
+                     f"base_path {shown(entry.base_path, 200)} exists")
 
 
 def check_base_path(base_path: str) -> str:
@@ -113,21 +135,44 @@ def check_model_name(name: str) -> str:
 
 
 def read_models_config(path: str):
-    """The ``ModelServerConfig`` in ``path`` (empty if there is no file); a file TF Serving
-    could not parse raises ``ValueError`` naming it."""
+    """The ``ModelServerConfig`` in ``path`` (empty if there is no file). A file that is not a regular file,
+    is over ``MAX_CONFIG_BYTES`` or that TF Serving could not parse raises ``ValueError`` in one short line
+    naming it."""
     from google.protobuf import text_format
     from tensorflow_serving.config import model_server_config_pb2
 
     config = model_server_config_pb2.ModelServerConfig()
-    if storage.exists(path):
+    data = _config_bytes(path)
+    if data is not None:
         try:
-            text_format.Parse(storage.read_bytes(path).decode("utf-8"), config)
-        except (text_format.ParseError, UnicodeDecodeError) as err:
-            raise ValueError(f"{path} is not a ModelServerConfig TF Serving can read ({err}); "
-                             "fix or remove it, nothing was changed") from err
+            text_format.Parse(data.decode("utf-8"), config)
+        except (text_format.ParseError, UnicodeDecodeError, RecursionError) as err:
+            raise ValueError(f"{path} is not a ModelServerConfig TF Serving can read ({_short(err)}); "
+                             "fix or remove it, nothing was changed") from None
     if config.WhichOneof("config") == "custom_model_config":
         raise ValueError(f"{path} holds a custom_model_config; only a model_config_list can be edited")
     return config
+
+
+def _config_bytes(path: str) -> Optional[bytes]:
+    """The bytes of ``path`` (``None`` if there is none), read through one bounded reader."""
+    if storage.is_remote(path):
+        if not storage.exists(path):
+            return None
+        with storage.open_binary(path) as handle:
+            data = handle.read(MAX_CONFIG_BYTES + 1)
+        if len(data) > MAX_CONFIG_BYTES:
+            raise ValueError(f"{path} holds more than the {MAX_CONFIG_BYTES:,} bytes a models.config may have")
+        return data
+    local = path[len("file://"):] if path.startswith("file://") else path
+    if not os.path.lexists(local):
+        return None
+    return read_regular_file(local, max_bytes=MAX_CONFIG_BYTES, what="model config")
+
+
+def _short(err: BaseException) -> str:
+    text = (str(err).splitlines() or [type(err).__name__])[0]
+    return text if len(text) <= 160 else text[:160] + "…"
 
 
 def write_models_config(path: str, config) -> None:
@@ -150,7 +195,8 @@ def entry_of(config, model_name: str):
     for entry in config.model_config_list.config:
         if entry.name == model_name:
             return entry
-    known = ", ".join(e.name for e in config.model_config_list.config) or "none"
+    names = [shown(e.name, 24) for e in config.model_config_list.config]
+    known = ", ".join(names[:6]) + (f" and {len(names) - 6:,} more" if len(names) > 6 else "") or "none"
     raise ValueError(f"models.config has no model {model_name!r} (it has: {known})")
 
 
@@ -179,9 +225,9 @@ def parse_labels(pairs: Sequence[str]) -> Dict[str, int]:
     labels = {}
     for pair in pairs:
         name, sep, version = pair.partition("=")
-        if not sep or not LABEL.fullmatch(name) or not version.isdigit() or int(version) < 1:
-            raise ValueError(f"label {pair!r} must be NAME=VERSION (a name of letters, digits, '_' or '-', "
-                             "a version number >= 1)")
+        if not sep or not LABEL.fullmatch(name) or not is_version_name(version):
+            raise ValueError(f"label {shown(pair, 40)!r} must be NAME=VERSION (a name of letters, digits, '_' or '-', "
+                             f"a version number from 1 to {MAX_VERSION} in ASCII digits)")
         labels[name] = int(version)
     return labels
 
@@ -191,6 +237,27 @@ def parse_labels(pairs: Sequence[str]) -> Dict[str, int]:
 # start-up the server does not start, on a reload the whole new config is refused. Every edit below keeps
 # labels on versions the model's policy loads.
 LABEL_RULE = "TF Serving refuses a label on a version it has not loaded (server_core.cc)"
+
+
+# The flags a tensorflow_model_server needs for a folder these commands edit (tensorflow/serving
+# model_servers/main.cc and server_core.cc, the same from 2.15.1 to 2.20.0):
+# * the first ReloadConfig checks labels before any version is loaded (UpdateModelVersionLabelMap), so a
+#   server started on a labelled models.config exits ("Failed to start server") unless new labels may name
+#   versions not yet available: --allow_version_labels_for_unavailable_models. Labels may be written at any
+#   time by `serving label`, so every folder needs it;
+# * edits reach a running server only if it polls the file: --model_config_file_poll_wait_seconds (0, the
+#   default, reads it once at start).
+LABEL_FLAG = "--allow_version_labels_for_unavailable_models=true"
+POLL_FLAG = "--model_config_file_poll_wait_seconds"
+
+
+def server_flags(config_file: str, poll_seconds: int) -> List[str]:
+    """The ``tensorflow_model_server`` flags that serve ``config_file`` (the path as the server sees it)
+    and follow its edits every ``poll_seconds``."""
+    if poll_seconds < 1:
+        raise ValueError(f"the server must poll models.config (every 1 s or more, not {poll_seconds}) "
+                         "to see policy, label and push edits")
+    return [f"--model_config_file={config_file}", f"{POLL_FLAG}={poll_seconds}", LABEL_FLAG]
 
 
 def loaded_versions(entry, versions_on_disk: Sequence[int]) -> List[int]:
