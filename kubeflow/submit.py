@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 import time
-from typing import Any, Callable, Dict, Mapping, Optional, Sequence, TextIO, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, TextIO, Tuple
 
 from cifar_tfx.progress import format_duration
 
@@ -233,83 +233,40 @@ def kfp_run_state(client, run_id: str) -> str:
         return str(client.get_run(run_id).state or "PENDING").upper()
 
 
+DRIVER_SUFFIX = "-driver"  # the Argo task that runs a task's driver (argocompiler/dag.go): "Trainer-driver"
+
+
+def failed_task_names(task_details: Sequence[Any], task_names: Sequence[str]) -> List[str]:
+    """The spec's tasks that failed, from the run's task details (Argo nodes: a display name and a state);
+    a failed driver counts as its task."""
+    failed = set()
+    for task in task_details:
+        name = str(getattr(task, "display_name", "") or "")
+        name = name[:-len(DRIVER_SUFFIX)] if name.endswith(DRIVER_SUFFIX) else name
+        if str(getattr(task, "state", "") or "").upper() == "FAILED" and name in task_names:
+            failed.add(name)
+    return sorted(failed)
+
+
 def kfp_run_outcome(client, run_id: str, task_names: Sequence[str], token: Optional[str] = None,
                     timeout: float = 30.0) -> RunOutcome:
-    """The finished run's outcome: failed tasks from the run's task details; whether the Pusher pushed
-    from ML Metadata, which the API server does not serve (its v2beta1 task details give artifact ids
-    only): KFP's UI reads it through gRPC-Web at ``/ml_metadata.MetadataStoreService/`` on the UI's
-    address (frontend/server/app.ts), which is the ``--host`` a port-forward to the UI gives."""
+    """The finished run's outcome: its state and failed tasks from the API server's run details; whether
+    the Pusher pushed from ML Metadata (``run_metadata``), since the run details carry no outputs."""
+    from cifar_tfx.kubeflow.run_metadata import GrpcWebMetadata, MetadataUnavailable, task_output_properties
+
     host = client_host(client)
     with _server_errors(host):
         run = client.get_run(run_id)
     state = str(run.state or "").upper()
-    tasks = list(getattr(run.run_details, "task_details", None) or [])
-    failed = sorted({t.display_name for t in tasks if str(t.state or "").upper() == "FAILED"
-                     and t.display_name in task_names})
-    pusher = next((t for t in tasks if t.display_name == PUSHER_TASK and t.outputs and PUSHED_OUTPUT in t.outputs),
-                  None)
-    succeeded = KFP_FINAL_STATES.get(state, False)
-    if not succeeded:
+    failed = failed_task_names(list(getattr(run.run_details, "task_details", None) or []), task_names)
+    if not KFP_FINAL_STATES.get(state, False):
         return outcome_from_pushed_metadata(state, False, failed, None)
-    if pusher is None or not pusher.outputs[PUSHED_OUTPUT].artifact_ids:
-        return outcome_from_pushed_metadata(state, True, failed, None, "the run's details name no Pusher output")
-    artifact_id = int(pusher.outputs[PUSHED_OUTPUT].artifact_ids[0])
     try:
-        properties = mlmd_artifact_properties(host, artifact_id, token=token, timeout=timeout)
-    except LostRun as err:
+        properties = task_output_properties(GrpcWebMetadata(host, token=token, timeout=timeout), run_id,
+                                            PUSHER_TASK, PUSHED_OUTPUT)
+    except MetadataUnavailable as err:
         return outcome_from_pushed_metadata(state, True, failed, None, str(err))
     return outcome_from_pushed_metadata(state, True, failed, properties)
-
-
-def mlmd_artifact_properties(host: str, artifact_id: int, token: Optional[str] = None,
-                             timeout: float = 30.0) -> Dict[str, Any]:
-    """Custom properties of one ML Metadata artifact, asked through gRPC-Web (as KFP's UI asks)."""
-    import requests
-    from ml_metadata.proto import metadata_store_service_pb2 as mlmd_service
-
-    payload = mlmd_service.GetArtifactsByIDRequest(artifact_ids=[artifact_id]).SerializeToString()
-    headers = {"Content-Type": "application/grpc-web+proto", "X-Grpc-Web": "1", "Accept": "application/grpc-web+proto"}
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    url = f"{host.rstrip('/')}/ml_metadata.MetadataStoreService/GetArtifactsByID"
-    try:
-        answer = requests.post(url, data=b"\x00" + len(payload).to_bytes(4, "big") + payload, headers=headers,
-                               timeout=timeout)
-    except requests.RequestException as err:
-        raise LostRun(f"cannot read ML Metadata at {url}: {type(err).__name__}") from err
-    if answer.status_code != 200:
-        raise LostRun(f"ML Metadata at {url} answered HTTP {answer.status_code} (is --host the KFP UI's address?)")
-    message, status = _grpc_web_frames(answer.content, answer.headers)
-    if status.get("grpc-status", "0") != "0" or message is None:
-        raise LostRun(f"ML Metadata refused: {status.get('grpc-message') or status.get('grpc-status', 'no answer')}")
-    response = mlmd_service.GetArtifactsByIDResponse.FromString(message)
-    if not response.artifacts:
-        raise LostRun(f"ML Metadata has no artifact {artifact_id}")
-    properties: Dict[str, Any] = {}
-    for name, value in response.artifacts[0].custom_properties.items():
-        kind = value.WhichOneof("value")
-        if kind in ("int_value", "double_value", "string_value"):
-            properties[name] = getattr(value, kind)
-    return properties
-
-
-def _grpc_web_frames(body: bytes, headers: Mapping[str, str]) -> Tuple[Optional[bytes], Dict[str, str]]:
-    """The first message and the status of a gRPC-Web answer (frames: a flag byte, a 4-byte length; flag
-    0x80 marks the trailers). A trailers-only answer carries its status in the HTTP headers."""
-    status = {k.lower(): v for k, v in headers.items() if k.lower() in ("grpc-status", "grpc-message")}
-    message, at = None, 0
-    while at + 5 <= len(body):
-        flag, length = body[at], int.from_bytes(body[at + 1:at + 5], "big")
-        frame = body[at + 5:at + 5 + length]
-        at += 5 + length
-        if flag & 0x80:
-            for line in frame.decode("utf-8", "replace").split("\r\n"):
-                key, _, value = line.partition(":")
-                if key.strip().lower() in ("grpc-status", "grpc-message"):
-                    status[key.strip().lower()] = value.strip()
-        elif message is None:
-            message = frame
-    return message, status
 
 
 class _server_errors:

@@ -80,9 +80,29 @@ def test_wait_exits_0_only_when_the_model_was_pushed(compiled, capsys):
     with KfpStandIn(["RUNNING", "SUCCEEDED"], pushed=1) as server:
         assert _submit(compiled["kfp"], server.url, "--wait") == 0
     assert "finished: SUCCEEDED; pushed: version 3 to /mnt/models/cifar10/3" in capsys.readouterr().out
-    # The outcome was read as KFP's UI reads it: gRPC-Web to ML Metadata, for the Pusher's output artifact.
-    (asked,) = server.bodies("POST", "/ml_metadata.MetadataStoreService/GetArtifactsByID")
-    assert asked[0] == 0 and int.from_bytes(asked[1:5], "big") == len(asked) - 5
+    # Read as KFP's UI reads it: gRPC-Web to ML Metadata, from the run's context to the Pusher's output.
+    asked = [r["path"].rsplit("/", 1)[1] for r in server.requests if r["path"].startswith("/ml_metadata.")]
+    assert asked == ["GetContextByTypeAndName", "GetExecutionsByContext", "GetEventsByExecutionIDs",
+                     "GetArtifactsByID"]
+
+
+def test_the_released_api_server_names_no_task_outputs(compiled):
+    """What the run details carry on a released backend: a reading of the Pusher's outputs from them (how
+    `submit --wait` once read them) finds none, so the outcome must come from ML Metadata."""
+    with KfpStandIn(["SUCCEEDED"]) as server:
+        client = submit.kfp_client(server.url)
+        details = client.get_run("run-42").run_details.task_details
+    assert {task.display_name for task in details} >= {"Pusher", "Pusher-driver", "Trainer"}
+    assert not any(task.outputs or task.inputs for task in details)
+
+
+def test_a_failed_driver_names_its_task(compiled):
+    class Detail:
+        def __init__(self, display_name, state):
+            self.display_name, self.state = display_name, state
+
+    details = [Detail("root", "FAILED"), Detail("Trainer-driver", "FAILED"), Detail("Pusher", "SKIPPED")]
+    assert submit.failed_task_names(details, ["Trainer", "Pusher"]) == ["Trainer"]
 
 
 def test_a_run_that_succeeded_without_pushing_exits_4(compiled, capsys):
