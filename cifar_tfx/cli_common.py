@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import tempfile
 from typing import Optional
 
 EXIT_BAD_INPUT = 2
@@ -46,19 +47,55 @@ def use_keras2() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
 
 
-def check_writable_folder(path: str, option: str) -> None:
-    """Refuse, before anything runs, a local folder that cannot be created or written."""
+def check_writable_folder(path: str, option: str, remote: bool = False) -> None:
+    """Refuse, before anything runs, a folder that cannot be created or written.
+
+    A URI is refused unless ``remote`` (the command writes it through the filesystem layer), and then only if
+    its scheme is one the layer opens. A local folder is tried, not inferred from permission bits: a folder is
+    made and removed in its nearest existing parent, which catches a read-only mount, ``/proc`` and ``/sys``
+    (which ``os.access`` reports writable to root) and a parent that is a file.
+    """
     from cifar_tfx import storage
 
     if storage.is_remote(path):
+        if not remote:
+            raise BadArgumentError(f"{option} {path}: must be a local folder (a mounted bucket or volume works): "
+                                   "this command writes it with local file operations")
+        try:
+            storage.check_scheme(path)
+        except OSError as err:
+            raise BadArgumentError(f"{option} {path}: {err}") from None
         return
     if os.path.exists(path) and not os.path.isdir(path):
         raise BadArgumentError(f"{option} {path} is a file, not a folder")
-    existing = path
-    while not os.path.exists(existing):
-        existing = os.path.dirname(os.path.abspath(existing))
-    if not os.path.isdir(existing) or not os.access(existing, os.W_OK | os.X_OK):
-        raise BadArgumentError(f"{option} {path} cannot be created or written ({existing} is not a writable folder)")
+    existing = os.path.abspath(path)
+    while not os.path.lexists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise BadArgumentError(f"{option} {path} cannot be created: {existing} is a file, not a folder")
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".write-check-", dir=existing))
+    except OSError as err:
+        raise BadArgumentError(f"{option} {path} cannot be created or written ({existing}: "
+                               f"{err.strerror or type(err).__name__})") from None
+
+
+def check_writable_file(path: str, option: str) -> None:
+    """Refuse, before anything runs, a file path that is a folder or whose folder cannot be created or written."""
+    if os.path.isdir(path):
+        raise BadArgumentError(f"{option} {path} is a folder; give the path of a file to write")
+    check_writable_folder(os.path.dirname(os.path.abspath(path)), option)
+
+
+def positive_seconds(text: str) -> float:
+    """A finite number of seconds above 0 (``inf``, ``nan``, ``-1`` and ``1e300`` are refused)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 < value <= 366 * 24 * 3600:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds within (0, 1 year], got {text}")
+    return value
 
 
 def positive_int(text: str) -> int:

@@ -8,6 +8,7 @@ import json
 from cifar_tfx.cli_common import BadArgumentError, check_writable_folder
 from cifar_tfx.data.datasets import DATASETS, DEFAULT_DATASET, FORMATS, get_dataset
 from cifar_tfx.data.errors import DataError
+from cifar_tfx.data.synth import DEFAULT_SEED
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
@@ -32,13 +33,36 @@ def _cmd_download(args: argparse.Namespace) -> int:
     return 0
 
 
+# The numbers of `data synth`: option -> (default, lowest, highest, what it counts). The highest counts are
+# CIFAR-10's own splits (generating 50,000 images peaks near 2.5 GB); numpy's generator takes seeds >= 0.
+SYNTH_NUMBERS = {
+    "--train": (5000, 1, 50_000, "training images"),
+    "--test": (1000, 1, 10_000, "test images"),
+    "--seed": (DEFAULT_SEED, 0, 2**32 - 1, "the generator's seed"),
+}
+
+
+def synth_number(option: str, text: str) -> int:
+    """``text`` as the whole number ``option`` declares in :data:`SYNTH_NUMBERS`, or one line naming the option."""
+    _, lowest, highest, what = SYNTH_NUMBERS[option]
+    shown = text if len(text) <= 30 else text[:30] + "..."
+    try:
+        value = int(text.strip()) if len(text) <= 30 else None
+    except ValueError:
+        value = None
+    if value is None or not lowest <= value <= highest:
+        raise BadArgumentError(f"{option} {shown}: {what} must be a whole number from {lowest:,} to {highest:,}")
+    return value
+
+
 def _cmd_synth(args: argparse.Namespace) -> int:
     from cifar_tfx.data.synth import write_dataset
 
+    train, test, seed = (synth_number(option, str(getattr(args, option[2:])))
+                         for option in ("--train", "--test", "--seed"))
     check_writable_folder(args.out, "--out")
     try:
-        folder = write_dataset(args.out, train=args.train, test=args.test, seed=args.seed,
-                               spec=get_dataset(args.dataset))
+        folder = write_dataset(args.out, train=train, test=test, seed=seed, spec=get_dataset(args.dataset))
     except ValueError as err:
         raise BadArgumentError(str(err)) from err
     print(folder)
@@ -68,8 +92,8 @@ def add_data_commands(commands) -> None:
 
     synth = data_commands.add_parser("synth", help="write the deterministic synthetic dataset")
     synth.add_argument("--out", required=True, help="folder to write cifar-10-batches-py/ into")
-    synth.add_argument("--train", type=int, default=5000, help="training images (default 5000)")
-    synth.add_argument("--test", type=int, default=1000, help="test images (default 1000)")
-    synth.add_argument("--seed", type=int, default=20150610)
+    for option, (default, lowest, highest, what) in SYNTH_NUMBERS.items():
+        synth.add_argument(option, default=str(default), metavar="N",
+                           help=f"{what}, {lowest:,} to {highest:,} (default {default})")
     synth.add_argument("--dataset", default=DEFAULT_DATASET, choices=sorted(DATASETS))
     synth.set_defaults(func=_cmd_synth)

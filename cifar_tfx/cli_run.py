@@ -13,7 +13,8 @@ from typing import Optional
 
 from cifar_tfx import console
 from cifar_tfx.cli_common import (EXIT_BAD_INPUT, EXIT_NOT_PUSHED, EXIT_PIPELINE_FAILED, BadArgumentError,
-                                  cause_of_kind, check_writable_folder, interruption_in, positive_int, use_keras2)
+                                  cause_of_kind, check_writable_file, check_writable_folder, interruption_in,
+                                  positive_int, use_keras2)
 from cifar_tfx.cli_hparams import add_hparam_options, hparams_from_args
 from cifar_tfx.data.datasets import DATASETS, DEFAULT_DATASET, get_dataset
 from cifar_tfx.data.errors import DataError
@@ -33,8 +34,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     except ValueError as err:
         raise BadArgumentError(str(err)) from err
     detect_source(args.data, spec)  # a bad --data fails here, before TFX starts
-    check_writable_folder(args.serving_dir, "--serving-dir")
-    check_writable_folder(args.pipeline_root, "--pipeline-root")
+    check_writable_folder(args.serving_dir, "--serving-dir", remote=True)
+    check_writable_folder(args.pipeline_root, "--pipeline-root")  # ML Metadata's SQLite and the lock are local
+    check_store(args.pipeline_root)
     try:
         check_model_name(args.model_name or spec.name)
         if args.serving_base_path:
@@ -127,23 +129,40 @@ def _cmd_report(args: argparse.Namespace) -> int:
     metadata = os.path.join(args.pipeline_root, METADATA_FILE)
     if os.path.exists(args.pipeline_root) and not os.path.isdir(args.pipeline_root):
         raise BadArgumentError(f"{args.pipeline_root} is a file: give the --pipeline-root folder of a run")
+    check_store(args.pipeline_root)
     try:
         load_run(args.pipeline_root, args.run)
     except RunNotFoundError as err:
         raise BadArgumentError(str(err)) from err
-    except RuntimeError as err:  # ML Metadata's own error for a store it cannot read
+    except RuntimeError as err:  # ML Metadata's own error for a store SQLite reads but it cannot
         reason = re.search(r"Error when executing query: (.*?)(?: query:|$)", str(err))
         if reason is None:
             raise
-        raise BadArgumentError(f"{metadata} is damaged: {reason.group(1)}") from err
-    log_path = None if args.verbose else os.path.join(os.path.abspath(args.pipeline_root), "logs",
-                                                      time.strftime("report-%Y%m%d-%H%M%S.log"))
+        raise BadArgumentError(f"{metadata} is damaged: {reason.group(1)[:200]}") from err
+    if args.out:
+        check_writable_file(args.out, "--out")
+    else:
+        check_writable_folder(os.path.join(args.pipeline_root, "reports"), "the report folder (or give --out)")
+    logs = os.path.join(os.path.abspath(args.pipeline_root), "logs")
+    if not args.verbose:
+        check_writable_folder(logs, "the log folder (or give --verbose)")
+    log_path = None if args.verbose else os.path.join(logs, time.strftime("report-%Y%m%d-%H%M%S.log"))
     with (console.library_output_to(log_path) if log_path else contextlib.nullcontext()):
         from cifar_tfx.reporting.run_report import write_report  # imports TFMA and TensorFlow: noisy
 
         path = write_report(args.pipeline_root, args.run, args.out)
     print(path)
     return 0
+
+
+def check_store(pipeline_root: str) -> None:
+    """A ``metadata.sqlite`` SQLite cannot read is bad input: one line naming it (see ``check_store_file``)."""
+    from cifar_tfx.reporting.run_record import DamagedStoreError, check_store_file
+
+    try:
+        check_store_file(pipeline_root)
+    except DamagedStoreError as err:
+        raise BadArgumentError(str(err)) from None
 
 
 def default_pipeline_name(dataset: str) -> str:

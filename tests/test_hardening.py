@@ -222,7 +222,8 @@ def test_synth_refuses_negative_counts_and_paths_under_files(tmp_path, capsys):
     (tmp_path / "file").write_text("x")
     assert main(["data", "synth", "--out", str(tmp_path / "file" / "sub")]) == EXIT_BAD_INPUT
     err = capsys.readouterr().err
-    assert "--train must be at least 5" in err and "is not a writable folder" in err
+    assert "--train -5: training images must be a whole number from 1 to 50,000" in err
+    assert "sub cannot be created" in err and "is a file, not a folder" in err
 
 
 # --- 2. models.config --------------------------------------------------------------------
@@ -523,7 +524,7 @@ def test_leakage_stops_ingestion_but_a_few_duplicates_pass(tmp_path):
     (lambda root: None, "holds no metadata.sqlite"),
     (lambda root: root.write_text("a file"), "is a file: give the --pipeline-root folder"),
     (lambda root: (root.mkdir(), (root / "metadata.sqlite").write_bytes(bytes(range(256)) * 20)),
-     "metadata.sqlite is damaged: file is not a database"),
+     "metadata.sqlite is no ML Metadata store SQLite can read (file is not a database)"),
 ])
 def test_report_on_what_is_not_a_run_is_one_line_and_creates_nothing(make, message, tmp_path, capsys):
     root = tmp_path / "root"

@@ -39,3 +39,28 @@ def test_classes_balanced_and_images_vary():
 def test_too_few_training_images_is_an_error(tmp_path):
     with pytest.raises(ValueError, match="at least 5"):
         write_dataset(str(tmp_path), 4, 1)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--train", "1e12"], "--train 1e12: training images must be a whole number from 1 to 50,000"),
+    (["--train", "1000000000000"], "--train 1000000000000: training images must be a whole number"),
+    (["--test", "0"], "--test 0: test images must be a whole number from 1 to 10,000"),
+    (["--seed", "-1"], "--seed -1: the generator's seed must be a whole number from 0 to 4,294,967,295"),
+    (["--seed", "9" * 5000], "--seed 999999999999999999999999999999...: the generator's seed"),
+])
+def test_synth_numbers_out_of_bounds_are_one_line_naming_the_option(args, message, tmp_path, capsys):
+    from cifar_tfx.cli import EXIT_BAD_INPUT, main
+
+    assert main(["data", "synth", "--out", str(tmp_path / "out"), *args]) == EXIT_BAD_INPUT
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {message}") and err.count("\n") == 1, err
+    assert not (tmp_path / "out").exists()
+
+
+def test_synth_takes_the_numbers_it_is_given(tmp_path):
+    from cifar_tfx.cli import main
+    from cifar_tfx.data.verify import verify
+
+    assert main(["data", "synth", "--out", str(tmp_path), "--train", "15", "--test", "7", "--seed", "0"]) == 0
+    summary = verify(str(tmp_path))
+    assert (summary["train"]["count"], summary["test"]["count"]) == (15, 7)

@@ -45,7 +45,11 @@ def has_idx_files(folder: str, spec: DatasetSpec) -> bool:
 
 def read_idx(path: str, item_shape: Tuple[int, ...]) -> np.ndarray:
     """The ``[count, *item_shape]`` uint8 array stored in the IDX file at ``path``."""
-    with storage.open_binary(path) as raw:
+    try:
+        opened = storage.open_binary(path)
+    except OSError as err:
+        raise MissingDataError(f"cannot read {path}: {err}") from err
+    with opened as raw:
         stream = gzip.GzipFile(fileobj=raw, mode="rb") if path.endswith(".gz") else raw
         try:
             header = _read_exactly(stream, 4, path, "header")

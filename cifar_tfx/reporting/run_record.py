@@ -20,6 +20,42 @@ class RunNotFoundError(LookupError):
     """No such run in the pipeline root's ML Metadata (the message lists the known ones)."""
 
 
+class DamagedStoreError(ValueError):
+    """The pipeline root's ``metadata.sqlite`` is no SQLite database SQLite can read; the message names it."""
+
+
+def check_store_file(pipeline_root: str) -> None:
+    """Refuse, in one line naming the file, a ``metadata.sqlite`` that SQLite cannot read, before ML Metadata
+    opens it (whose own error quotes its SQL) and before a run or a report does anything. A missing store is
+    fine (a first run creates it); a pipe or a folder in its place, random bytes, or a database that fails
+    SQLite's ``quick_check`` are refused, with what to do."""
+    import sqlite3
+    import stat
+    import urllib.parse
+
+    path = os.path.join(pipeline_root, METADATA_FILE)
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return
+    except OSError as err:
+        raise DamagedStoreError(f"{path} cannot be read: {err.strerror}") from None
+    advice = "move it aside to start a new store (its runs are then forgotten), or give another --pipeline-root"
+    if not stat.S_ISREG(mode):
+        raise DamagedStoreError(f"{path} is not a file (a folder, pipe or device); {advice}")
+    try:
+        connection = sqlite3.connect(f"file:{urllib.parse.quote(os.path.abspath(path))}?mode=ro", uri=True)
+        try:
+            verdict = connection.execute("PRAGMA quick_check").fetchone()
+        finally:
+            connection.close()
+    except sqlite3.Error as err:
+        raise DamagedStoreError(f"{path} is no ML Metadata store SQLite can read ({err}); {advice}") from None
+    if verdict is None or verdict[0] != "ok":
+        found = str(verdict[0] if verdict else "no answer").splitlines()[0][:200]
+        raise DamagedStoreError(f"{path} is damaged (SQLite's quick_check: {found}); {advice}")
+
+
 @dataclasses.dataclass(frozen=True)
 class ProducedArtifact:
     component: str                  # the node id (pipeline/component_ids.py)
