@@ -24,8 +24,8 @@ import pytest
 tf = pytest.importorskip("tensorflow")
 
 import grpc  # noqa: E402
-from tensorflow_serving.apis import (get_model_status_pb2, model_service_pb2_grpc, predict_pb2,  # noqa: E402
-                                    prediction_service_pb2_grpc)
+from tensorflow_serving.apis import (get_model_metadata_pb2, get_model_status_pb2, model_service_pb2_grpc,  # noqa: E402
+                                    predict_pb2, prediction_service_pb2_grpc)
 
 from cifar_tfx.cli import main  # noqa: E402
 from cifar_tfx.example_format import encode_png, serialize_batch  # noqa: E402
@@ -131,7 +131,10 @@ def test_wrong_size_image_is_refused_or_resized(tmp_path):
 
 
 class _Rest(http.server.BaseHTTPRequestHandler):
-    """TF Serving's REST API (http_rest_api_handler.cc): predict and model status, by version or label.
+    """TF Serving 2.16.1's REST API (http_rest_api_handler.cc, http_rest_api_util.cc): predict, model status and
+    model metadata, by version or label. As the server does, status ignores a label (get_model_status_impl.cc
+    looks only at has_version()) and metadata resolves it, answering ``model_spec`` with the version as a string
+    (its signature defs are left empty here: the client does not read them); errors are ``{"error": ...}``.
 
     ``answer`` bends the predict answer as a faulty or foreign server would."""
 
@@ -139,14 +142,30 @@ class _Rest(http.server.BaseHTTPRequestHandler):
     seen = []
     answer = "right"  # right, short (one row less), nan, unnormalised, foreign (other class names), huge, dribble
     PATHS = ("/v1/models/cifar10", "/v1/models/cifar10/versions/2", "/v1/models/cifar10/labels/stable")
+    GET_PATH = re.compile(r"/v1/models/([^/:]+)(?:/versions/(\d+)|/labels/([^/:]+))?(/metadata)?")
+    LABELS = {"stable": 2}
 
-    def do_GET(self):  # noqa: N802 - model status
-        if self.path not in self.PATHS:
-            return self._reply(404, {"error": "Servable not found for request: Latest(nope)"})
-        versions = [{"version": "2", "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}},
-                    {"version": "3", "state": "END",
-                     "status": {"error_code": "NOT_FOUND", "error_message": "Could not find base path"}}]
-        return self._reply(200, {"model_version_status": versions if self.path == self.PATHS[0] else versions[:1]})
+    def do_GET(self):  # noqa: N802 - model status and metadata
+        type(self).seen.append((self.path, None))
+        model, version, label, metadata = self.GET_PATH.fullmatch(self.path).groups()
+        versions = {2: {"version": "2", "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}},
+                    3: {"version": "3", "state": "END",
+                        "status": {"error_code": "NOT_FOUND", "error_message": "Could not find base path"}}}
+        if metadata:
+            if label is not None and label not in self.LABELS:
+                return self._reply(400, {"error": f"Unrecognized servable version label: {label}"})
+            version = self.LABELS[label] if label is not None else int(version or 2)
+            if model != "cifar10" or version != 2:
+                return self._reply(404, {"error": f"Servable not found for request: Specific({model}, {version})"})
+            return self._reply(200, {"model_spec": {"name": model, "signature_name": "", "version": str(version)},
+                                     "metadata": {"signature_def": {"signature_def": {}}}})
+        if model != "cifar10":
+            return self._reply(404, {"error": f"Could not find any versions of model {model}"})
+        if version is not None:
+            if int(version) not in versions:
+                return self._reply(404, {"error": f"Could not find version {version} of model {model}"})
+            return self._reply(200, {"model_version_status": [versions[int(version)]]})
+        return self._reply(200, {"model_version_status": list(versions.values())})
 
     def do_POST(self):  # noqa: N802
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
@@ -261,7 +280,7 @@ def test_rest_timeout(rest_server, sample_pngs):
 
 @pytest.mark.parametrize("answer, message", [
     ("short", "answered 2 predictions for 3 images"),
-    ("nan", "probabilities that are not a distribution for image 1"),
+    ("nan", "NaN is not a number this program accepts"),  # refused by the JSON reader, before the rows
     ("unnormalised", r"not a distribution for image 1 \(sum 5;"),
     ("foreign", "named class 'sneaker' where this client's classes say 'truck'"),
     ("huge", "answered more than 1,048,000 bytes; refused unread"),
@@ -293,12 +312,18 @@ def test_rest_by_label_and_model_names_quoted(rest_server, sample_pngs, capsys):
 
 
 def test_serving_status_over_rest(rest_server, capsys):
-    _, url = rest_server
+    handler, url = rest_server
     assert main(["serving", "status", "--server", url]) == 0
     assert capsys.readouterr().out.splitlines() == [
         "cifar10 version 2: AVAILABLE", "cifar10 version 3: END (NOT_FOUND: Could not find base path)"]
     assert main(["serving", "status", "--server", url, "--label", "stable"]) == 0
     assert capsys.readouterr().out.splitlines() == ["cifar10 version 2: AVAILABLE"]
+    assert [path for path, _ in handler.seen[-2:]] == ["/v1/models/cifar10/labels/stable/metadata",
+                                                       "/v1/models/cifar10/versions/2"]
+    assert main(["serving", "status", "--server", url, "--label", "nope"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.count("\n") == 1
+    assert "Unrecognized servable version label: nope" in captured.err
     assert main(["serving", "status", "--server", url, "--model", "nope"]) == 2
     assert "model 'nope' not found" in capsys.readouterr().err
 
@@ -335,10 +360,29 @@ class _Predictor(prediction_service_pb2_grpc.PredictionServiceServicer, model_se
         return response
 
     def GetModelStatus(self, request, context):  # noqa: N802
+        """get_model_status_impl.cc (2.16.1): one version if has_version(), else every version; a label is ignored."""
+        self.specs.append(request.model_spec)
         if request.model_spec.name != "cifar10":
             context.abort(grpc.StatusCode.NOT_FOUND, "Could not find any versions of model nope")
         response = get_model_status_pb2.GetModelStatusResponse()
+        if request.model_spec.HasField("version") and request.model_spec.version.value != 2:
+            context.abort(grpc.StatusCode.NOT_FOUND, f"Could not find version {request.model_spec.version.value} "
+                          "of model cifar10")
         response.model_version_status.add(version=2, state=get_model_status_pb2.ModelVersionStatus.AVAILABLE)
+        return response
+
+    def GetModelMetadata(self, request, context):  # noqa: N802
+        """get_model_metadata_impl.cc (2.16.1): the label resolved (server_core.cc), model_spec.version answered."""
+        self.specs.append(request.model_spec)
+        if request.model_spec.version_label not in ("", "stable"):
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                          f"Unrecognized servable version label: {request.model_spec.version_label}")
+        if list(request.metadata_field) != ["signature_def"]:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "GetModelMetadataRequest must specify at least one "
+                          "metadata_field")
+        response = get_model_metadata_pb2.GetModelMetadataResponse()
+        response.model_spec.name = request.model_spec.name
+        response.model_spec.version.value = 2
         return response
 
 
@@ -412,4 +456,9 @@ def test_grpc_by_label_and_status(grpc_server, sample_pngs, capsys):
     capsys.readouterr()
     assert main(["serving", "status", "--grpc", target]) == 0
     assert capsys.readouterr().out.strip() == "cifar10 version 2: AVAILABLE"
+    assert main(["serving", "status", "--grpc", target, "--label", "stable"]) == 0
+    assert capsys.readouterr().out.strip() == "cifar10 version 2: AVAILABLE"
+    assert servicer.specs[-2].version_label == "stable" and servicer.specs[-1].version.value == 2
+    assert main(["serving", "status", "--grpc", target, "--label", "nope"]) == 2
+    assert "Unrecognized servable version label: nope" in capsys.readouterr().err
     assert main(["serving", "status", "--grpc", target, "--model", "nope"]) == 2
