@@ -24,6 +24,7 @@ from cifar_tfx.trainer.budget import (LADDERS, NetworkChoice, Recheck, choose_ne
                                       small_crop_gain)
 from cifar_tfx.trainer.callbacks import (EpochCheckpoint, PhaseEnd, ProgressLogger, StepScheduleController,
                                          ThroughputCheck)
+from cifar_tfx.trainer.checkpoints import newest_intact
 from cifar_tfx.trainer.data import cached_examples, count_records, expand_patterns, make_dataset, training_batches
 from cifar_tfx.trainer.hparams import HParams
 from cifar_tfx.trainer import whitening
@@ -316,16 +317,17 @@ class _Fitting:
             model = build_and_compile(hparams, self.dataset, self.runtime, stem_kernel=self.stem_kernel)
             elapsed_var = tf.Variable(0.0, dtype=tf.float64, trainable=False, name="elapsed_seconds")
             checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer, elapsed_seconds=elapsed_var)
+        resume_from = newest_intact(self.checkpoint_dir, self.stream)  # a damaged newest one is moved aside
         manager = tf.train.CheckpointManager(checkpoint, self.checkpoint_dir, max_to_keep=2, checkpoint_name="ckpt")
-        if manager.latest_checkpoint:
-            checkpoint.restore(manager.latest_checkpoint).expect_partial()
+        if resume_from:
+            checkpoint.restore(resume_from).expect_partial()
         start_step = int(model.optimizer.iterations.numpy())
         budget = hparams.time_budget_minutes * 60.0 if hparams.time_budget_minutes is not None else None
         planned = hparams.planned_steps(self.train_examples)
         run_clock = TrainingClock(planned_steps=planned, budget_seconds=budget,
                                   elapsed_before=float(elapsed_var.numpy()) + elapsed_before, clock=self.clock)
         if start_step:
-            self.stream.write(f"resuming from {manager.latest_checkpoint} at step {start_step}, "
+            self.stream.write(f"resuming from {resume_from} at step {start_step}, "
                               f"{run_clock.elapsed_before:.0f} s already trained\n")
         self.stream.write(
             f"training {hparams.network_name} on {self.train_examples} images, batch {hparams.batch_size}, "
