@@ -178,7 +178,7 @@ def rest(serving):
             if server_core.polling:
                 server_core.poll()
 
-    threads = [threading.Thread(target=http_server.serve_forever, daemon=True), threading.Thread(target=poll, daemon=True)]
+    threads = [threading.Thread(target=http_server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True), threading.Thread(target=poll, daemon=True)]
     for thread in threads:
         thread.start()
     yield server_core, f"http://127.0.0.1:{http_server.server_address[1]}"

@@ -191,6 +191,12 @@ def rest_exchange(url: str, body: Optional[bytes], timeout: float, limit: int, w
         raise PredictError(f"{url} broke off the answer ({type(err).__name__}: {err})") from err
     except ValueError as err:  # malformed URL parts found only when connecting
         raise PredictError(f"cannot send to {url}: {err}") from err
+    return decode_answer(raw, url, limit)
+
+
+def decode_answer(raw: bytes, url: str, limit: int) -> object:
+    """The JSON of an answer through the one bounded reader (``parse_json``: size, depth, finite numbers of sane
+    length), or one :class:`PredictError`."""
     try:
         return parse_json(raw, what=f"the answer of {url}", max_bytes=limit)
     except InputRefused as err:
