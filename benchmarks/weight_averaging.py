@@ -11,7 +11,7 @@ the learning rate is at most f of its peak, which is how :class:`WeightAverages`
 run's clock.
 
 An average of weights does not come with BatchNorm statistics that match it (tf_keras's ``use_ema``
-skipped this and lost 5.4 points, BENCHMARKS.md issue 19), so before each average is scored its moving
+skipped this and lost 5.4 points: BENCHMARKS.md, "Levers on CIFAR-10"), so before each average is scored its moving
 means and variances are measured again on training batches (:func:`reestimate_batchnorm`). The last
 weights are scored with their own statistics and re-estimated ones, so the comparison is paired: one run,
 the same validation images, the differences free of run-to-run noise.
