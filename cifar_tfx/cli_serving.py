@@ -262,8 +262,12 @@ def _edited(args: argparse.Namespace, config, versions):
         return updated, f"{args.model}: labels " + (", ".join(f"{k}={v}" for k, v in sorted(labels.items())) or "none")
     if args.serving_command == "policy":
         updated, loaded = model_config.with_policy(config, args.model, args.policy, args.versions, versions)
+        added = sorted(set(loaded) - set(model_config.loaded_versions(model_config.entry_of(config, args.model),
+                                                                      versions)))
         return updated, (f"{args.model}: policy {model_config.describe_policy(model_config.entry_of(updated, args.model))}"
-                         f", serving version(s) {', '.join(map(str, loaded)) or 'none yet'}")
+                         f", serving version(s) {', '.join(map(str, loaded)) or 'none yet'}"
+                         + (f"; label version(s) {', '.join(map(str, added))} only once TF Serving has loaded them "
+                            "(`serving label … --server URL` waits for that)" if added else ""))
     updated, version, removed = model_config.rolled_back(config, args.model, versions, args.to)
     return updated, (f"{args.model}: serving version {version} only (`serving policy … latest` undoes it)"
                      + (f"; removed labels on other versions: {', '.join(removed)}" if removed else ""))

@@ -201,6 +201,7 @@ def test_policy_then_label_read_by_one_poll_wedges_the_server(serving, capsys):
     assert main(["serving", "label", str(serving), "--model", "cifar10", "stable=4"]) == 0
     server_core.poll()
     assert main(["serving", "policy", str(serving), "--model", "cifar10", "specific", "3", "4"]) == 0
+    assert "label version(s) 3 only once TF Serving has loaded them" in capsys.readouterr().out
     assert main(["serving", "label", str(serving), "--model", "cifar10", "stable=3", "canary=4"]) == 0
     assert "note: written without asking TF Serving" in capsys.readouterr().err
     for _ in range(3):  # every later poll fails the same way: version 3 is never added
