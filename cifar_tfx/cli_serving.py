@@ -27,6 +27,14 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _whole_seconds(text: str) -> int:
+    """A whole number of seconds from 1 to a day (TF Serving's poll interval is an int32 of seconds)."""
+    if not (text.isascii() and text.isdigit() and len(text) <= 5 and 1 <= int(text) <= MAX_SECONDS):
+        raise argparse.ArgumentTypeError(f"must be a whole number of seconds from 1 to {MAX_SECONDS:g}, "
+                                         f"got {text[:40]}")
+    return int(text)
+
+
 def _address(text: str) -> str:
     """A server address that is not empty (an empty ``--grpc`` would otherwise fall back to REST)."""
     if not text.strip() or any(c.isspace() for c in text) or len(text) > 2048:
@@ -275,10 +283,16 @@ def _edited(args: argparse.Namespace, config, versions):
 
 def add_serving_commands(commands) -> None:
     """The ``predict`` and ``serving`` commands."""
+    _add_predict_command(commands)
+    _add_serving_commands(commands)
+
+
+def _add_predict_command(commands) -> None:
     predict = commands.add_parser("predict", help="classify image files with the served model")
     predict.add_argument("images", nargs="+", help="PNG or JPEG files")
     where = predict.add_mutually_exclusive_group()
-    where.add_argument("--server", default="http://localhost:8501", help="TF Serving REST address (default)")
+    where.add_argument("--server", default="http://localhost:8501", type=_address,
+                       help="TF Serving REST address (default)")
     where.add_argument("--grpc", metavar="HOST:PORT", type=_address, help="TF Serving gRPC address instead of REST")
     where.add_argument("--saved-model", metavar="DIR", help="run a SavedModel in this process instead")
     predict.add_argument("--model-name", help="default: the dataset's name")
@@ -295,6 +309,8 @@ def add_serving_commands(commands) -> None:
                          help="show TensorFlow's own output (--saved-model, --grpc) instead of hiding it in a log")
     predict.set_defaults(func=_cmd_predict)
 
+
+def _add_serving_commands(commands) -> None:
     serving = commands.add_parser("serving", help="edit the serving folder's models.config (TF Serving's proto)")
     serving_commands = serving.add_subparsers(dest="serving_command", required=True)
     config = serving_commands.add_parser("config", help="print models.config with base paths for a container")
@@ -325,7 +341,8 @@ def add_serving_commands(commands) -> None:
     command.add_argument("serving_dir")
     command.add_argument("--base-path", help="where a container mounts SERVING_DIR: print a `docker run` command")
     command.add_argument("--image", default="tensorflow/serving:2.16.1", help="TF Serving image for --base-path")
-    command.add_argument("--poll-seconds", type=int, default=60, help="how often the server reads models.config")
+    command.add_argument("--poll-seconds", type=_whole_seconds, default=60,
+                         help="how often the server reads models.config")
     for sub in (config, label, rollback, policy, command):
         sub.set_defaults(func=_cmd_serving)
     status = serving_commands.add_parser("status", help="ask TF Serving which versions it has loaded (REST or gRPC)")

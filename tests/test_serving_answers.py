@@ -134,7 +134,7 @@ def test_a_predict_answer_no_tf_serving_sends_is_one_line(canned, capsys, png, b
     ["serving", "status", "--timeout", "inf"], ["serving", "status", "--timeout", "1e300"],
     ["serving", "status", "--timeout", "-1"], ["serving", "status", "--timeout", "nan"],
     ["serving", "status", "--timeout", "0"], ["serving", "status", "--grpc", ""], ["serving", "status", "--server", " "],
-    ["predict", "x.png", "--timeout", "inf"], ["predict", "x.png", "--grpc", ""],
+    ["predict", "x.png", "--timeout", "inf"], ["predict", "x.png", "--grpc", ""], ["predict", "x.png", "--server", ""],
     ["serving", "label", "dir", "a=1", "--server", "http://h", "--wait-seconds", "1e300"],
     ["serving", "status", "--version", "²"],
 ])
