@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import stat
-from typing import List, Sequence, Tuple
+import struct
+from typing import Iterator, List, Sequence, Tuple
 
 from PIL import Image, UnidentifiedImageError
 
+from cifar_tfx import storage
 from cifar_tfx.data.errors import DataError
 
 
@@ -30,7 +33,8 @@ def load_images(paths: Sequence[str], size: Tuple[int, int] = (32, 32), resize: 
             encoded.append(data)
         elif resize:
             buffer = io.BytesIO()
-            image.convert("RGB").resize(size, Image.BILINEAR).save(buffer, format="PNG")
+            with decoding(path):
+                image.convert("RGB").resize(size, Image.BILINEAR).save(buffer, format="PNG")
             encoded.append(buffer.getvalue())
         else:
             raise DataError(f"{path} is a {image.size[0]}x{image.size[1]} {image.format}; the model takes "
@@ -55,20 +59,45 @@ def _open_image(path: str) -> Tuple[Image.Image, bytes]:
     if status.st_size > MAX_FILE_BYTES:
         raise DataError(f"{path} holds {status.st_size:,} bytes, more than any image of at most "
                         f"{MAX_PIXELS:,} pixels ({MAX_FILE_BYTES:,}); refused before reading")
-    with open(path, "rb") as handle:
-        data = handle.read()
+    try:
+        with storage.open_binary(path) as handle:  # fstat on the open descriptor: a pipe swapped in is refused
+            data = handle.read(MAX_FILE_BYTES + 1)
+    except OSError as err:
+        raise DataError(f"{path} cannot be read: {err.strerror or err}") from None
     if not data:
         raise DataError(f"{path} is not a readable image: the file is empty")
-    try:
+    if len(data) > MAX_FILE_BYTES:
+        raise DataError(f"{path} grew past {MAX_FILE_BYTES:,} bytes while being read; refused")
+    with decoding(path):
         image = Image.open(io.BytesIO(data))  # reads the header only
         if image.width * image.height > MAX_PIXELS:
             raise DataError(f"{path} declares {image.width}x{image.height} pixels, more than "
                             f"{MAX_PIXELS:,}; refused before decoding")
         image.load()
+    return image, data
+
+
+# What PIL's decoders raise on a damaged file besides OSError: found by fuzzing PNG, GIF, PPM, QOI, DDS, SGI,
+# TIFF and other files with flipped and cut bytes (PIL 12.3: ValueError from PPM headers, IndexError from QOI,
+# SyntaxError from a broken GIF or PPM header, NotImplementedError from a DDS pixel format it lacks).
+DAMAGED_IMAGE_ERRORS = (OSError, SyntaxError, ValueError, IndexError, KeyError, NotImplementedError, TypeError,
+                        EOFError, ZeroDivisionError, OverflowError, AttributeError, struct.error)
+
+
+@contextlib.contextmanager
+def decoding(path: str) -> Iterator[None]:
+    """Every step that decodes or converts the image at ``path``: what a damaged file makes PIL raise becomes
+    one :class:`DataError` naming the file (never PIL's in-memory buffer)."""
+    try:
+        yield
+    except DataError:
+        raise
     except UnidentifiedImageError as err:  # its message names an in-memory buffer, not the file
         raise DataError(f"{path} is not a readable image: not a format PIL recognises (PNG or JPEG expected)") from err
     except Image.DecompressionBombError as err:  # PIL refuses the header itself when far over its own limit
         raise DataError(f"{path} declares more than {MAX_PIXELS:,} pixels; refused before decoding") from err
-    except OSError as err:
-        raise DataError(f"{path} is not a readable image: {err}") from err
-    return image, data
+    except RecursionError as err:  # a RuntimeError, so named before the others
+        raise DataError(f"{path} is not a readable image: it nests too deeply") from err
+    except DAMAGED_IMAGE_ERRORS as err:
+        reason = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+        raise DataError(f"{path} is not a readable image: {reason}") from err
