@@ -219,3 +219,21 @@ def test_an_error_answer_deep_or_huge_gives_the_http_reason():
         assert client._error_text(err) == "Not Found"
     err = urllib.error.HTTPError("http://h", 400, "Bad Request", {}, io.BytesIO(b'{"error": "bad\\n\\nthing"}'))
     assert client._error_text(err) == "bad thing"
+
+
+@pytest.mark.parametrize("line, says", [
+    ('{"ok": true, "reason": ' + DEEP[:20_000] + "}", "nests 20001 levels deep"),
+    ('{"ok": "yes"}', "printed no verdict"),
+    ('{"Infinity": Infinity}', "Infinity is not a number"),
+    ('{TF log line', "is not JSON"),
+])
+def test_a_check_process_line_that_is_no_verdict_is_a_failed_check(monkeypatch, line, says):
+    import subprocess
+
+    from cifar_tfx.serving import check
+
+    monkeypatch.setattr(check.subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(a, 0, line + "\n", ""))
+    verdict = check.run_check("/nowhere", NAMES, 5000.0)
+    assert verdict["ok"] is False and says in verdict["reason"] and "\n" not in verdict["reason"]
+    monkeypatch.setattr(check.subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(a, 0, '{"ok": true}', ""))
+    assert check.run_check("/nowhere", NAMES, 5000.0) == {"ok": True, "reason": "", "latency_ms": {}}

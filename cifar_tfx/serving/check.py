@@ -216,7 +216,22 @@ def run_check(export_dir: str, class_names: Sequence[str], max_latency_ms: float
     if done.returncode != 0 or not lines:
         tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
         return {"ok": False, "reason": f"the check process failed: {tail}", "latency_ms": {}}
-    return json.loads(lines[-1])
+    return read_verdict(lines[-1])
+
+
+def read_verdict(line: str) -> Dict[str, object]:
+    """The check process's verdict from its last JSON line, read by the bounded reader; a line that is no
+    verdict (a library's output, too deep, not an object with ``ok``) is a failed check that says so."""
+    from cifar_tfx.bounded_input import InputRefused, parse_json
+
+    try:
+        verdict = parse_json(line, what="the check process's verdict")
+    except InputRefused as err:
+        return {"ok": False, "reason": str(err), "latency_ms": {}}
+    if not isinstance(verdict, dict) or not isinstance(verdict.get("ok"), bool) \
+            or not isinstance(verdict.get("reason", ""), str):
+        return {"ok": False, "reason": f"the check process printed no verdict: {line[:120]}", "latency_ms": {}}
+    return {"reason": "", "latency_ms": {}, **verdict}
 
 
 def main(argv: Sequence[str] = ()) -> int:
