@@ -462,3 +462,14 @@ def test_grpc_by_label_and_status(grpc_server, sample_pngs, capsys):
     assert main(["serving", "status", "--grpc", target, "--label", "nope"]) == 2
     assert "Unrecognized servable version label: nope" in capsys.readouterr().err
     assert main(["serving", "status", "--grpc", target, "--model", "nope"]) == 2
+
+
+def test_label_over_grpc_asks_the_status_of_the_labelled_version(grpc_server, tmp_path, capsys):
+    servicer, target = grpc_server
+    for version in (1, 2):
+        (tmp_path / "cifar10" / str(version)).mkdir(parents=True)
+    (tmp_path / "models.config").write_text(
+        f'model_config_list {{ config {{ name: "cifar10" base_path: "{tmp_path / "cifar10"}" }} }}\n')
+    assert main(["serving", "label", str(tmp_path), "stable=2", "--grpc", target, "--wait-seconds", "5"]) == 0
+    assert servicer.specs[-1].name == "cifar10" and servicer.specs[-1].version.value == 2
+    assert "cifar10: labels stable=2" in capsys.readouterr().out
