@@ -22,6 +22,7 @@ import posixpath
 import shutil
 import stat
 import tempfile
+import warnings
 from typing import BinaryIO, Callable, Iterator, List, Sequence, Tuple, TypeVar
 
 T = TypeVar("T")
@@ -41,11 +42,18 @@ class NotRegularFileError(OSError):
     """A local path to read that is a pipe, socket, device or folder: reading it could block or never end."""
 
 
+def _tensorflow():
+    """TensorFlow, imported quietly: a command that reads a URI prints its own lines, not TensorFlow's."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # CUDA plugins log "Unable to register" at error level
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # google.api_core's notice about Python versions
+        import tensorflow as tf  # noqa: PLC0415 - only remote paths need TensorFlow
+    return tf
+
+
 def registered_schemes() -> List[str]:
     """The URI schemes ``tf.io.gfile`` can open in this installation (TensorFlow 2.16: gs, ram, file)."""
-    import tensorflow as tf  # noqa: PLC0415 - only remote paths need TensorFlow
-
-    return sorted(scheme for scheme in tf.io.gfile.get_registered_schemes() if scheme)
+    return sorted(scheme for scheme in _tensorflow().io.gfile.get_registered_schemes() if scheme)
 
 
 def check_scheme(path: str) -> None:
@@ -64,15 +72,11 @@ def check_scheme(path: str) -> None:
 def _gfile(path: str):
     """``tf.io.gfile`` for ``path``, once its scheme is known to be one it opens."""
     check_scheme(path)
-    import tensorflow as tf  # noqa: PLC0415
-
-    return tf.io.gfile
+    return _tensorflow().io.gfile
 
 
 def _remote_errors() -> tuple:
-    import tensorflow as tf  # noqa: PLC0415
-
-    return (tf.errors.OpError,)
+    return (_tensorflow().errors.OpError,)
 
 
 def _remote(path: str, operation: Callable[..., T]) -> T:
