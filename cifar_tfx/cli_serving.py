@@ -160,7 +160,7 @@ def _edit_serving_folder(args: argparse.Namespace) -> int:
             print(args.out)
         else:
             print(text, end="")
-        print("TF Serving needs " + " ".join(model_config.server_flags("FILE", 60)[1:]) + " to serve this file "
+        print(f"TF Serving needs {model_config.POLL_FLAG}=SECONDS {model_config.LABEL_FLAG} to serve this file "
               "(`cifar-tfx serving command` prints the whole command)", file=sys.stderr)
         return 0
     if args.serving_command == "label" and (args.server or args.grpc):

@@ -9,6 +9,12 @@ An answer is checked before anything is printed (:func:`checked_predictions`): o
 prediction per image, a probability per class that is finite and in [0, 1], summing to 1,
 and the class the model names (when it names one) the top class of this client's list.
 Answers are size-capped (``answer_limit``) and the timeout bounds the whole exchange.
+
+Every REST answer is read by one bounded JSON reader (:func:`decode_answer`, ``bounded_input.parse_json``)
+and then by one parser of its shape, each written from TF Serving 2.16.1's answer: predictions
+(:func:`checked_predictions`), model status (:func:`parse_status_answer`) and model metadata
+(:func:`parse_metadata_version`, how a label is resolved to its version). :func:`wait_until_available` polls
+a version's status with an injected clock until the server reports it ``AVAILABLE``.
 """
 
 from __future__ import annotations
