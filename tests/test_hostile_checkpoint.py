@@ -75,3 +75,38 @@ def test_intact_checkpoints_are_resumed_without_a_word(tmp_path):
     _save_steps(tmp_path, [(120, 1.0), (240, 2.0)])
     resume_from, _, value, log = _restored(tmp_path)
     assert os.path.basename(resume_from) == "ckpt-240" and value == 2.0 and log == ""
+
+
+def _train_once(checkpoint_dir, monkeypatch):
+    """``train_model`` on the demo profile with ``Model.fit`` taking one step in no time; returns its log."""
+    import tf_keras as keras
+
+    from cifar_tfx.data.datasets import CIFAR10
+    from cifar_tfx.trainer import train
+    from cifar_tfx.trainer.hparams import DEMO
+
+    def one_step(model, dataset, **kwargs):
+        model.optimizer.iterations.assign_add(1)
+        return keras.callbacks.History()
+
+    keras.backend.clear_session()
+    examples = tf.data.Dataset.from_tensor_slices((tf.zeros([8, 32, 32, 3]), tf.range(8, dtype=tf.int64) % 10))
+    monkeypatch.setattr(train, "expand_patterns", list)
+    monkeypatch.setattr(train, "count_records", lambda files: 80)
+    monkeypatch.setattr(train, "cached_examples", lambda files, tft_output, limit=None: examples)
+    monkeypatch.setattr(train, "detect_cpu_bf16", lambda: False)
+    monkeypatch.setattr(keras.Model, "fit", one_step)
+    log = io.StringIO()
+    _, result = train.train_model(train_files=["train"], tft_output=None, hparams=DEMO, dataset=CIFAR10,
+                                  checkpoint_dir=str(checkpoint_dir), clock=lambda: 100.0, stream=log, gpus=0)
+    return result, log.getvalue()
+
+
+def test_a_rerun_after_the_newest_checkpoint_was_cut_short_resumes_from_the_one_before(tmp_path, monkeypatch):
+    first, _ = _train_once(tmp_path, monkeypatch)
+    second, _ = _train_once(tmp_path, monkeypatch)
+    assert second.resumed_from_step == first.steps_done and second.steps_done > first.steps_done
+    _truncate(tmp_path, second.steps_done)
+    third, log = _train_once(tmp_path, monkeypatch)  # was: IndexError: Read less bytes than requested
+    assert third.resumed_from_step == first.steps_done, log
+    assert f"ckpt-{second.steps_done} cannot be read" in log and f"ckpt-{first.steps_done} (step" in log, log
