@@ -53,6 +53,15 @@ def test_a_fifo_as_a_batch_file_of_a_folder_is_refused_at_once(tmp_path, capsys)
     _one_error_line(capsys, "data_batch_3", "not a regular file")
 
 
+def test_a_fifo_among_fashion_mnist_idx_files_is_refused_at_once(tmp_path, capsys):
+    for name in ("train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
+        (tmp_path / name).write_bytes(b"")
+    os.mkfifo(tmp_path / "train-images-idx3-ubyte")
+    with _deadline(5):
+        assert main(["data", "verify", str(tmp_path), "--dataset", "fashion_mnist"]) == EXIT_BAD_INPUT
+    _one_error_line(capsys, "train-images-idx3-ubyte", "not a regular file")
+
+
 @pytest.mark.parametrize("uri", ["s3://bucket/cifar", "hdfs://namenode/cifar", "foo://x/y"])
 def test_a_scheme_no_filesystem_opens_is_one_line_saying_what_works(uri, capsys):
     assert main(["data", "verify", uri]) == EXIT_BAD_INPUT
