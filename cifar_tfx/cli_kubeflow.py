@@ -9,7 +9,7 @@ from typing import Optional
 
 from cifar_tfx import console
 from cifar_tfx.cli_common import (EXIT_BAD_INPUT, EXIT_NOT_PUSHED, EXIT_PIPELINE_FAILED, EXIT_RUN_UNFOLLOWED,
-                                  BadArgumentError, use_keras2)
+                                  BadArgumentError, positive_seconds, use_keras2)
 from cifar_tfx.cli_hparams import add_hparam_options, hparams_from_args
 from cifar_tfx.cli_run import default_pipeline_name
 from cifar_tfx.data.datasets import DATASETS, DEFAULT_DATASET, get_dataset
@@ -18,6 +18,7 @@ from cifar_tfx.trainer.hparams import run_parameter_fields
 
 
 def _cmd_kubeflow_compile(args: argparse.Namespace) -> int:
+    _check_output_file(args.output)  # before seconds of imports
     use_keras2()
     # TensorFlow's and TFX's import-time lines and warnings go to a log, shown with --verbose
     refused = (BadArgumentError, DataError, UnknownNameError, ValueError)  # one error line each: the log goes
@@ -25,6 +26,17 @@ def _cmd_kubeflow_compile(args: argparse.Namespace) -> int:
         written = _compile(args)
     print(written)
     return 0
+
+
+def _check_output_file(path: str) -> None:
+    """Refuse an ``--output`` the spec cannot be written to: not YAML, a folder, or in no writable folder."""
+    if not path.endswith((".yaml", ".yml")):
+        raise BadArgumentError(f"--output {path!r} must end in .yaml (KFP 2 takes a YAML PipelineSpec)")
+    if os.path.isdir(path):
+        raise BadArgumentError(f"--output {path} is a folder: name the file to write, e.g. {path}/pipeline.yaml")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder) or not os.access(folder, os.W_OK | os.X_OK):
+        raise BadArgumentError(f"--output {path}: {folder} is not a writable folder")
 
 
 def _compile(args: argparse.Namespace) -> str:
@@ -74,16 +86,17 @@ def _submit_and_follow(args: argparse.Namespace, scratch: str) -> int:
     from cifar_tfx.kubeflow import submit
 
     try:
-        spec = submit.load_spec(args.spec)
+        spec, platform = submit.load_documents(args.spec)
         task_names = sorted(spec["root"]["dag"]["tasks"])
-        parameters = submit.parse_parameters(args.param, spec)
+        parameters = submit.parse_parameters(args.param, spec, platform)
+        request_timeout = min(args.timeout, submit.REQUEST_SECONDS)
         if args.target == "vertex" and (not args.project or not args.region):
             raise submit.SubmitError("--target vertex needs --project and --region")
         if args.target == "kfp":
             if not args.host:
                 raise submit.SubmitError("--host is required for --target kfp (the KFP API address)")
             token = _token(args.token_file)
-            client = submit.kfp_client(args.host, args.namespace, token)
+            client = submit.kfp_client(args.host, args.namespace, token, request_timeout=request_timeout)
         spec_path, parameters, cache_note = _cache_settings(args, spec, parameters, scratch)
         options = submit.SubmitOptions(
             spec_path=spec_path, parameters=parameters, run_name=args.run_name,
@@ -95,8 +108,10 @@ def _submit_and_follow(args: argparse.Namespace, scratch: str) -> int:
             get_outcome = lambda: submit.vertex_run_outcome(job, task_names)  # noqa: E731
         else:
             run = submit.submit_kfp(client, options, args.namespace)
-            get_state, final_states = (lambda: submit.kfp_run_state(client, run.run_id)), submit.KFP_FINAL_STATES
-            get_outcome = lambda: submit.kfp_run_outcome(client, run.run_id, task_names, token)  # noqa: E731
+            get_state = lambda: submit.kfp_run_state(client, run.run_id)  # noqa: E731
+            final_states = submit.KFP_FINAL_STATES
+            get_outcome = lambda: submit.kfp_run_outcome(client, run.run_id, task_names, token,  # noqa: E731
+                                                         request_timeout)
     except submit.SubmitError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -158,21 +173,28 @@ def _report_outcome(run_id: str, outcome) -> int:
 
 
 TOKEN_VARIABLE = "KFP_TOKEN"
+MAX_TOKEN_BYTES = 64 << 10  # a Kubernetes service-account token is about 1 KB
 
 
 def _token(token_file: Optional[str]) -> Optional[str]:
     """The bearer token from ``--token-file``, else ``$KFP_TOKEN``, else none."""
     from cifar_tfx.kubeflow import submit
 
+    from cifar_tfx.bounded_input import InputRefused, read_regular_file
+
     if token_file is None:
         return os.environ.get(TOKEN_VARIABLE) or None
     try:
-        with open(token_file) as handle:
-            token = handle.read().strip()
-    except OSError as err:
-        raise submit.SubmitError(f"cannot read --token-file {token_file}: {err.strerror}") from err
+        token = read_regular_file(token_file, max_bytes=MAX_TOKEN_BYTES, what="--token-file").decode("ascii").strip()
+    except InputRefused as err:
+        raise submit.SubmitError(str(err)) from err
+    except UnicodeDecodeError:
+        raise submit.SubmitError(f"--token-file {token_file} is not a token: a token is ASCII text") from None
     if not token:
         raise submit.SubmitError(f"--token-file {token_file} is empty")
+    if any(character.isspace() or not character.isprintable() for character in token):
+        raise submit.SubmitError(f"--token-file {token_file} holds more than one token (spaces, lines or control "
+                                 "characters): a bearer token is one line")
     return token
 
 
@@ -259,6 +281,7 @@ def add_kubeflow_commands(commands) -> None:
     submit.add_argument("--service-account")
     submit.add_argument("--wait", action="store_true", help="wait for the run; exit 0 pushed, 4 not pushed, 3 failed, "
                         "5 lost the run (connection, --timeout) or could not read whether it pushed")
-    submit.add_argument("--timeout", type=float, default=24 * 3600.0, help="seconds to wait (default 24 h)")
-    submit.add_argument("--poll-seconds", type=float, default=15.0, help=argparse.SUPPRESS)
+    submit.add_argument("--timeout", type=positive_seconds, default=24 * 3600.0,
+                        help="seconds to wait (default 24 h); each call to the server waits at most a minute of it")
+    submit.add_argument("--poll-seconds", type=positive_seconds, default=15.0, help=argparse.SUPPRESS)
     submit.set_defaults(func=_cmd_kubeflow_submit)

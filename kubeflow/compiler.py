@@ -85,6 +85,20 @@ DATA_PATH_PARAMETER = "data_path"
 # cache key holds it (and ExampleGen is cached only when a run has one): see submit.with_data_fingerprint.
 FINGERPRINT_PARAMETER = "data_fingerprint"
 K8S_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?")  # a DNS subdomain: PVC and Secret names
+# The driver names a pod's volume after the PVC or Secret it mounts (backend/src/v2/driver/driver.go at 2.3.0
+# and 2.5.0, k8s.go at 2.17.0), and a pod's volume names are DNS-1123 labels, unique in the pod (the API
+# server's pod validation): so a mounted PVC or Secret name has no '.' and at most 63 characters.
+POD_VOLUME_NAME = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+# Volumes the Argo compiler gives every task pod (argocompiler/container.go, 2.0.0 to 2.17.0; the workspace
+# volume: component/constants.go at 2.17.0).
+BACKEND_VOLUMES = ("kfp-launcher", "gcs-scratch", "s3-scratch", "minio-scratch", "dot-local-scratch",
+                   "dot-cache-scratch", "dot-config-scratch", "kfp-workspace")
+# A node label (the Trainer's node selector): an optional DNS-subdomain prefix and '/', a name of at most 63
+# characters; a value of at most 63, possibly empty (apimachinery's IsQualifiedName and IsValidLabelValue).
+_LABEL_NAME = r"[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
+LABEL_KEY = re.compile(rf"(?:[a-z0-9](?:[-a-z0-9.]{{0,251}}[a-z0-9])?/)?{_LABEL_NAME}")
+LABEL_VALUE = re.compile(rf"(?:{_LABEL_NAME})?")
+MAX_GPUS = 16  # the most any cloud's GPU node has (GKE a2-megagpu-16g, AWS p4de has 8)
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # A container image reference as the kubelet parses it (grammar in distribution/reference's reference.go:
 # [domain '/'] path [':' tag] ['@' digest]); a pod with anything else fails with InvalidImageName.
@@ -108,8 +122,7 @@ class VolumeMount:
     mount_path: str   # where the containers see it
 
     def __post_init__(self) -> None:
-        if not K8S_NAME.fullmatch(self.claim):
-            raise ValueError(f"{self.claim!r} is not a Kubernetes PVC name (lower-case letters, digits, '-', '.')")
+        check_pod_volume_name(self.claim, "PVC")
         if not self.mount_path.startswith("/"):
             raise ValueError(f"mount path {self.mount_path!r} must be absolute")
 
@@ -130,8 +143,7 @@ class SecretVolume:
     mount_path: str
 
     def __post_init__(self) -> None:
-        if not K8S_NAME.fullmatch(self.secret):
-            raise ValueError(f"{self.secret!r} is not a Kubernetes Secret name (lower-case letters, digits, '-', '.')")
+        check_pod_volume_name(self.secret, "Secret")
         if not self.mount_path.startswith("/") or any(self.mount_path.rstrip("/") == r or
                                                       self.mount_path.startswith(r + "/") for r in RESERVED_MOUNTS):
             raise ValueError(f"secret mount path {self.mount_path!r} must be absolute and outside "
@@ -195,8 +207,13 @@ class KubeflowTarget:
                              "([registry/]path[:tag][@sha256:digest], the path in lower case)")
         check_model_name(self.model_name)
         check_pipeline_root(self.pipeline_root, self.target)
-        if self.trainer_gpus < 0:
-            raise ValueError("trainer_gpus must be >= 0")
+        if not 0 <= self.trainer_gpus <= MAX_GPUS:
+            raise ValueError(f"--gpus must be within [0, {MAX_GPUS}] (GPUs of one node), got {self.trainer_gpus}")
+        for key, value in self.gpu_node_selector:
+            if not LABEL_KEY.fullmatch(key) or len(key.rpartition("/")[0]) > 253 or not LABEL_VALUE.fullmatch(value):
+                raise ValueError(f"--gpu-node-selector {key}={value}: not a Kubernetes node label (a name of "
+                                 "letters, digits, '-', '_', '.', at most 63, with an optional 'prefix/'; "
+                                 "a value likewise or empty)")
         for name in ("trainer_cpus", "trainer_memory_gb", "task_cpus", "task_memory_gb", "light_cpus",
                      "light_memory_gb"):
             value = getattr(self, name)
@@ -212,18 +229,11 @@ class KubeflowTarget:
             check_base_path(self.serving_base_path)
         if self.gpu_type:
             check_gpu_type(self.gpu_type, self.target)
-        for volume, path, what in ((self.data_volume, self.data_path, "data path"),
-                                   (self.serving_volume, self.serving_dir, "serving dir")):
-            if volume is not None and not volume.holds(path):
-                raise ValueError(f"{what} {path!r} is not under the volume mounted at {volume.mount_path!r}")
         for path, volume, what in ((self.data_path, self.data_volume, "--data"),
                                    (self.serving_dir, self.serving_volume, "--serving-dir")):
-            if storage.is_remote(path) and not path.startswith("gs://"):
-                raise ValueError(f"{what} {path!r}: TensorFlow opens only gs:// URIs (the KFP launcher moves "
-                                 f"artifacts, not these folders): use gs:// or a path on a volume ({what}-pvc)")
-            if self.target == "kfp" and not storage.is_remote(path) and volume is None:
-                raise ValueError(f"{what} {path!r} is a local path: give the PVC that holds it "
-                                 f"({what}-pvc) or use a gs:// URI")
+            if volume is not None and not volume.holds(path):  # a volume mounted for a path it does not hold
+                raise ValueError(f"{what} {path!r} is not under the volume mounted at {volume.mount_path!r}")
+            check_task_path(path, volume, what, self.target)
 
     def _check_secrets(self) -> None:
         """One mount per Secret (the backend names the pod's volume after it), none over another mount,
@@ -231,6 +241,12 @@ class KubeflowTarget:
         secrets = [volume.secret for volume in self.secret_volumes]
         if len(set(secrets)) < len(secrets):
             raise ValueError(f"a Secret is mounted twice: {sorted(secrets)}")
+        claims = {volume.claim: flag for volume, flag in ((self.data_volume, "--data-pvc"),
+                                                         (self.serving_volume, "--serving-pvc")) if volume}
+        for secret in secrets:
+            if secret in claims:  # every task mounts the Secrets, so some task would have two volumes of this name
+                raise ValueError(f"--secret {secret} and {claims[secret]} {secret}: the driver names a pod's volume "
+                                 "after the Secret or PVC, and a pod cannot have two volumes of one name: rename one")
         taken = [volume.mount_path for volume in (self.data_volume, self.serving_volume) if volume]
         for volume in self.secret_volumes:
             if any(volume.mount_path.rstrip("/") == path.rstrip("/") for path in taken):
@@ -269,6 +285,33 @@ ROOT_SCHEMES = {"kfp": ("gs://", "minio://", "s3://"), "vertex": ("gs://",)}
 
 # A Kubernetes extended resource name, which the open-source driver requests as it is (nvidia.com/gpu).
 RESOURCE_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?/[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?")
+
+
+# Where a task opens a path that is not an artifact: the flag that names its volume.
+VOLUME_FLAGS = {"--data": "--data-pvc", "--serving-dir": "--serving-pvc", "data_path": "--data-pvc"}
+
+
+def check_task_path(path: str, volume: Optional[VolumeMount], what: str, target: str) -> None:
+    """Refuse a data or serving path a task could not open: a scheme TensorFlow cannot open, a local path with
+    no volume that holds it (kfp), or one outside the volume's mount."""
+    flag = VOLUME_FLAGS.get(what, "the volume")
+    if storage.is_remote(path) and not path.startswith("gs://"):
+        raise ValueError(f"{what} {path!r}: TensorFlow opens only gs:// URIs (the KFP launcher moves "
+                         f"artifacts, not these folders): use gs:// or a path on a volume ({flag})")
+    if target == "kfp" and not storage.is_remote(path) and volume is None:
+        raise ValueError(f"{what} {path!r} is a local path: give the PVC that holds it ({flag}) or use a gs:// URI")
+    if volume is not None and not storage.is_remote(path) and not volume.holds(path):
+        raise ValueError(f"{what} {path!r} is not under the volume mounted at {volume.mount_path!r}")
+
+
+def check_pod_volume_name(name: str, kind: str) -> None:
+    """Refuse a PVC or Secret name the driver cannot use as the pod's volume name (see POD_VOLUME_NAME)."""
+    if not POD_VOLUME_NAME.fullmatch(name):
+        raise ValueError(f"{name!r} cannot name a {kind} mounted into a task: the driver names the pod's volume "
+                         "after it, which must be a DNS-1123 label (lower-case letters, digits and '-', at most 63)")
+    if name in BACKEND_VOLUMES:
+        raise ValueError(f"{name!r} cannot name a {kind} mounted into a task: the backend gives every task pod a "
+                         f"volume of that name ({', '.join(BACKEND_VOLUMES)})")
 
 
 def check_gpu_type(gpu_type: str, target: str) -> None:

@@ -23,6 +23,9 @@ VERTEX_FINAL_STATES = {"PIPELINE_STATE_SUCCEEDED": True, "PIPELINE_STATE_FAILED"
                        "PIPELINE_STATE_CANCELLED": False}
 
 
+REQUEST_SECONDS = 60.0  # one call of the API: a server that accepts and then says nothing is left after this
+
+
 class SubmitError(Exception):
     """The run could not be submitted or followed; the message says why."""
 
@@ -78,29 +81,55 @@ def outcome_from_pushed_metadata(state: str, succeeded: bool, failed_tasks: Sequ
                       pushed_destination=str(metadata.get("pushed_destination", "")))
 
 
-def load_spec(spec_path: str) -> Dict[str, Any]:
-    """The PipelineSpec document of a compiled YAML (the first of its documents)."""
+MAX_SPEC_BYTES = 16 << 20  # a compiled spec is about 100 KB
+MAX_SPEC_DEPTH = 64        # it nests about 12 levels
+
+
+def load_documents(spec_path: str) -> Tuple[Dict[str, Any], Dict[str, Any]]:
+    """``(PipelineSpec, PlatformSpec or {})`` of a compiled YAML, read through the bounded reader and
+    checked for the shape every later step relies on."""
     import yaml
 
+    from cifar_tfx.bounded_input import InputRefused, nesting_depth, read_regular_file
+
     try:
-        with open(spec_path) as handle:
-            documents = [doc for doc in yaml.safe_load_all(handle) if doc]
-    except OSError as err:
-        raise SubmitError(f"cannot read {spec_path}: {err.strerror}") from err
-    except yaml.YAMLError as err:
-        raise SubmitError(f"{spec_path} is not YAML: {err}") from err
-    for document in documents:
-        if "pipelineInfo" in document and "root" in document:
-            return document
-    raise SubmitError(f"{spec_path} holds no PipelineSpec (compile one with `cifar-tfx kubeflow compile`)")
+        text = read_regular_file(spec_path, max_bytes=MAX_SPEC_BYTES, what="spec").decode("utf-8")
+    except InputRefused as err:
+        raise SubmitError(str(err)) from err
+    except UnicodeDecodeError:
+        raise SubmitError(f"{spec_path} is not text: give the YAML `cifar-tfx kubeflow compile` wrote") from None
+    if nesting_depth(text) > MAX_SPEC_DEPTH:
+        raise SubmitError(f"{spec_path} nests deeper than a compiled spec does ({MAX_SPEC_DEPTH} levels)")
+    try:
+        documents = [doc for doc in yaml.safe_load_all(text) if doc]
+    except (yaml.YAMLError, RecursionError) as err:
+        raise SubmitError(f"{spec_path} is not YAML: {' '.join(str(err).split())[:200]}") from err
+    spec = next((doc for doc in documents if isinstance(doc, dict) and "pipelineInfo" in doc and "root" in doc), None)
+    tasks = spec.get("root", {}).get("dag", {}).get("tasks") if isinstance(spec, dict) and \
+        isinstance(spec.get("root"), dict) and isinstance(spec["root"].get("dag"), dict) else None
+    if not isinstance(tasks, dict) or not tasks or not isinstance(spec.get("pipelineInfo"), dict):
+        raise SubmitError(f"{spec_path} holds no PipelineSpec with tasks (compile one with `cifar-tfx kubeflow "
+                          "compile`)")
+    platform = next((doc for doc in documents if isinstance(doc, dict) and "platforms" in doc), {})
+    return spec, platform
 
 
-def parse_parameters(pairs: Sequence[str], spec: Mapping[str, Any]) -> Dict[str, Any]:
-    """``["name=value", ...]`` typed by the spec's root input declarations.
+def load_spec(spec_path: str) -> Dict[str, Any]:
+    """The PipelineSpec document of a compiled YAML (the first of its documents)."""
+    return load_documents(spec_path)[0]
 
-    Raises :class:`SubmitError` for a pair without ``=``, a name the pipeline does not
-    declare (listing those it does) or a value of the wrong type.
+
+def parse_parameters(pairs: Sequence[str], spec: Mapping[str, Any],
+                     platform: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
+    """``["name=value", ...]`` typed by the spec's root input declarations and checked as compile checks them:
+    a run parameter by its hyperparameter's declaration (bounds, whole numbers), ``data_path`` against what
+    the ExampleGen task can open (``platform``: the spec's PlatformSpec, which holds its volume).
+
+    Raises :class:`SubmitError` for a pair without ``=``, a name the pipeline does not declare (listing
+    those it does) or a value of the wrong type or out of bounds.
     """
+    from cifar_tfx.trainer.hparams import check_run_parameter, run_parameter_fields
+
     declared = spec.get("root", {}).get("inputDefinitions", {}).get("parameters", {})
     values: Dict[str, Any] = {}
     for pair in pairs:
@@ -112,9 +141,24 @@ def parse_parameters(pairs: Sequence[str], spec: Mapping[str, Any]) -> Dict[str,
         kind = declared[name].get("parameterType", "STRING")
         try:
             values[name] = _typed(text, kind)
+            if name in run_parameter_fields():
+                check_run_parameter(name, values[name])
+            elif name == DATA_PATH_PARAMETER:
+                check_data_path(values[name], platform or {})
         except ValueError as err:
             raise SubmitError(f"--param {name}: {err}") from err
     return values
+
+
+def check_data_path(data_path: str, platform: Mapping[str, Any]) -> None:
+    """``data_path`` as ExampleGen's task would open it: the compile-time rule (``compiler.check_task_path``)
+    with the volume the spec mounts into ExampleGen, if any."""
+    from cifar_tfx.kubeflow.compiler import VolumeMount, check_task_path
+
+    executors = platform.get("platforms", {}).get("kubernetes", {}).get("deploymentSpec", {}).get("executors", {})
+    mounts = executors.get(f"{FINGERPRINTED_TASK}_executor", {}).get("pvcMount", [])
+    volume = VolumeMount(mounts[0]["constant"], mounts[0]["mountPath"]) if mounts else None
+    check_task_path(data_path, volume, DATA_PATH_PARAMETER, "kfp" if platform else "vertex")
 
 
 FINGERPRINT_PARAMETER = "data_fingerprint"  # compiler.FINGERPRINT_PARAMETER (the compiler imports TFX)
@@ -167,6 +211,8 @@ def _typed(text: str, kind: str) -> Any:
             raise ValueError(f"{text!r} is not a finite number")
         return value
     if kind == "NUMBER_INTEGER":
+        if len(text) > 20:
+            raise ValueError(f"{text[:20]}... is not a whole number of this size")
         return int(text)
     if kind == "BOOLEAN":
         if text.lower() not in ("true", "false"):
@@ -181,8 +227,9 @@ def _typed(text: str, kind: str) -> Any:
 
 
 def kfp_client(host: str, namespace: Optional[str] = None, token: Optional[str] = None,
-               probe_timeout: float = 10.0):
-    """A ``kfp.Client`` for the API server at ``host`` (``http(s)://...``).
+               probe_timeout: float = 10.0, request_timeout: float = REQUEST_SECONDS):
+    """A ``kfp.Client`` for the API server at ``host`` (``http(s)://...``), each of whose calls waits at most
+    ``request_timeout`` seconds for an answer.
 
     The server's health endpoint is asked first, once: the SDK client would retry an
     unreachable host for 20 s and then raise a bare ``TimeoutError``.
@@ -201,7 +248,23 @@ def kfp_client(host: str, namespace: Optional[str] = None, token: Optional[str] 
         raise SubmitError(f"cannot reach the KFP API at {host}: {type(err).__name__}") from err
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # "only works with KFP v2.0.0-beta.2 and later"
-        return kfp.Client(host=host, namespace=namespace or "kubeflow", existing_token=token)
+        client = kfp.Client(host=host, namespace=namespace or "kubeflow", existing_token=token)
+    _bound_each_request(client, request_timeout)
+    return client
+
+
+def _bound_each_request(client, seconds: float) -> None:
+    """Give every call of ``client`` a timeout. The SDK's generated REST client passes ``timeout=None`` to
+    urllib3 unless a call names ``_request_timeout`` (kfp_server_api/rest.py), which ``kfp.Client``'s
+    methods never do: a server that accepts a connection and then says nothing would hold it forever.
+    The REST client reads a float only as a ``(connect, read)`` pair (a lone number must be an ``int``)."""
+    rest = client._run_api.api_client.rest_client
+    request = rest.request
+
+    def bounded(*args, _request_timeout=None, **kwargs):
+        return request(*args, _request_timeout=_request_timeout or (seconds, seconds), **kwargs)
+
+    rest.request = bounded
 
 
 def submit_kfp(client, options: SubmitOptions, namespace: Optional[str] = None) -> SubmittedRun:
@@ -219,7 +282,10 @@ def submit_kfp(client, options: SubmitOptions, namespace: Optional[str] = None) 
             options.spec_path, arguments=dict(options.parameters), run_name=run_name,
             experiment_name=options.experiment, namespace=namespace, pipeline_root=pipeline_root,
             enable_caching=options.enable_caching, service_account=options.service_account)
-    run_id = result.run_id
+    run_id = getattr(result, "run_id", None)
+    if not isinstance(run_id, str) or not run_id.strip():
+        raise SubmitError(f"{client_host(client)} answered without a run id: is --host the KFP API's (or UI's) "
+                          "address?")
     return SubmittedRun(run_id=run_id, url=f"{client_host(client).rstrip('/')}/#/runs/details/{run_id}")
 
 
@@ -230,7 +296,10 @@ def client_host(client) -> str:
 def kfp_run_state(client, run_id: str) -> str:
     """The run's state as the API server reports it (``RUNNING``, ``SUCCEEDED``, ...)."""
     with _server_errors(client_host(client)):
-        return str(client.get_run(run_id).state or "PENDING").upper()
+        state = client.get_run(run_id).state
+    if state is not None and (not isinstance(state, str) or len(state) > 64):
+        raise SubmitError(f"{client_host(client)} answered a run state that is no KFP state")
+    return str(state or "PENDING").upper()
 
 
 DRIVER_SUFFIX = "-driver"  # the Argo task that runs a task's driver (argocompiler/dag.go): "Trainer-driver"
@@ -270,7 +339,8 @@ def kfp_run_outcome(client, run_id: str, task_names: Sequence[str], token: Optio
 
 
 class _server_errors:
-    """Turn connection failures and API refusals into one :class:`SubmitError` line."""
+    """Turn connection failures, time-outs, API refusals and answers that are not the API's into one
+    :class:`SubmitError` line."""
 
     def __init__(self, host: str) -> None:
         self.host = host
@@ -287,9 +357,15 @@ class _server_errors:
         if isinstance(err, ApiException):
             detail = (err.body or err.reason or "").strip().replace("\n", " ")[:300]
             raise SubmitError(f"the KFP API at {self.host} refused the request: HTTP {err.status}: {detail}") from err
+        if isinstance(err, urllib3.exceptions.ReadTimeoutError):
+            raise SubmitError(f"the KFP API at {self.host} took the request but timed out answering it; if it "
+                              f"was a new run, look for it at {self.host}/#/runs before submitting again") from err
         if isinstance(err, (urllib3.exceptions.HTTPError, OSError)):
             raise SubmitError(f"cannot reach the KFP API at {self.host}: {type(err).__name__}: "
-                              f"{getattr(err, 'reason', None) or err}") from err
+                              f"{' '.join(str(getattr(err, 'reason', None) or err).split())[:200]}") from err
+        if isinstance(err, (ValueError, TypeError, AttributeError, RecursionError)):  # the client's parsing
+            raise SubmitError(f"{self.host} answered something that is not a KFP API answer "
+                              f"({type(err).__name__}): is --host the KFP API's (or UI's) address?") from err
         return False
 
 

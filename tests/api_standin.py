@@ -104,13 +104,17 @@ class KfpStandIn:
 
     def __init__(self, states: Sequence[str] = ("SUCCEEDED",), refuse_runs_with: str = "", *,
                  pushed: Optional[int] = 1, failed_task: str = "Trainer", serve_metadata: bool = True,
-                 answer_gets: Optional[int] = None) -> None:
+                 answer_gets: Optional[int] = None, run_answer: Optional[bytes] = None,
+                 hang_seconds: float = 0.0) -> None:
         self.states = list(states)
         self.refuse_runs_with = refuse_runs_with  # answer POST /runs with HTTP 400 and this message
         self.pushed = pushed                      # the Pusher output's `pushed` (None: no such property)
         self.failed_task = failed_task            # the task that failed in a FAILED run
         self.serve_metadata = serve_metadata      # False: the API server's own address (no /ml_metadata)
         self.answer_gets = answer_gets            # after this many run GETs, drop every connection
+        self.run_answer = run_answer              # a hostile server: POST /runs answers 200 with these bytes
+        self.hang_seconds = hang_seconds          # a hung server: POST /runs accepts, then says nothing this long
+        self._stopping = threading.Event()
         self.requests: List[Dict] = []
         self.run_id = "run-42"
         self.last_state = ""
@@ -127,6 +131,7 @@ class KfpStandIn:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self._stopping.set()
         self._server.shutdown()
         self._server.server_close()
 
@@ -234,6 +239,16 @@ class KfpStandIn:
                 elif record["path"] == "/apis/v2beta1/experiments":
                     self._reply(200, {"experiment_id": "exp-1", "display_name": record["body"]["display_name"]})
                 elif record["path"] == "/apis/v2beta1/runs":
+                    if standin.hang_seconds:
+                        standin._stopping.wait(standin.hang_seconds)
+                        return
+                    if standin.run_answer is not None:
+                        self.send_response(200)
+                        self.send_header("Content-Type", "application/json")
+                        self.send_header("Content-Length", str(len(standin.run_answer)))
+                        self.end_headers()
+                        self.wfile.write(standin.run_answer)
+                        return
                     if standin.refuse_runs_with:
                         self._reply(400, {"error": standin.refuse_runs_with, "code": 3,
                                           "message": standin.refuse_runs_with})

@@ -224,7 +224,7 @@ def test_budget_profile_defaults_to_its_budget(tmp_path):
     ({"data_volume": VolumeMount("d", "/mnt/other")}, "not under the volume"),
     ({"target": "vertex", "data_volume": VolumeMount("d", "/mnt/data")}, "only for --target kfp"),
     ({"target": "argo"}, "target must be one of"),
-    ({"trainer_gpus": -1}, "trainer_gpus"),
+    ({"trainer_gpus": -1}, "--gpus must be within"),
     ({"gpu_type": "NVIDIA_TESLA_T4"}, "--target kfp requests it as a Kubernetes resource"),
     ({"gpu_type": "nvidia.com/gpu", "target": "vertex"}, "--target vertex takes one of .*NVIDIA_TESLA_T4"),
     ({"secret_volumes": (SecretVolume("a", "/k"), SecretVolume("a", "/j"))}, "mounted twice"),
@@ -257,7 +257,7 @@ def test_targets_take_every_form_of_image_reference(image):
 
 
 def test_volume_names_follow_kubernetes_rules():
-    with pytest.raises(ValueError, match="PVC name"):
+    with pytest.raises(ValueError, match="cannot name a PVC"):
         VolumeMount("Data_Volume", "/mnt/data")
     assert VolumeMount("data", "/mnt/data").holds("/mnt/data/cifar.tar.gz")
     assert not VolumeMount("data", "/mnt/data").holds("/mnt/database/x")
@@ -326,5 +326,5 @@ def test_secrets_reach_every_task_as_files_and_variables(tmp_path_factory):
         parse_secret_env("AWS_ACCESS_KEY_ID=just-a-secret")
     with pytest.raises(ValueError, match="outside /minio"):  # the launcher's emptyDir is there
         parse_secret_volume("key:/minio/key")
-    with pytest.raises(ValueError, match="Secret name"):
+    with pytest.raises(ValueError, match="cannot name a Secret"):
         parse_secret_volume("Key_File")

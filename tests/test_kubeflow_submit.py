@@ -209,4 +209,4 @@ def test_the_token_comes_from_a_file_or_the_environment_and_reaches_the_server(c
 
 def test_an_unreadable_token_file_is_one_error_line(compiled, tmp_path, capsys):
     assert _submit(compiled["kfp"], "http://127.0.0.1:9", "--token-file", str(tmp_path / "missing")) == EXIT_BAD_INPUT
-    assert capsys.readouterr().err.startswith("error: cannot read --token-file")
+    assert capsys.readouterr().err.startswith("error: --token-file")

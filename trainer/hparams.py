@@ -372,6 +372,18 @@ def run_parameter_fields() -> Tuple[str, ...]:
     return tuple(name for name, (_, declared) in knobs().items() if declared.run_parameter)
 
 
+def check_run_parameter(name: str, value: object) -> None:
+    """Refuse a run's value for run parameter ``name`` as its declaration would (``ValueError``); 0 for a
+    field the profile may leave unset means "the compiled value" (:func:`with_run_values`)."""
+    field, declared = knobs()[name]
+    kind = value_kind(field)
+    if str(field.type).startswith("Optional") and value == 0:
+        return
+    if kind is int and isinstance(value, float) and value.is_integer():
+        value = int(value)
+    check_value(name, value, kind, declared)
+
+
 def run_parameter_value(hparams: HParams, name: str) -> object:
     """How ``hparams.<name>`` travels as a run parameter: an unset value (``None``) as 0 of its kind,
     which :func:`with_run_values` reads as "the compiled value"."""
