@@ -171,6 +171,9 @@ class _Rest(http.server.BaseHTTPRequestHandler):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         type(self).seen.append((self.path, body))
         time.sleep(self.delay)
+        label = re.fullmatch(r"/v1/models/cifar10/labels/([^/:]+):predict", self.path)
+        if label and label.group(1) not in self.LABELS:  # server_core.cc GetModelVersionForLabel: InvalidArgument
+            return self._reply(400, {"error": f"Unrecognized servable version label: {label.group(1)}"})
         if self.path not in tuple(path + ":predict" for path in self.PATHS):
             return self._reply(404, {"error": "Servable not found for request: Latest(nope)"})
         if body.get("signature_name") != "serving_images" or not body.get("instances"):
@@ -309,6 +312,8 @@ def test_rest_by_label_and_model_names_quoted(rest_server, sample_pngs, capsys):
     assert handler.seen[-1][0] == "/v1/models/cifar10/labels/stable:predict"
     assert client.rest_url(url, "a b/c", label="x y").endswith("/v1/models/a%20b%2Fc/labels/x%20y:predict")
     assert main(["predict", sample_pngs[0][0], "--server", url, "--label", "stable", "--version", "2"]) == 2
+    assert main(["predict", sample_pngs[0][0], "--server", url, "--label", "nope"]) == 2
+    assert "(HTTP 400): Unrecognized servable version label: nope" in capsys.readouterr().err
 
 
 def test_serving_status_over_rest(rest_server, capsys):
