@@ -182,3 +182,21 @@ def test_any_batch_of_plain_values_loads_as_it_was(labels, keys):
     except UnsafePickleError as err:
         assert any(value.bit_length() > 63 for value in labels) and "bits" in str(err)
 
+
+
+def test_what_the_loader_read_is_freed_when_it_returns_not_at_the_next_collection():
+    import gc
+    import tracemalloc
+
+    batch = python_batch(n=2000, seed=6)  # 6 MB of pixels, written by Python 3 at protocol 2 as a latin-1 str
+    data = pickle.dumps(batch, protocol=2)
+    gc.disable()
+    tracemalloc.start()
+    try:
+        loaded = safe_loads(data)
+        held, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+        gc.enable()
+    assert loaded["data"].nbytes == 2000 * 3072
+    assert held < 1.3 * loaded["data"].nbytes, f"{held:,} bytes still held for a {loaded['data'].nbytes:,}-byte array"

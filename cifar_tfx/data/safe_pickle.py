@@ -327,12 +327,19 @@ _MALFORMED = (pickle.UnpicklingError, EOFError, ValueError, TypeError, Attribute
 
 def safe_loads(data: bytes) -> Any:
     """Unpickle ``data`` (Python-2 byte strings stay ``bytes``) with the restrictions above."""
+    unpickler = RestrictedUnpickler(data)
     try:
-        return _unwrap(RestrictedUnpickler(data).load())
+        return _unwrap(unpickler.load())
     except UnsafePickleError:
         raise
     except _MALFORMED as err:
         raise UnsafePickleError(f"not a readable batch pickle: {_first_line(err)}") from err
+    finally:
+        # The memo holds the unpickler's own bound methods (find_class's answers), a reference cycle that
+        # would keep every string it read alive until a collection: freed here, not at the next gc pass.
+        unpickler.memo.clear()
+        unpickler.__dict__.pop("stack", None)
+        unpickler.__dict__.pop("metastack", None)
 
 
 def _first_line(err: BaseException) -> str:
