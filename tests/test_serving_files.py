@@ -86,10 +86,17 @@ def test_a_truncated_or_unparseable_config_is_refused_naming_the_file(serving, c
     assert (serving / "models.config").read_bytes() == before
 
 
-@pytest.mark.parametrize("pair", ["stable=²", "stable=" + "9" * 5000, "stable=٣", "stable=9223372036854775808"])
+@pytest.mark.parametrize("pair", ["stable=²", "stable=" + "9" * 5000, "stable=٣", "stable=9223372036854775808",
+                                  "stable=" + "0" * 5000])
 def test_a_label_whose_version_is_no_int64_is_one_short_line(serving, capsys, pair):
     assert main(["serving", "label", str(serving), "--model", "cifar10", pair]) == EXIT_BAD_INPUT
     _one_line(capsys, "must be NAME=VERSION")
+
+
+def test_a_version_with_leading_zeros_is_the_version_safe_strto64_reads(serving, capsys):
+    assert main(["serving", "label", str(serving), "--model", "cifar10", "stable=" + "0" * 5000 + "3"]) == 0
+    assert "cifar10: labels stable=3" in capsys.readouterr().out
+
 
 
 @pytest.mark.parametrize("argv", [["policy", "specific", "9" * 5000], ["policy", "specific", "²"],
@@ -163,3 +170,18 @@ def test_serving_config_says_which_flags_serve_the_file(serving, capsys):
     assert main(["serving", "config", str(serving), "--base-path", "/models"]) == 0
     err = capsys.readouterr().err
     assert "--allow_version_labels_for_unavailable_models=true" in err and "--model_config_file_poll_wait_seconds" in err
+
+
+@settings(max_examples=300, deadline=500)
+@given(text=st.text(max_size=30) | st.from_regex(r"0{0,3000}[0-9]{1,25}", fullmatch=True))
+def test_a_version_is_an_int64_from_ascii_digits_or_one_short_refusal(text):
+    """What safe_strto64 accepts of the names the Pusher writes: ASCII digits, 1 to 2**63 - 1."""
+    try:
+        version = model_config.version_number(text)
+    except ValueError as err:
+        assert "\n" not in str(err) and len(str(err)) < 200
+        assert not (text.isascii() and text.isdigit() and 1 <= int(text.lstrip("0") or "0") < 2 ** 63)
+    else:
+        assert str(version) == text.lstrip("0") and 1 <= version < 2 ** 63
+    assert model_config.is_version_name(text) == (text.isascii() and text.isdigit()
+                                                  and 1 <= int(text.lstrip("0") or "0") < 2 ** 63)

@@ -67,14 +67,15 @@ def existing_versions(model_dir: str) -> List[int]:
     """Numeric version folders under ``model_dir`` (what TF Serving would load), sorted."""
     if not storage.isdir(model_dir):
         return []
-    return sorted(int(name) for name in storage.listdir(model_dir)
+    return sorted(version_number(name) for name in storage.listdir(model_dir)
                   if is_version_name(name) and storage.isdir(storage.join(model_dir, name)))
 
 
 def is_version_name(name: str) -> bool:
     """True if ``name`` is a version number (ASCII digits, 1 to ``MAX_VERSION``); ``²`` or a 5,000-digit
     name is not one, and is ignored as TF Serving ignores a folder whose name is no int64."""
-    return name.isascii() and name.isdigit() and len(name) <= 19 and 1 <= int(name) <= MAX_VERSION
+    digits = name.lstrip("0")
+    return name.isascii() and name.isdigit() and len(digits) <= 19 and 1 <= int(digits or "0") <= MAX_VERSION
 
 
 def shown(text: str, limit: int) -> str:
@@ -86,7 +87,7 @@ def version_number(text: str) -> int:
     """``text`` as a version number, or ``ValueError`` quoting at most 24 characters of it."""
     if not is_version_name(text):
         raise ValueError(f"{shown(text, 24)!r} is not a version number (1 to {MAX_VERSION}, ASCII digits)")
-    return int(text)
+    return int(text.lstrip("0"))
 
 
 def served_version(serving_dir: str, model_name: str) -> Optional[Tuple[int, str]]:
@@ -228,7 +229,7 @@ def parse_labels(pairs: Sequence[str]) -> Dict[str, int]:
         if not sep or not LABEL.fullmatch(name) or not is_version_name(version):
             raise ValueError(f"label {shown(pair, 40)!r} must be NAME=VERSION (a name of letters, digits, '_' or '-', "
                              f"a version number from 1 to {MAX_VERSION} in ASCII digits)")
-        labels[name] = int(version)
+        labels[name] = version_number(version)
     return labels
 
 
