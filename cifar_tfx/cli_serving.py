@@ -123,9 +123,9 @@ def _cmd_serving_status(args: argparse.Namespace) -> int:
 
 
 def _cmd_serving(args: argparse.Namespace) -> int:
-    """``serving config|label|rollback|policy``: edit or rebase ``models.config`` through TF Serving's proto,
-    under the serving folder's lock (a push cannot interleave); a folder that cannot be read or written
-    is one line."""
+    """``serving config|label|rollback|policy|command``: edit or rebase ``models.config`` through TF Serving's
+    proto, under the serving folder's lock (a push cannot interleave), or print the server command it needs;
+    a folder that cannot be read or written is one line."""
     from cifar_tfx import storage
 
     if not storage.isdir(args.serving_dir):
