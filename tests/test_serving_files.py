@@ -77,7 +77,7 @@ def test_a_config_with_many_models_lists_a_few_in_the_error(serving, capsys):
 
 
 @pytest.mark.parametrize("text", [CONFIG[:-20], CONFIG.replace("{", "[", 1), "\xff\xfe garbage",
-                                  "[type.googleapis.com/google.protobuf.Any] {" * 3000])
+                                  "custom_model_config { " + "[type.googleapis.com/google.protobuf.Any] { " * 3000])
 def test_a_truncated_or_unparseable_config_is_refused_naming_the_file(serving, capsys, text):
     (serving / "models.config").write_bytes(text.encode("utf-8", "surrogateescape") if isinstance(text, str) else text)
     before = (serving / "models.config").read_bytes()
