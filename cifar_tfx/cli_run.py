@@ -24,7 +24,8 @@ from cifar_tfx.pipeline import component_ids as ids
 def _cmd_run(args: argparse.Namespace) -> int:
     use_keras2()
     from cifar_tfx.data.reader import detect_source
-    from cifar_tfx.serving.model_config import check_base_path, check_model_name
+    from cifar_tfx import storage
+    from cifar_tfx.serving.model_config import MODELS_CONFIG, check_base_path, check_model_name, read_models_config
     from cifar_tfx.pipeline.local_runner import LocalRun, PipelineRootBusyError, exclusive_root, run_holding_root
 
     spec = get_dataset(args.dataset)
@@ -41,6 +42,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
         check_model_name(args.model_name or spec.name)
         if args.serving_base_path:
             check_base_path(args.serving_base_path)
+        read_models_config(storage.join(args.serving_dir, MODELS_CONFIG))  # the Pusher edits it: damage found now
+    except OSError as err:
+        raise BadArgumentError(f"--serving-dir {args.serving_dir}: {err}") from None
     except ValueError as err:
         raise BadArgumentError(str(err)) from err
     if args.pipeline_name is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}", args.pipeline_name) \

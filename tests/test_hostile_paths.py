@@ -136,3 +136,15 @@ def run_root(tmp_path):
     type_id = store.put_context_type(context_type)
     store.put_contexts([metadata_store_pb2.Context(type_id=type_id, name="run-1")])
     return root
+
+
+def test_a_truncated_models_config_is_found_before_training(tmp_path, capsys):
+    write_dataset(str(tmp_path / "data"), train=50, test=10, seed=4)
+    serving = tmp_path / "serving"
+    serving.mkdir()
+    (serving / "models.config").write_text('model_config_list {\n  config {\n    name: "cifar10"\n    base_pa')
+    root = tmp_path / "root"
+    assert main(["run", "--data", str(tmp_path / "data"), "--pipeline-root", str(root),
+                 "--serving-dir", str(serving)]) == EXIT_BAD_INPUT
+    _one_error_line(capsys, str(serving / "models.config"), "is not a ModelServerConfig TF Serving can read")
+    assert not root.exists(), "refused before the run started"
