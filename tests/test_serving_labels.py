@@ -311,3 +311,32 @@ def test_waiting_ends_at_its_bound_or_at_a_failed_load():
     with pytest.raises(client.PredictError, match="cannot connect"):  # not a 404: no point asking again
         client.wait_until_available(lambda v: (_ for _ in ()).throw(client.PredictError("cannot connect")), [3],
                                     4.0, clock=clock, sleep=clock.sleep)
+
+
+def test_the_serving_check_waits_for_its_server_on_an_injected_clock(tmp_path, monkeypatch):
+    from cifar_tfx.serving import server_check
+
+    class Running:
+        returncode = None
+
+        def poll(self):
+            return None
+
+    log = tmp_path / "server.log"
+    log.write_text("loading\nstill loading the SavedModel\n")
+    answers = iter([client.PredictError("cannot connect"), [client.VersionStatus(1, "LOADING")],
+                    [client.VersionStatus(1, "AVAILABLE")]])
+
+    def status(*args, **kwargs):
+        answer = next(answers)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    monkeypatch.setattr(client, "model_status_rest", status)
+    clock = _Clock()
+    server_check._wait_until_available(Running(), "http://h", 30.0, str(log), clock=clock, sleep=clock.sleep)
+    assert clock.sleeps == [0.5, 0.5]
+    monkeypatch.setattr(client, "model_status_rest", lambda *a, **k: [client.VersionStatus(1, "LOADING")])
+    with pytest.raises(client.PredictError, match="AVAILABLE within 2 s: still loading the SavedModel"):
+        server_check._wait_until_available(Running(), "http://h", 2.0, str(log), clock=clock, sleep=clock.sleep)

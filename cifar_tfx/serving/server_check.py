@@ -71,9 +71,12 @@ def check_with_server(binary: str, export_dir: str, images: Sequence[bytes], cla
             "answers checked as the client checks them")
 
 
-def _wait_until_available(server: subprocess.Popen, rest: str, load_seconds: float, log_path: str) -> None:
-    deadline = time.monotonic() + load_seconds
-    while time.monotonic() < deadline:
+def _wait_until_available(server: subprocess.Popen, rest: str, load_seconds: float, log_path: str,
+                          clock=time.monotonic, sleep=time.sleep) -> None:
+    """Return once the server reports the candidate AVAILABLE; one :class:`client.PredictError` if the process
+    exits, the version's load fails (END with an error) or ``load_seconds`` pass (``clock``/``sleep`` injected)."""
+    deadline = clock() + load_seconds
+    while clock() < deadline:
         if server.poll() is not None:
             raise client.PredictError(f"{SERVER_BINARY} exited {server.returncode} before loading the model: "
                                       f"{_last_line(log_path)}")
@@ -86,7 +89,7 @@ def _wait_until_available(server: subprocess.Popen, rest: str, load_seconds: flo
         failed = [state for state in states if state.state == "END" and state.error]
         if failed:
             raise client.PredictError(f"{SERVER_BINARY} did not load the model: {failed[0].error}")
-        time.sleep(0.5)
+        sleep(0.5)
     raise client.PredictError(f"{SERVER_BINARY} did not make the model AVAILABLE within {load_seconds:g} s: "
                               f"{_last_line(log_path)}")
 
