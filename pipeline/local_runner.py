@@ -97,13 +97,20 @@ def run_holding_root(run: LocalRun) -> List[ProducedArtifact]:
     line takes it before it opens the run's log, so a refused run writes nothing)."""
     from tfx.orchestration import metadata
 
-    from cifar_tfx.data.reader import source_fingerprint
     from cifar_tfx.pipeline.announcing_runner import AnnouncingBeamDagRunner
-    from cifar_tfx.pipeline.pipeline import create_pipeline
 
     connection = metadata.sqlite_metadata_connection_config(run.metadata_path)
     before = last_execution_id(open_store(connection))
-    pipeline = create_pipeline(
+    AnnouncingBeamDagRunner().run(local_pipeline(run, connection))
+    return outputs_of(executions_after(open_store(connection), before))
+
+
+def local_pipeline(run: LocalRun, connection: object):
+    """The pipeline a local ``run`` runs, with ``connection`` as its ML Metadata store (built, not run)."""
+    from cifar_tfx.data.reader import source_fingerprint
+    from cifar_tfx.pipeline.pipeline import create_pipeline
+
+    return create_pipeline(
         pipeline_name=run.pipeline_name,
         pipeline_root=os.path.abspath(run.pipeline_root),
         data_path=storage.absolute(run.data_path),
@@ -117,5 +124,3 @@ def run_holding_root(run: LocalRun) -> List[ProducedArtifact]:
         beam_pipeline_args=run.beam_pipeline_args,
         server_base_path=run.server_base_path,
     )
-    AnnouncingBeamDagRunner().run(pipeline)
-    return outputs_of(executions_after(open_store(connection), before))
