@@ -137,6 +137,11 @@ def test_a_label_beyond_64_bits_is_one_line_and_exit_2(tmp_path, capsys):
     assert err.count("\n") == 1 and "data_batch_2" in err and "an integer of 71 bits" in err, err
 
 
+def test_a_file_of_millions_of_one_byte_opcodes_is_refused_after_a_million():
+    with pytest.raises(UnsafePickleError, match="more than 1,000,000 opcodes"):
+        safe_loads(b"\x80\x02" + b"N" * 3_000_000 + b".")  # 3 million Nones pushed: 24 MB of references
+
+
 def test_opcodes_a_batch_never_uses_are_refused_by_name():
     with pytest.raises(UnsafePickleError, match="the EMPTY_SET opcode"):
         safe_loads(b"\x80\x04\x8f.")

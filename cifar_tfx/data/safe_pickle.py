@@ -24,7 +24,9 @@ builds goes through one :class:`_Budget`:
 * dict keys must be strings, bytes or numbers, whose hashing is linear in their size;
   sets, whose items are hashed too, are not needed by a batch and not read;
 * integers must fit in 64 bits (a label of ``2**70`` is refused where it is read);
-* only the opcodes a batch's pickle uses are read; any other is refused by name.
+* only the opcodes a batch's pickle uses are read, any other refused by name, and at most
+  :data:`MAX_OPCODES` of them (each costs a Python call: a file of 40 million one-byte opcodes is
+  refused after a million, in a fraction of a second).
 
 After loading, containers may nest :data:`MAX_DEPTH` deep; shared references stay shared.
 Messages describe what they refuse in a few words, never with ``repr`` of what the file built.
@@ -49,6 +51,7 @@ _UINT8 = np.dtype(np.uint8)
 MAX_ARRAY_BYTES = 256 << 20  # a CIFAR training split is 150 MiB of pixels
 MAX_DEPTH = 8                # a batch is a dict of lists, strings and one array: two levels
 MAX_ITEMS = 1_000_000        # a batch holds 10,000 labels, 10,000 file names and four keys
+MAX_OPCODES = 1_000_000      # a batch of 10,000 images takes about 35,000; each costs the loader a Python call
 BUILT_BYTES_PER_FILE_BYTE = 2  # data copied once into its array, and once more if encoded from a str first
 BUILT_BYTES_SLACK = 1 << 20
 MAX_INT_BITS = 63            # labels, sizes and versions; numpy takes the labels as int64
@@ -182,6 +185,7 @@ class RestrictedUnpickler(pickle._Unpickler):  # noqa: SLF001 - the pure-Python 
     def __init__(self, data: bytes) -> None:
         super().__init__(io.BytesIO(data), encoding="bytes")
         self.budget = _Budget(len(data))
+        self.opcodes = 0
 
     def find_class(self, module: str, name: str) -> Any:
         if module in _RECONSTRUCT_MODULES and name == "_reconstruct":
@@ -276,13 +280,22 @@ def _restricted_dispatch() -> Dict[int, Callable[[Any], None]]:
             load(self)
         return run
 
+    def counted(load: Callable[[Any], None]) -> Callable[[Any], None]:
+        def run(self: RestrictedUnpickler) -> None:
+            self.opcodes += 1
+            if self.opcodes > MAX_OPCODES:
+                raise UnsafePickleError(f"pickle runs more than {MAX_OPCODES:,} opcodes; a batch runs about "
+                                        "35,000; refused")
+            load(self)
+        return run
+
     for name in _INTEGERS:
         table[_code(name)] = integer(base[_code(name)])
     for name in _KEYED:
         table[_code(name)] = keyed(name, base[_code(name)])
     for name in _FILLING:
         table[_code(name)] = filling(name, base[_code(name)])
-    return table
+    return _Dispatch({code: counted(load) for code, load in table.items()})
 
 
 RestrictedUnpickler.dispatch = _restricted_dispatch()
