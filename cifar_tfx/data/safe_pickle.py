@@ -1,4 +1,4 @@
-"""A restricted unpickler for CIFAR-10's pickled batches that bounds memory and time while it builds.
+"""A restricted unpickler for CIFAR-10's pickled batches.
 
 The official batches are Python-2 pickles of a dict holding byte strings, ints,
 lists and one uint8 numpy array. A pickle can name any importable callable and
@@ -9,40 +9,26 @@ that Python 3 uses for byte strings at protocol 2 — and wraps them so that onl
 arrays and byte strings can be built. Every other global is refused before
 anything is called.
 
-Refusing globals is not enough: a small file can describe far more than it holds. A
-1 MB byte string referenced by 2,000 array states asks for 2 GB of copies; a dict key
-that is a tuple of 60 levels, each holding the level below twice, costs 2**60 steps to
-hash. So the loader is built on the pure-Python unpickler, whose opcodes it can see one
-by one (C's ``_pickle`` hashes keys, grows its memo table to whatever index a file
-names and calls ``__setstate__`` before any Python hook runs), and every opcode that
-builds goes through one :class:`_Budget`:
-
-* bytes made by a call (an array's copy of its data, a string encoded to bytes) are
-  charged before they are made, up to twice the file's size plus 1 MiB (a real batch
-  needs its data once, or twice when Python 3 wrote it at protocol 2);
-* container items are counted as they are added, up to :data:`MAX_ITEMS`;
-* dict keys must be strings, bytes or numbers, whose hashing is linear in their size;
-  sets, whose items are hashed too, are not needed by a batch and not read;
-* integers must fit in 64 bits (a label of ``2**70`` is refused where it is read);
-* only the opcodes a batch's pickle uses are read, any other refused by name, and at most
-  :data:`MAX_OPCODES` of them (each costs a Python call: a file of 40 million one-byte opcodes is
-  refused after a million, in a fraction of a second).
-
-After loading, containers may nest :data:`MAX_DEPTH` deep; shared references stay shared.
-Messages describe what they refuse in a few words, never with ``repr`` of what the file built.
+Refusing globals is not enough: a small file can describe far more than it holds. The loader is a
+:class:`~cifar_tfx.data.bounded_unpickler.BoundedUnpickler`, which bounds, opcode by opcode, the items,
+keys, integers and opcodes a file makes it build; the array and the byte strings made here charge their
+bytes to its budget before they are made (a 1 MB string referenced by 2,000 array states is refused at
+the third copy, not after 2 GB). After loading, containers may nest :data:`MAX_DEPTH` deep; shared
+references stay shared.
 """
 
 from __future__ import annotations
 
-import io
 import pickle
-import pickletools
 import struct
-from typing import Any, Callable, Dict
+from typing import Any, Dict
 
 import numpy as np
 
+from cifar_tfx.data.bounded_unpickler import Budget, BoundedUnpickler, describe
 from cifar_tfx.data.errors import UnsafePickleError
+
+__all__ = ["MAX_ARRAY_BYTES", "MAX_DEPTH", "RestrictedUnpickler", "describe", "safe_loads"]
 
 _RECONSTRUCT_MODULES = ("numpy.core.multiarray", "numpy._core.multiarray")
 _ALLOWED_DTYPES = ("u1", "|u1", "uint8")
@@ -50,53 +36,6 @@ _UINT8 = np.dtype(np.uint8)
 
 MAX_ARRAY_BYTES = 256 << 20  # a CIFAR training split is 150 MiB of pixels
 MAX_DEPTH = 8                # a batch is a dict of lists, strings and one array: two levels
-MAX_ITEMS = 1_000_000        # a batch holds 10,000 labels, 10,000 file names and four keys
-MAX_OPCODES = 1_000_000      # a batch of 10,000 images takes about 35,000; each costs the loader a Python call
-BUILT_BYTES_PER_FILE_BYTE = 2  # data copied once into its array, and once more if encoded from a str first
-BUILT_BYTES_SLACK = 1 << 20
-MAX_INT_BITS = 63            # labels, sizes and versions; numpy takes the labels as int64
-_KEY_TYPES = (str, bytes, int, float, bool, type(None))
-
-
-def describe(value: Any, limit: int = 60) -> str:
-    """A few words about ``value`` that cost no more than ``limit`` characters to make, whatever it holds
-    (``repr`` of a shared nested list takes time exponential in its depth; ``str`` of a huge int raises)."""
-    if isinstance(value, (str, bytes)):
-        text = repr(value[:limit])
-        return text + ("..." if len(value) > limit else "")
-    if isinstance(value, bool) or value is None:
-        return repr(value)
-    if isinstance(value, int):
-        return str(value) if value.bit_length() <= 64 else f"an integer of {value.bit_length():,} bits"
-    if isinstance(value, float):
-        return repr(value)
-    if isinstance(value, tuple) and len(value) <= 8 and all(isinstance(v, int) and v.bit_length() <= 64
-                                                            for v in value):
-        return repr(value)
-    if isinstance(value, (tuple, list, dict)):
-        return f"a {type(value).__name__} of {len(value):,} items"
-    return f"a {type(value).__name__}"
-
-
-class _Budget:
-    """What one load may build: bytes made by calls and container items, checked before each is made."""
-
-    def __init__(self, file_bytes: int) -> None:
-        self.max_bytes = BUILT_BYTES_PER_FILE_BYTE * file_bytes + BUILT_BYTES_SLACK
-        self.bytes = 0
-        self.items = 0
-
-    def charge_bytes(self, count: int, what: str) -> None:
-        self.bytes += count
-        if self.bytes > self.max_bytes:
-            raise UnsafePickleError(
-                f"pickle builds more than {self.max_bytes:,} bytes ({what} among them), more than twice its own "
-                "size: it references the same data many times; refused before copying")
-
-    def charge_items(self, count: int) -> None:
-        self.items += count
-        if self.items > MAX_ITEMS:
-            raise UnsafePickleError(f"pickle holds more than {MAX_ITEMS:,} items; a batch holds about 30,000; refused")
 
 
 class _ArrayBuilder:
@@ -107,7 +46,7 @@ class _ArrayBuilder:
     whose length is not the shape's, and data past the load's budget, before any allocation.
     """
 
-    def __init__(self, budget: _Budget) -> None:
+    def __init__(self, budget: Budget) -> None:
         self.array: Any = None
         self._budget = budget
 
@@ -155,37 +94,8 @@ def _safe_dtype(spec: Any, *args: Any) -> np.dtype:
     return _UINT8
 
 
-class _Dispatch(dict):
-    """The opcodes a batch's pickle uses; any other is refused by name, before it does anything."""
-
-    def __missing__(self, code: int) -> Callable[[Any], None]:
-        opcode = pickletools.code2op.get(chr(code))
-        name = opcode.name if opcode is not None else f"byte 0x{code:02x}"
-        raise UnsafePickleError(f"pickle uses the {name} opcode, which a CIFAR batch never holds; refused")
-
-
-_READ_AS_IS = ("PROTO", "FRAME", "STOP", "MARK", "POP", "POP_MARK", "NONE", "NEWTRUE", "NEWFALSE",
-               "BININT", "BININT1", "BININT2", "FLOAT", "BINFLOAT",
-               "STRING", "BINSTRING", "SHORT_BINSTRING", "BINBYTES", "SHORT_BINBYTES", "BINBYTES8",
-               "UNICODE", "BINUNICODE", "SHORT_BINUNICODE", "BINUNICODE8", "EMPTY_LIST", "EMPTY_TUPLE",
-               "EMPTY_DICT", "GET", "BINGET", "LONG_BINGET", "PUT", "BINPUT", "LONG_BINPUT", "MEMOIZE",
-               "GLOBAL", "STACK_GLOBAL", "REDUCE")
-_INTEGERS = ("INT", "LONG", "LONG1", "LONG4")
-_FILLING = ("LIST", "TUPLE", "TUPLE1", "TUPLE2", "TUPLE3", "APPEND", "APPENDS")   # items counted
-_KEYED = ("DICT", "SETITEM", "SETITEMS")                                        # items counted, keys checked
-
-
-def _code(name: str) -> int:
-    return getattr(pickle, name)[0]
-
-
-class RestrictedUnpickler(pickle._Unpickler):  # noqa: SLF001 - the pure-Python unpickler: its opcodes can be seen
-    """Unpickler that admits only plain containers and uint8 numpy arrays, within the budget above."""
-
-    def __init__(self, data: bytes) -> None:
-        super().__init__(io.BytesIO(data), encoding="bytes")
-        self.budget = _Budget(len(data))
-        self.opcodes = 0
+class RestrictedUnpickler(BoundedUnpickler):
+    """Unpickler that admits only plain containers and uint8 numpy arrays, within the bounds of its base."""
 
     def find_class(self, module: str, name: str) -> Any:
         if module in _RECONSTRUCT_MODULES and name == "_reconstruct":
@@ -218,87 +128,12 @@ class RestrictedUnpickler(pickle._Unpickler):  # noqa: SLF001 - the pure-Python 
         self.budget.charge_bytes(len(text), f"a string of {len(text):,} characters encoded to bytes")
         return text.encode("latin1")
 
-    def _load_build(self) -> None:
-        state = self.stack.pop()
-        target = self.stack[-1]
+    def load_build_state(self, target: Any, state: Any) -> None:
         if isinstance(target, _ArrayBuilder):
             target.build(state)
         elif target is not _UINT8 or not isinstance(state, tuple) or len(state) > 9:
             # uint8's own state is (3, '|', None, None, None, -1, -1, 0): nothing a canonical uint8 lacks.
             raise UnsafePickleError(f"pickle sets the state of {describe(target)}; a batch sets only arrays'")
-
-    def _check_integer(self) -> None:
-        value = self.stack[-1]
-        if isinstance(value, int) and value.bit_length() > MAX_INT_BITS:
-            raise UnsafePickleError(f"pickle holds {describe(value)}; a batch's labels and sizes fit in 64 bits")
-
-    def _check_keys(self, start: int) -> None:
-        """The keys about to be hashed, from ``stack[start:]`` (key, value, key, value ...)."""
-        items = self.stack[start:]
-        self.budget.charge_items(len(items) // 2)
-        for key in items[::2]:
-            if not isinstance(key, _KEY_TYPES):
-                raise UnsafePickleError(f"pickle uses {describe(key)} as a dict key; a batch's keys are strings")
-
-    def _key_start(self, name: str) -> int:
-        """Where the key-value pairs of ``name`` begin on the stack."""
-        if name == "SETITEM":
-            return len(self.stack) - 2
-        if not self.metastack:
-            raise pickle.UnpicklingError(f"{name} without a MARK")
-        return 0  # DICT and SETITEMS take everything since the mark: self.stack holds just that
-
-    def _count_filling(self, name: str) -> None:
-        if name == "APPEND":
-            self.budget.charge_items(1)
-        elif name in ("TUPLE1", "TUPLE2", "TUPLE3"):
-            self.budget.charge_items(int(name[-1]))
-        else:  # LIST, TUPLE, APPENDS: everything since the mark
-            self.budget.charge_items(len(self.stack))
-
-
-def _restricted_dispatch() -> Dict[int, Callable[[Any], None]]:
-    base = pickle._Unpickler.dispatch  # noqa: SLF001
-    table = _Dispatch({_code(name): base[_code(name)] for name in _READ_AS_IS})
-    table[_code("BUILD")] = RestrictedUnpickler._load_build
-
-    def integer(load: Callable[[Any], None]) -> Callable[[Any], None]:
-        def run(self: RestrictedUnpickler) -> None:
-            load(self)
-            self._check_integer()
-        return run
-
-    def keyed(name: str, load: Callable[[Any], None]) -> Callable[[Any], None]:
-        def run(self: RestrictedUnpickler) -> None:
-            self._check_keys(self._key_start(name))
-            load(self)
-        return run
-
-    def filling(name: str, load: Callable[[Any], None]) -> Callable[[Any], None]:
-        def run(self: RestrictedUnpickler) -> None:
-            self._count_filling(name)
-            load(self)
-        return run
-
-    def counted(load: Callable[[Any], None]) -> Callable[[Any], None]:
-        def run(self: RestrictedUnpickler) -> None:
-            self.opcodes += 1
-            if self.opcodes > MAX_OPCODES:
-                raise UnsafePickleError(f"pickle runs more than {MAX_OPCODES:,} opcodes; a batch runs about "
-                                        "35,000; refused")
-            load(self)
-        return run
-
-    for name in _INTEGERS:
-        table[_code(name)] = integer(base[_code(name)])
-    for name in _KEYED:
-        table[_code(name)] = keyed(name, base[_code(name)])
-    for name in _FILLING:
-        table[_code(name)] = filling(name, base[_code(name)])
-    return _Dispatch({code: counted(load) for code, load in table.items()})
-
-
-RestrictedUnpickler.dispatch = _restricted_dispatch()
 
 
 def _unwrap(obj: Any) -> Any:
@@ -348,11 +183,7 @@ def safe_loads(data: bytes) -> Any:
     except _MALFORMED as err:
         raise UnsafePickleError(f"not a readable batch pickle: {_first_line(err)}") from err
     finally:
-        # The memo holds the unpickler's own bound methods (find_class's answers), a reference cycle that
-        # would keep every string it read alive until a collection: freed here, not at the next gc pass.
-        unpickler.memo.clear()
-        unpickler.__dict__.pop("stack", None)
-        unpickler.__dict__.pop("metastack", None)
+        unpickler.release()
 
 
 def _first_line(err: BaseException) -> str:
