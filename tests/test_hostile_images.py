@@ -66,7 +66,8 @@ def test_predict_on_a_damaged_image_is_one_line_and_exit_2(tmp_path, capsys):
     assert err.count("\n") == 1 and err.startswith(f"error: {path} is not a readable image"), err
 
 
-@settings(max_examples=200, deadline=2000, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(max_examples=200, deadline=2000, database=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(fmt=st.sampled_from(FORMATS), edits=st.lists(st.tuples(st.integers(0, 300), st.integers(0, 255)),
                                                       min_size=1, max_size=6),
        cut=st.one_of(st.none(), st.integers(1, 4000)))

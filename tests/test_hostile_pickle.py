@@ -167,7 +167,7 @@ def _pickle_like():
     return st.lists(piece, max_size=60).map(lambda parts: b"\x80\x02" + b"".join(parts))
 
 
-@settings(max_examples=400, deadline=500, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=400, deadline=500, database=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.one_of(_pickle_like(), st.binary(max_size=200)))
 def test_any_bytes_load_or_are_refused_in_one_line(data):
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -178,7 +178,7 @@ def test_any_bytes_load_or_are_refused_in_one_line(data):
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200_000  # KB: no hidden allocation
 
 
-@settings(max_examples=100, deadline=1000)
+@settings(max_examples=100, deadline=1000, database=None)
 @given(labels=st.lists(st.integers(), min_size=1, max_size=5), keys=st.lists(st.binary(max_size=8), max_size=3))
 def test_any_batch_of_plain_values_loads_as_it_was(labels, keys):
     batch = {b"labels": labels, **{key: key for key in keys}}
