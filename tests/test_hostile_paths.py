@@ -148,3 +148,9 @@ def test_a_truncated_models_config_is_found_before_training(tmp_path, capsys):
                  "--serving-dir", str(serving)]) == EXIT_BAD_INPUT
     _one_error_line(capsys, str(serving / "models.config"), "is not a ModelServerConfig TF Serving can read")
     assert not root.exists(), "refused before the run started"
+
+
+def test_report_of_an_unknown_run_with_a_huge_id_is_one_short_line(capsys, run_root):
+    assert main(["report", str(run_root), "--run", "r" * 100_000, "--verbose"]) == EXIT_BAD_INPUT
+    err = _one_error_line(capsys, "no run 'rrrr", "known: run-1")
+    assert len(err) < 400

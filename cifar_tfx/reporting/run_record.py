@@ -176,7 +176,8 @@ def load_run(pipeline_root: str, run: str = "latest") -> RunRecord:
         raise RunNotFoundError(f"{pipeline_root} has no runs recorded")
     chosen = runs[-1] if run == "latest" else next((c for c in runs if c.name == run), None)
     if chosen is None:
-        raise RunNotFoundError(f"no run {run!r} in {pipeline_root}; known: {', '.join(c.name for c in runs[-5:])}"
+        shown = run if len(run) <= 80 else run[:80] + "..."
+        raise RunNotFoundError(f"no run {shown!r} in {pipeline_root}; known: {', '.join(c.name for c in runs[-5:])}"
                                + (" (the last five)" if len(runs) > 5 else ""))
     executions = sorted(store.get_executions_by_context(chosen.id), key=lambda e: (e.create_time_since_epoch, e.id))
     pipelines = store.get_contexts_by_type("pipeline")
