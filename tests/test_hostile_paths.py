@@ -154,3 +154,30 @@ def test_report_of_an_unknown_run_with_a_huge_id_is_one_short_line(capsys, run_r
     assert main(["report", str(run_root), "--run", "r" * 100_000, "--verbose"]) == EXIT_BAD_INPUT
     err = _one_error_line(capsys, "no run 'rrrr", "known: run-1")
     assert len(err) < 400
+
+
+def test_a_fifo_in_place_of_a_downloads_part_file_is_one_line(tmp_path, capsys):
+    import http.server
+    import threading
+
+    class Archive(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - http.server's naming
+            self.send_response(200)
+            self.send_header("Content-Length", "3")
+            self.end_headers()
+            self.wfile.write(b"abc")
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Archive)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    os.mkfifo(tmp_path / "cifar-10-python.tar.gz.part")
+    try:
+        with _deadline(5):
+            assert main(["data", "download", "--dest", str(tmp_path), "--md5", "0" * 32, "--url",
+                         f"http://127.0.0.1:{server.server_address[1]}/cifar-10-python.tar.gz"]) == EXIT_BAD_INPUT
+    finally:
+        server.shutdown()
+        server.server_close()
+    _one_error_line(capsys, "cifar-10-python.tar.gz.part is not a regular file", "remove it")

@@ -16,6 +16,7 @@ import urllib.error
 import urllib.request
 from typing import Optional, TextIO
 
+from cifar_tfx import storage
 from cifar_tfx.data.datasets import CIFAR10, DatasetSpec
 from cifar_tfx.data.errors import ChecksumError, DownloadError
 from cifar_tfx.progress import Progress
@@ -26,7 +27,7 @@ _CHUNK = 1 << 16
 def md5_of(path: str) -> str:
     """Hex md5 of a file's bytes."""
     digest = hashlib.md5()
-    with open(path, "rb") as handle:
+    with storage.open_binary(path) as handle:  # a regular file, checked on the open descriptor
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
@@ -49,6 +50,9 @@ def download(fmt: str = "python", dest: str = ".", spec: DatasetSpec = CIFAR10,
         stream.write(f"{final} is already present and its md5 matches\n")
         return final
     part = final + ".part"
+    if os.path.lexists(part) and not os.path.isfile(part):  # a pipe would block the write, a folder refuse it
+        raise DownloadError(f"{part} is not a regular file (a folder, pipe or device); remove it and run the "
+                            "same command again")
     offset = os.path.getsize(part) if os.path.isfile(part) else 0
     request = urllib.request.Request(url, headers={"Range": f"bytes={offset}-"} if offset else {})
     try:
