@@ -181,6 +181,7 @@ def test_every_run_parameter_is_read_by_its_component_and_a_runs_value_is_applie
 
 RICH_BASE = dataclasses.replace(with_overrides(BASE, time_budget_minutes=5.0), depth=None, small_crop_fraction=0.5)
 PROBE_RATES = {8: 3000.0, 32: 900.0, 1: 2500.0, 2: 1200.0}  # images/s the stubbed probe reports: by depth, width
+PROBE_SECONDS = 7.0  # what each stubbed probe takes on the injected clock
 RUNS = itertools.count()  # each run its own checkpoint folder: nothing resumes
 
 
@@ -262,13 +263,18 @@ def _training_use(hparams, tmp_path, monkeypatch, network=True):
     monkeypatch.setattr(train, "make_dataset", lambda *args, **kwargs: "eval batches")
     monkeypatch.setattr(train, "evaluate", recorded.evaluate)
     monkeypatch.setattr(train, "detect_cpu_bf16", lambda: False)
-    monkeypatch.setattr(train, "measure_throughput",
-                        lambda network, *args, **kwargs: PROBE_RATES[network.depth or network.width])
+    clock = [100.0]
+
+    def probe(network, *args, **kwargs):
+        clock[0] += PROBE_SECONDS
+        return PROBE_RATES[network.depth or network.width]
+
+    monkeypatch.setattr(train, "measure_throughput", probe)
     monkeypatch.setattr(keras.Model, "fit", lambda model, dataset, **kwargs: recorded.fit(model, dataset, **kwargs))
     try:
         _, result = train.train_model(train_files=["train"], eval_files=["test"], tft_output=None, hparams=hparams,
                                       dataset=CIFAR10, checkpoint_dir=str(tmp_path / f"ckpt-{next(RUNS)}"),
-                                      clock=lambda: 100.0, stream=io.StringIO(), gpus=0)
+                                      clock=lambda: clock[0], stream=io.StringIO(), gpus=0)
     finally:
         keras.mixed_precision.set_global_policy("float32")
         monkeypatch.setattr(train, "build_network", build_network)
@@ -333,3 +339,14 @@ def test_the_schedule_and_the_optimizer_start_from_the_given_rate(tmp_path, monk
     [schedule] = [settings for kind, settings in fit["callbacks"] if kind == "StepScheduleController"]
     assert (schedule["initial_rate"], schedule["warmup_fraction"]) == (0.37, 0.2)
     assert (schedule["drop_fractions"], schedule["drop_factors"]) == (BASE.lr_drop_fractions, BASE.lr_drop_factors)
+
+
+def test_a_budget_runs_clock_starts_with_the_seconds_its_probes_took(base_use):
+    use = base_use(RICH_BASE, False)
+    probes = 3  # two networks, then the smallest on small crops
+    assert use["network_choice"]["probe_seconds"] == probes * PROBE_SECONDS
+    assert use["network_choice"]["seconds_left"] == RICH_BASE.time_budget_minutes * 60 - probes * PROBE_SECONDS
+    [fit] = use["fits"]
+    clocks = {settings["clock"] for _, settings in fit["callbacks"] if "clock" in settings}
+    assert clocks == {(None, RICH_BASE.time_budget_minutes * 60, probes * PROBE_SECONDS)}
+    assert "ThroughputCheck" in [kind for kind, _ in fit["callbacks"]], "the attempt that probed rechecks"
