@@ -105,7 +105,7 @@ def _commands_in(line):
     rest = line[start.end():]
     masked = re.sub(r"\[[^\[\]]*\]", lambda m: "_" * len(m.group(0)), rest)  # `[A | B]` is not a pipe
     arguments = " ".join(rest[:COMMAND_END.search(masked).start()].split())
-    return [arguments] if arguments else []
+    return [arguments] if arguments not in ("", "…", "...") else []  # `cifar-tfx …` names no command
 
 
 def argv_of(arguments):
@@ -170,7 +170,7 @@ def test_a_broken_link_and_a_missing_anchor_are_found(tmp_path, monkeypatch):
 
 
 def test_commands_are_read_across_continuations_and_checked_by_the_parser():
-    text = ("Run `cifar-tfx data synth` first.\n\n```\n"
+    text = ("Run `cifar-tfx data synth` first; every `cifar-tfx …` command parses.\n\n```\n"
             ".venv/bin/cifar-tfx run --data <folder> \\\n    --time-budget-minutes 30   # the budget\n"
             "cifar-tfx predict cat.png [--version 2 | --label stable] --top-k 3\n"
             "cifar-tfx run --data x --epochs lots\n```\n")
