@@ -1,8 +1,11 @@
 """Shared fixtures. TF_USE_LEGACY_KERAS must be set before any test imports TensorFlow."""
 
+import gc
+import inspect
 import os
 import pathlib
 import shutil
+import types
 
 import pytest
 
@@ -44,3 +47,31 @@ def copy_of(tmp_path):
         return str(target)
 
     return _copy
+
+
+GENERATOR_FLAGS = inspect.CO_GENERATOR | inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config):
+    """Free what returned frames still hold while every extension module still works.
+
+    google-cloud-bigquery (imported by Apache Beam) keeps the ``ImportError`` of each optional
+    dependency it lacks (``_pandas_helpers.db_dtypes_import_exception``, ``pandas_gbq_import_exception``,
+    ``_pyarrow_helpers.db_dtypes_import_exception``); each traceback keeps alive, through ``f_back``,
+    every frame that was on the stack when Beam was first imported, with its locals. A test or fixture
+    that imports Beam and then builds a pipeline (``benchmarks/transform_fixtures.py``) so keeps that
+    pipeline, and the protobuf messages in it, until the interpreter's finalization, which frees them
+    after protobuf's upb module has lost its state: ``PyUpb_RepeatedContainer_Dealloc`` then
+    dereferences it, a segmentation fault after "N passed" (exit 139; protobuf 4.25.5, Python 3.11;
+    protocolbuffers/protobuf#22067 reports the same crash at exit). Clearing the locals of every frame
+    that has returned (``frame.clear()``; a generator's frame is left alone, clearing it would close
+    the generator) and collecting frees them here, in the order their own references give.
+    """
+    for obj in gc.get_objects():
+        if isinstance(obj, types.FrameType) and not obj.f_code.co_flags & GENERATOR_FLAGS:
+            try:
+                obj.clear()
+            except RuntimeError:  # still executing: pytest's own frames, this one
+                pass
+    gc.collect()

@@ -29,7 +29,6 @@ tf = pytest.importorskip("tensorflow")
 pytest.importorskip("tfx")
 
 import tf_keras as keras  # noqa: E402
-from google.protobuf import json_format  # noqa: E402
 from tfx.orchestration import data_types  # noqa: E402
 from tfx.types import standard_component_specs  # noqa: E402
 
@@ -350,3 +349,38 @@ def test_a_budget_runs_clock_starts_with_the_seconds_its_probes_took(base_use):
     clocks = {settings["clock"] for _, settings in fit["callbacks"] if "clock" in settings}
     assert clocks == {(None, RICH_BASE.time_budget_minutes * 60, probes * PROBE_SECONDS)}
     assert "ThroughputCheck" in [kind for kind, _ in fit["callbacks"]], "the attempt that probed rechecks"
+
+
+def test_run_fn_trains_with_the_configured_values_and_exports_the_views_trained_for(tmp_path, monkeypatch):
+    """The hop between TFX's Trainer and ``train_model``: ``custom_config`` in, the export's test-time views out."""
+    import types
+
+    import tensorflow_transform as tft
+
+    from cifar_tfx.trainer import export, report, run_fn, train
+
+    hparams = with_overrides(BASE, learning_rate=0.37, cutout_size=5, test_time_flip=True, test_time_shift=2)
+    trained, exported = [], []
+
+    def fake_train_model(**kwargs):
+        trained.append(kwargs)
+        return "model", types.SimpleNamespace(hparams=None, history={}, learning_rates=[], steps_done=3,
+                                              resumed_from_step=0, elapsed_seconds=1.0, images_per_second=9.0,
+                                              runtime=types.SimpleNamespace(precision="float32", xla=False),
+                                              network_choice=None)
+
+    monkeypatch.setattr(tft, "TFTransformOutput", lambda path: ("transform output", path))
+    monkeypatch.setattr(train, "train_model", fake_train_model)
+    monkeypatch.setattr(report, "plot_training", lambda *args, **kwargs: None)
+    monkeypatch.setattr(export, "export_saved_model", lambda *args, **kwargs: exported.append((args, kwargs)))
+    fn_args = types.SimpleNamespace(
+        custom_config={run_fn.HPARAMS_KEY: hparams.training_key(), run_fn.DATASET_KEY: CIFAR10.name},
+        transform_output=str(tmp_path / "transform"), train_files=[str(tmp_path / "train-*")],
+        model_run_dir=str(tmp_path / "run"), serving_model_dir=str(tmp_path / "serving"))
+    run_fn.run_fn(fn_args)
+    [call] = trained
+    assert call["hparams"] == HParams.from_json(hparams.training_key())
+    assert call["tft_output"] == ("transform output", str(tmp_path / "transform"))
+    [(args, kwargs)] = exported
+    assert (kwargs["test_time_flip"], kwargs["test_time_shift"]) == (True, 2)
+    assert args[2] == CIFAR10.class_names and args[3] == str(tmp_path / "serving")

@@ -151,3 +151,25 @@ def test_the_kubeflow_data_fingerprint_changes_with_the_listing_at_the_same_path
     second, _ = data_fingerprint("gs://bucket/data")
     assert why == "" and first.startswith("sha256:")
     assert first != second, "new data at the same path must not be served from KFP's cache"
+
+
+def test_the_pusher_checks_with_the_class_names_and_latency_bound_it_is_handed(tmp_path, monkeypatch):
+    from tfx.proto import pusher_pb2
+    from tfx.utils import proto_utils
+
+    checks = []
+    monkeypatch.setattr(serving_pusher, "run_check", lambda path, names, latency: checks.append(
+        (names, latency)) or {"ok": False, "reason": "too slow"})
+    model = _artifact(standard_artifacts.Model, tmp_path / "model")
+    _saved_model(tmp_path / "model" / "Format-Serving")
+    blessing = _artifact(standard_artifacts.ModelBlessing, tmp_path / "blessing")
+    blessing.set_int_custom_property("blessed", 1)
+    pushed = _artifact(standard_artifacts.PushedModel, tmp_path / "pushed")
+    destination = pusher_pb2.PushDestination(filesystem=pusher_pb2.PushDestination.Filesystem(
+        base_directory=str(tmp_path / "serving" / "cats")))
+    serving_pusher.ServingDirPusherExecutor().Do(
+        {"model": [model], "model_blessing": [blessing]}, {"pushed_model": [pushed]},
+        {"push_destination": proto_utils.proto_to_json(destination),
+         "custom_config": json.dumps({"class_names": list(NAMES), "max_latency_ms": 1234.0})})
+    assert checks == [(list(NAMES), 1234.0)]
+    assert pushed.get_int_custom_property("pushed") == 0 and not (tmp_path / "serving").exists()
