@@ -322,7 +322,9 @@ def test_every_training_value_reaches_what_training_uses(name, base_use, tmp_pat
                     hparams = with_overrides(base, **{name: value})
                 except ValueError:
                     continue
-                if hparams != base and _training_use(hparams, tmp_path, monkeypatch, network) != base_use(base, network):
+                if hparams == base:
+                    continue
+                if _training_use(hparams, tmp_path, monkeypatch, network) != base_use(base, network):
                     return
     pytest.fail(f"{name}={_given_values(name)} changed nothing train_model hands on (network, optimizer, loss, "
                 f"schedule, clock, input pipeline, runtime, evaluation): the value is lost")
