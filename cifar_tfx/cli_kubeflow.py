@@ -83,12 +83,12 @@ def _cmd_kubeflow_submit(args: argparse.Namespace) -> int:
 
 def _submit_and_follow(args: argparse.Namespace, scratch: str) -> int:
     """Submit (with the cache settings of :func:`_cache_settings`), then follow the run if asked."""
-    from cifar_tfx.kubeflow import submit
+    from cifar_tfx.kubeflow import run_request, submit
 
     try:
-        spec, platform = submit.load_documents(args.spec)
+        spec, platform = run_request.load_documents(args.spec)
         task_names = sorted(spec["root"]["dag"]["tasks"])
-        parameters = submit.parse_parameters(args.param, spec, platform)
+        parameters = run_request.parse_parameters(args.param, spec, platform)
         request_timeout = min(args.timeout, submit.REQUEST_SECONDS)
         if args.target == "vertex" and (not args.project or not args.region):
             raise submit.SubmitError("--target vertex needs --project and --region")
@@ -133,23 +133,23 @@ def _cache_settings(args: argparse.Namespace, spec, parameters, scratch: str):
     """``(spec path, parameters, note)`` to submit. With a data fingerprint (``--param data_fingerprint=``,
     ``--data-fingerprint``, else computed for ``gs://`` data) ExampleGen may come from KFP's cache, and so
     may every later task whose inputs are unchanged; without one, or with ``--no-cache``, nothing does."""
-    from cifar_tfx.kubeflow import submit
+    from cifar_tfx.kubeflow import run_request
 
-    if args.no_cache or submit.FINGERPRINT_PARAMETER not in spec["root"].get("inputDefinitions", {}).get(
+    if args.no_cache or run_request.FINGERPRINT_PARAMETER not in spec["root"].get("inputDefinitions", {}).get(
             "parameters", {}):
         return args.spec, parameters, ""
-    fingerprint, why_not = parameters.get(submit.FINGERPRINT_PARAMETER) or args.data_fingerprint, ""
+    fingerprint, why_not = parameters.get(run_request.FINGERPRINT_PARAMETER) or args.data_fingerprint, ""
     if not fingerprint:
-        data_path = parameters.get(submit.DATA_PATH_PARAMETER) or \
-            spec["root"]["inputDefinitions"]["parameters"][submit.DATA_PATH_PARAMETER].get("defaultValue", "")
+        data_path = parameters.get(run_request.DATA_PATH_PARAMETER) or \
+            spec["root"]["inputDefinitions"]["parameters"][run_request.DATA_PATH_PARAMETER].get("defaultValue", "")
         use_keras2()
-        fingerprint, why_not = submit.data_fingerprint(data_path)
+        fingerprint, why_not = run_request.data_fingerprint(data_path)
     if not fingerprint:
         return args.spec, parameters, (f"cache: ExampleGen and the tasks after it run afresh: {why_not} "
                                        "(--data-fingerprint TEXT, changed whenever the data changes, lets "
                                        "unchanged tasks come from the cache)")
-    cached_spec = submit.with_cached_ingestion(args.spec, os.path.join(scratch, os.path.basename(args.spec)))
-    return (cached_spec, {**parameters, submit.FINGERPRINT_PARAMETER: fingerprint},
+    cached_spec = run_request.with_cached_ingestion(args.spec, os.path.join(scratch, os.path.basename(args.spec)))
+    return (cached_spec, {**parameters, run_request.FINGERPRINT_PARAMETER: fingerprint},
             f"cache: data fingerprint {fingerprint}: tasks whose inputs are unchanged come from the cache")
 
 

@@ -143,7 +143,7 @@ def test_serving_default_answers_an_example_without_a_label(tmp_path):
 
 def test_the_kubeflow_data_fingerprint_changes_with_the_listing_at_the_same_path(monkeypatch):
     from cifar_tfx.data import reader
-    from cifar_tfx.kubeflow.submit import data_fingerprint
+    from cifar_tfx.kubeflow.run_request import data_fingerprint
 
     listings = iter(["train.gz:100:1700000000", "train.gz:140:1700000500"])
     monkeypatch.setattr(reader, "source_fingerprint", lambda path: next(listings))

@@ -50,10 +50,7 @@ def download(fmt: str = "python", dest: str = ".", spec: DatasetSpec = CIFAR10,
         stream.write(f"{final} is already present and its md5 matches\n")
         return final
     part = final + ".part"
-    if os.path.lexists(part) and not os.path.isfile(part):  # a pipe would block the write, a folder refuse it
-        raise DownloadError(f"{part} is not a regular file (a folder, pipe or device); remove it and run the "
-                            "same command again")
-    offset = os.path.getsize(part) if os.path.isfile(part) else 0
+    offset = _bytes_already_fetched(part)
     request = urllib.request.Request(url, headers={"Range": f"bytes={offset}-"} if offset else {})
     try:
         response = urllib.request.urlopen(request, timeout=timeout)
@@ -95,6 +92,15 @@ def download(fmt: str = "python", dest: str = ".", spec: DatasetSpec = CIFAR10,
             f"run the same command again to resume from {part}"
         )
     return _finish(part, final, expected, url)
+
+
+def _bytes_already_fetched(part: str) -> int:
+    """The size of an earlier download's ``part`` file, 0 if there is none; one that is not a regular
+    file is refused (a pipe would block the write, a folder refuse it)."""
+    if os.path.lexists(part) and not os.path.isfile(part):
+        raise DownloadError(f"{part} is not a regular file (a folder, pipe or device); remove it and run the "
+                            "same command again")
+    return os.path.getsize(part) if os.path.isfile(part) else 0
 
 
 def _finish(part: str, final: str, expected: str, url: str) -> str:
