@@ -517,7 +517,7 @@ def test_leakage_stops_ingestion_but_a_few_duplicates_pass(tmp_path):
     assert duplicates["test_in_train"] == 1 and counts["test"] == 200
 
 
-# --- round two: report on what is not a run creates nothing and prints one line -----------------
+# --- report on what is not a run creates nothing and prints one line ---------------------------
 
 
 @pytest.mark.parametrize("make, message", [
@@ -536,7 +536,7 @@ def test_report_on_what_is_not_a_run_is_one_line_and_creates_nothing(make, messa
     assert sorted(p.name for p in tmp_path.rglob("*")) == before, "nothing created"
 
 
-# --- round two: pickles that describe more than they hold; folder files larger than a batch -------
+# --- pickles that describe more than they hold; folder files larger than a batch -----------------
 
 
 def _exponential_pickle(levels=40):

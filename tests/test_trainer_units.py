@@ -137,7 +137,7 @@ def test_small_crops_count_as_images_in_the_depth_choice():
     # crop time left is clipped: all of the time left on crops, or none of it (the crop phase is over)
     assert small_crop_gain(1.5, 1.0, 900, 600) == pytest.approx(1.5) and small_crop_gain(1.5, 0.3, 900, 600) == 1.0
     assert small_crop_gain(None, 0.5, 900, 600) == 1.0 and small_crop_gain(1.5, 0.5, 900, 0) == 1.0
-    # session 14's 5-minute curve run probed ResNet-8 at 2,700 and ResNet-32 at 592 img/s; with twice the
+    # a 5-minute curve run (2026-12-01, f8eeec1) probed ResNet-8 at 2,700 and ResNet-32 at 592 img/s; with twice the
     # time left, whole images alone leave ResNet-14 short of its 0.84M, and the window phase's images reach it
     probe, seconds_left = {8: 2700.0, 32: 592.0}, 2 * 4.3 * 60
     whole = choose_network(probe, 50_000, seconds_left, 1_200_000)
@@ -168,7 +168,7 @@ def test_recheck_corrects_a_probe_disturbed_by_another_process():
 
 
 def test_recheck_compares_a_rate_timed_on_small_crops_with_the_prediction_times_their_speedup():
-    # session 13's 30-minute run: the probe (ResNet-8 2,789, ResNet-32 650 img/s; windows x1.55) chose
+    # a 30-minute run at ca8ac14 (2026-12-01): the probe (ResNet-8 2,789, ResNet-32 650 img/s; windows x1.55) chose
     # ResNet-20, which then trained at about 1,555 img/s on 24x24 windows
     probe = {8: 2789.0, 32: 650.0}
     on_windows = recheck_network(probe, 20, 1555.0, 50_000, 1700, 1_200_000, images_seen=1555.0 * 60, speedup=1.55)
@@ -294,7 +294,7 @@ def test_resnet9_width_choice_fits_a_line_in_width_squared_and_picks_the_widest_
     # seconds/image = 2e-4 + 3e-4 * w^2 exactly: the fit recovers width 4 from widths 1 and 2
     rate = {width: 1 / (2e-4 + 3e-4 * width * width) for width in (1, 2, 4)}
     assert predict_throughput({1: rate[1], 2: rate[2]}, RESNET9_WIDTHS) == pytest.approx(rate)
-    # session 19 on 2 cores: width 1 at ~1,700 and width 2 at ~650 whole images/s; 29 minutes left with the
+    # measured on 2 cores (2026-12-02): width 1 at ~1,700 and width 2 at ~650 whole images/s; 29 minutes left with the
     # first half on windows x1.6 give width 2 its 1.0M images, 9 minutes do not
     probe, gain = {1: 1700.0, 2: 650.0}, small_crop_gain(1.6, 0.5, 1800, 1740)
     thirty = choose_network(probe, 50_000, 1740, 1_000_000, RESNET9_WIDTHS, image_gain=gain)

@@ -327,7 +327,7 @@ class _NetworkAndSize(keras.callbacks.Callback):
 
 def test_a_recheck_in_the_small_crop_phase_restarts_before_the_old_network_moves_to_whole_images(
         splits, tmp_path, monkeypatch):
-    """Session 17's loaded run: the recheck fired on windows, the abandoned network went on to the
+    """The loaded run at 942a5b6 (2026-12-01): the recheck fired on windows, the abandoned network went on to the
     whole-image phase and spent the budget, and the new one trained 0 steps (test accuracy 0.10)."""
     import cifar_tfx.trainer.train as train_module
     from cifar_tfx.trainer.budget import Recheck, choose_network

@@ -37,7 +37,7 @@ class DatasetSpec:
     # resnet9's width) is chosen on the machine (trainer/budget.py). CIFAR-10: resnet9; at 30 minutes on the
     # 45k/5k validation split ResNet-9 x2 scored 90.3 % against the probed ResNet-20's 89.3 %, and on the test
     # set the README's command gave 90.2 % with it against 88.3-89.0 % with the depth probe (BENCHMARKS.md,
-    # sessions 19 and 20). Fashion-MNIST keeps resnet, with which its goals were measured.
+    # "The network: ResNet-9 and its width"). Fashion-MNIST keeps resnet, with which its goals were measured.
     budget_architecture: str = "resnet9"
     # A time-budgeted resnet run trains the deepest ResNet that still sees the training images it needs:
     # this many for ResNet-20, depth/20 times as many for other depths (trainer/budget.py). CIFAR-10
@@ -51,11 +51,11 @@ class DatasetSpec:
     # Side of the cutout square in a time-budgeted run unless --cutout-size is given (the recipe's is 16).
     # CIFAR-10: 8; a 10-minute ResNet-20 run on the 45k/5k validation split scored 83.7 % with 8 against
     # 82.1 % with 16 (with test-time flip); a 3-minute Fashion-MNIST run scored 90.2 % with 16, 91.5 % with
-    # 8 and 91.7 % with none (BENCHMARKS.md, "Budget levers").
+    # 8 and 91.7 % with none (BENCHMARKS.md, "Budget profile: design measurements").
     budget_cutout_size: int = 8
     # L2 weight decay on conv kernels in a time-budgeted run. CIFAR-10: 5e-4, five times the recipe's
     # 1e-4, which is tuned for 164 epochs; a 10-minute ResNet-20 run on the 20k real set scored 79.5 %
-    # with 1e-4 and 81.4 % with 5e-4 (BENCHMARKS.md, "Budget levers"). Fashion-MNIST keeps 1e-4, with
+    # with 1e-4 and 81.4 % with 5e-4 (BENCHMARKS.md, "Levers on CIFAR-10"). Fashion-MNIST keeps 1e-4, with
     # which its budget goals were measured.
     budget_weight_decay: float = 5e-4
     # Images per step and the learning rate scaled with them in a time-budgeted run. CIFAR-10: 256 at
@@ -73,7 +73,7 @@ class DatasetSpec:
     # (HParams.small_crop_fraction): ResNet-20 then trains ~1.6x the images per second, so the run sees
     # more. CIFAR-10: 0.5; 10-minute ResNet-20 runs on the 45k/5k validation split scored 85.4 and 85.6 %
     # with the first half on windows (three quarters: 85.6 and 84.2 %) against 84.4 % on average over four
-    # runs without (served views; BENCHMARKS.md issue 19, "Session 13"). Fashion-MNIST keeps 0 (not measured).
+    # runs without (served views; BENCHMARKS.md, "Levers on CIFAR-10"). Fashion-MNIST keeps 0 (not measured).
     budget_small_crop_fraction: float = 0.5
     # IDX files (the MNIST family's layout), per split: (images file, labels file); each may be gzipped.
     idx_files: Dict[str, Tuple[str, str]] = dataclasses.field(default_factory=dict)
