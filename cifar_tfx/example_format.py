@@ -26,7 +26,7 @@ HEIGHT_KEY = "height"
 WIDTH_KEY = "width"
 CHANNELS_KEY = "channels"
 # zlib level 1: 25 % less encoding time than Pillow's default 6, and no larger on CIFAR-10 (its 32x32
-# photographs barely compress at any level; BENCHMARKS.md, issue 19).
+# photographs barely compress at any level; BENCHMARKS.md, "Ingestion").
 PNG_COMPRESS_LEVEL = 1
 
 

@@ -120,7 +120,7 @@ def create_pipeline(
         # statistics (a second pass over the training split) and its analyzer cache (read only when
         # an ``analyzer_cache`` input is wired, which it is not) had no reader. Without them
         # Transform took 8 s instead of 33 s, and the run's peak memory fell from 4.4 to 1.8 GiB
-        # (BENCHMARKS.md, issue 19).
+        # (BENCHMARKS.md, "Where the time around a budget goes").
         disable_statistics=True,
         disable_analyzer_cache=True,
     ).with_id(ids.TRANSFORM)

@@ -274,7 +274,7 @@ DEMO = HParams(
     log_every_seconds=5.0,
 )
 
-BUDGET = HParams(  # "the best model in N minutes"; each lever measured in BENCHMARKS.md ("Budget levers")
+BUDGET = HParams(  # "the best model in N minutes"; each lever measured in BENCHMARKS.md ("Budget profile: design measurements")
     depth=None,              # the largest network that sees the images it needs in the time left after the
                              # probe: the deepest 6n+2 ResNet, or for a dataset whose budget architecture is
                              # resnet9 (CIFAR-10) the widest ResNet-9 (profile_for_dataset; trainer/budget.py)
