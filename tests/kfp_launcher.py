@@ -249,9 +249,12 @@ class LauncherRoot:
 
     def after(self, task: str, artifact: Dict[str, Any]) -> None:
         """Upload the output from its local path (a missing folder is allowed, as the launcher allows it)."""
-        produced = self._here(self.local(artifact["uri"]))
-        if os.path.exists(produced):
-            shutil.copytree(produced, self._stored(artifact["uri"]))
+        produced, stored = self._here(self.local(artifact["uri"])), self._stored(artifact["uri"])
+        if os.path.isdir(produced):
+            shutil.copytree(produced, stored)
+        elif os.path.exists(produced):  # a file output: the launcher's executor-logs
+            os.makedirs(os.path.dirname(stored), exist_ok=True)
+            shutil.copy2(produced, stored)
 
 
 def run_pipeline_spec(spec_path: str, pipeline_root: str, parameter_values: Optional[Mapping[str, Any]] = None,

@@ -55,3 +55,82 @@ def test_the_command_s_own_failure_is_not_run_again(tmp_path):
 def test_a_seal_refused_every_time_ends_with_buildah_s_message(tmp_path):
     answer = _tasks(tmp_path, seal_failures=REEXEC_ATTEMPTS).run_command(["echo", "ran"])
     assert answer.returncode == 1 and "sealing memfd copy" in answer.stderr and _runs(tmp_path) == REEXEC_ATTEMPTS
+
+
+# A task that does what a TFX executor does with its ExecutorInput: writes each output artifact of a TFX
+# type at its URI (a folder), reads its input, and writes the ExecutorOutput file.
+# A task that does what a TFX executor behind the task entrypoint does: each output of a TFX type written at
+# the launcher's local path for its URI, its input read there, the ExecutorOutput file written. $POD_MINIO is
+# where this machine shows the pod's /minio.
+TASK_SCRIPT = r"""
+import json, os, sys
+def local(uri):
+    rest = uri[len("minio://"):] if uri.startswith("minio://") else uri[len("/minio/"):]
+    return os.path.join(os.environ["POD_MINIO"], rest)
+executor_input = json.loads(sys.argv[1])
+produced = {}
+upstream = [a["artifacts"][0]["uri"] for a in executor_input["inputs"]["artifacts"].values()]
+for key, listed in executor_input["outputs"]["artifacts"].items():
+    artifact = listed["artifacts"][0]
+    if "tfx." not in json.dumps(artifact["type"]):
+        continue
+    os.makedirs(local(artifact["uri"]))
+    text = open(os.path.join(local(upstream[0]), "data.txt")).read() + "+" if upstream else "start"
+    open(os.path.join(local(artifact["uri"]), "data.txt"), "w").write(text)
+    produced[key] = {"artifacts": [{"metadata": {"n": len(text)}}]}  # no URI: the launcher keeps its own
+output_file = local(executor_input["outputs"]["outputFile"])
+os.makedirs(os.path.dirname(output_file), exist_ok=True)
+json.dump({"artifacts": produced}, open(output_file, "w"))
+print("task ran")
+"""
+
+
+class BindingTasks:
+    """Runs a task here, telling it where the folder bound at the pod's /minio is on this machine."""
+
+    def run(self, task, command, pvc_mounts, binds, timeout):
+        import os
+        import subprocess
+        import sys
+
+        (host, inside), = binds
+        assert inside == "/minio"
+        command = [sys.executable if part == "python" else part for part in command]
+        return subprocess.run(command, capture_output=True, text=True, timeout=timeout,
+                              env={**os.environ, "POD_MINIO": host})
+
+
+def _two_task_spec(tmp_path):
+    import yaml
+
+    model = {"instanceSchema": "title: tfx.Examples\ntype: object\n"}
+    component = lambda label, inputs: {"executorLabel": label, "outputDefinitions": {  # noqa: E731
+        "artifacts": {"examples": {"artifactType": model}}}, **inputs}
+    spec = {"pipelineInfo": {"name": "p"}, "root": {"dag": {"tasks": {
+        "First": {"componentRef": {"name": "comp-first"}},
+        "Second": {"componentRef": {"name": "comp-second"}, "inputs": {"artifacts": {"examples": {
+            "taskOutputArtifact": {"producerTask": "First", "outputArtifactKey": "examples"}}}}}}}},
+        "components": {"comp-first": component("exec-first", {}),
+                       "comp-second": component("exec-second", {"inputDefinitions": {
+                           "artifacts": {"examples": {"artifactType": model}}}})},
+        "deploymentSpec": {"executors": {label: {"container": {"image": "i", "command": ["python", "-c", TASK_SCRIPT],
+                                                               "args": ["{{$}}"]}}
+                                         for label in ("exec-first", "exec-second")}}}
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return str(path)
+
+
+def test_a_minio_root_moves_artifacts_and_the_launchers_log_through_the_object_store(tmp_path):
+    from kfp_launcher import run_pipeline_spec
+    from kfp_releases import EXECUTOR_LOGS, NEWEST
+
+    store = tmp_path / "minio"
+    outputs = run_pipeline_spec(_two_task_spec(tmp_path), "minio://mlpipeline/v2/artifacts", {},
+                                tasks_run_by=BindingTasks(), object_store=str(store), release=NEWEST)
+    second = outputs["Second"]["examples"]["artifacts"][0]
+    assert second["uri"].startswith("minio://mlpipeline/v2/artifacts/Second/")
+    assert (store / second["uri"][len("minio://"):] / "data.txt").read_text() == "start+", "uploaded, then downloaded"
+    assert second["metadata"] == {"n": 6}
+    log = outputs["First"][EXECUTOR_LOGS]["artifacts"][0]["uri"]
+    assert (store / log[len("minio://"):]).read_text().strip() == "task ran", "the launcher's log, uploaded"
