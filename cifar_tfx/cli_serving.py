@@ -102,15 +102,17 @@ def _cmd_serving_status(args: argparse.Namespace) -> int:
 
     if args.version is not None and args.label is not None:
         raise BadArgumentError("give --version or --label, not both")
-    try:
-        version = args.version
-        if args.label is not None:  # TF Serving's status ignores a label: resolve it first
-            resolve = client.label_version_grpc if args.grpc else client.label_version_rest
-            version = resolve(args.grpc or args.server, args.model, args.label, args.timeout)
-        if args.grpc:
-            versions = client.model_status_grpc(args.grpc, args.model, version, None, args.timeout)
-        else:
-            versions = client.model_status_rest(args.server, args.model, version, None, args.timeout)
+    try:  # gRPC loads TensorFlow: its import-time lines go to a log (shown with --verbose); REST loads none
+        with (console.libraries_quiet("serving-status", args.verbose, expected=(client.PredictError,))
+              if args.grpc else contextlib.nullcontext()):
+            version = args.version
+            if args.label is not None:  # TF Serving's status ignores a label: resolve it first
+                resolve = client.label_version_grpc if args.grpc else client.label_version_rest
+                version = resolve(args.grpc or args.server, args.model, args.label, args.timeout)
+            if args.grpc:
+                versions = client.model_status_grpc(args.grpc, args.model, version, None, args.timeout)
+            else:
+                versions = client.model_status_rest(args.server, args.model, version, None, args.timeout)
     except client.PredictError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -354,4 +356,6 @@ def _add_serving_commands(commands) -> None:
     status.add_argument("--version", type=_version, help="one version only")
     status.add_argument("--label", help="the version a label names (resolved by the server)")
     status.add_argument("--timeout", type=_seconds, default=30.0, help="seconds for each exchange")
+    status.add_argument("--verbose", action="store_true",
+                        help="show TensorFlow's own output (--grpc) instead of hiding it in a log")
     status.set_defaults(func=_cmd_serving_status)

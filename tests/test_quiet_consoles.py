@@ -62,6 +62,20 @@ def test_kubeflow_compile_prints_the_spec_path_and_nothing_else(tmp_path):
     assert not list(tmp_path.glob("cifar-tfx-*.log"))
 
 
+def test_serving_status_over_grpc_prints_its_one_line_and_nothing_else(tmp_path):
+    pytest.importorskip("tensorflow_serving")
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    done = _cifar_tfx("serving", "status", "--grpc", f"127.0.0.1:{port}", "--timeout", "2", temp=tmp_path)
+
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.startswith("error: ") and done.stderr.count("\n") == 1, done.stderr[-2000:]
+    assert not list(tmp_path.glob("cifar-tfx-*.log"))
+
+
 def test_library_output_is_hidden_and_the_log_removed_unless_verbose(tmp_path, capfd, monkeypatch):
     monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
     with console.libraries_quiet("predict", verbose=False):
