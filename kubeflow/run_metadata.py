@@ -69,8 +69,8 @@ class GrpcWebMetadata:
             raise MetadataUnavailable(f"ML Metadata's answer to {method} is over {MAX_ANSWER_BYTES:,} bytes")
         message, status = grpc_web_frames(answer.content, answer.headers)
         if status.get("grpc-status", "0") != "0" or message is None:
-            reason = status.get("grpc-message") or status.get("grpc-status") or "no answer"
-            raise MetadataUnavailable(f"ML Metadata refused {method}: {reason[:200]}")
+            reason = " ".join(str(status.get("grpc-message") or status.get("grpc-status") or "").split())
+            raise MetadataUnavailable(f"ML Metadata refused {method}: {reason[:200] or 'no answer'}")
         response_type = getattr(service, f"{method}Response")
         try:
             return response_type.FromString(message)
