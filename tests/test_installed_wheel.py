@@ -16,7 +16,8 @@ import pytest
 
 from packaging_helpers import REPO, build_wheel, source_modules
 
-pytestmark = pytest.mark.slow
+# one process builds the wheel and its environment (a module fixture) for both tests
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("installed-wheel")]
 
 
 def _uv() -> str:

@@ -24,6 +24,10 @@ from cifar_tfx.example_format import encode_png, serialize_batch  # noqa: E402
 from cifar_tfx.data.synth import make_examples, write_dataset  # noqa: E402
 
 
+# The tests that read or extend the demo run (the first test below) run in its process, in this order.
+DEMO_RUN_GROUP = pytest.mark.xdist_group("demo-run")
+
+
 def _tree(folder):
     """Every file under ``folder`` with the sha256 of its bytes."""
     listing = {}
@@ -52,6 +56,7 @@ def demo_run(tmp_path_factory):
     return root, args
 
 
+@DEMO_RUN_GROUP
 def test_demo_run_trains_gates_and_pushes(demo_run, capsys):
     root, args = demo_run
     assert main(args) == 0
@@ -95,6 +100,7 @@ REPORT_SECTIONS = ("Gate decision", "Training", "confusion matrix", "Per-class a
                    "Misclassified test images", "Data", "Components", "Hyperparameters", "Lineage")
 
 
+@DEMO_RUN_GROUP
 def test_the_run_wrote_a_self_contained_report_that_a_browser_renders(demo_run, capsys):
     root, _ = demo_run
     reports = glob.glob(str(root / "pipeline" / "reports" / "*.html"))
@@ -128,6 +134,7 @@ def test_the_run_wrote_a_self_contained_report_that_a_browser_renders(demo_run, 
     assert shot.stat().st_size > 50_000  # a page of pictures, not a blank one
 
 
+@DEMO_RUN_GROUP
 def test_impossible_bound_refuses_and_leaves_serving_dir_untouched(demo_run, capsys):
     root, args = demo_run
     before = _tree(root / "serving")
@@ -140,6 +147,7 @@ def test_impossible_bound_refuses_and_leaves_serving_dir_untouched(demo_run, cap
     assert _tree(root / "serving") == before
 
 
+@DEMO_RUN_GROUP
 def test_second_good_run_pushes_a_new_version_beside_the_first(demo_run, capsys):
     root, args = demo_run
     assert main(args + ["--min-accuracy", "0.5"]) == 0

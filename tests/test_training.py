@@ -231,7 +231,7 @@ def test_a_resnet9_budget_run_probes_two_widths_and_trains_the_one_chosen(splits
     ticks = [0.0]
 
     def clock():
-        ticks[0] += 1.0
+        ticks[0] += 3.0  # three fake seconds a read: a 600 s budget is about 60 steps
         return ticks[0]
 
     probed = []
