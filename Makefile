@@ -12,8 +12,8 @@ UV := .tools/bin/uv
 STAMP := $(VENV)/.installed
 DEMO_DIR := runs/demo
 PYTEST_ARGS ?=
-# Tests run in this many processes (pytest-xdist). Tests that share an expensive fixture (the image, the
-# demo run) carry an xdist_group mark and stay in one process.
+# Tests run in this many processes (pytest-xdist), a test file at a time: the tests of one file share
+# its fixtures (the built image, the demo run) and run in their order.
 TEST_WORKERS ?= 2
 
 export TF_USE_LEGACY_KERAS := 1
@@ -39,10 +39,10 @@ demo: $(STAMP)
 		--pipeline-root $(DEMO_DIR)/pipeline --serving-dir $(DEMO_DIR)/serving
 
 test: $(STAMP)
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 test-fast: $(STAMP)
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup -m "not slow" $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not slow" $(PYTEST_ARGS)
 
 lock: $(UV)
 	$(UV) pip compile --quiet --python-version 3.10 --override requirements/overrides.txt \

@@ -36,6 +36,30 @@ def small_synth(tmp_path_factory):
     return str(out)
 
 
+@pytest.fixture(scope="module")
+def splits(tmp_path_factory):
+    """Training inputs of the training tests: 256 training and 64 evaluation records of synthetic images
+    (TFRecords as ExampleGen writes them) and the tf.Transform graph of the training ones."""
+    import tensorflow_transform as tft
+
+    from benchmarks.transform_fixtures import build_transform_output, write_split
+
+    root = tmp_path_factory.mktemp("splits")
+    train = write_split(str(root / "train" / "data.gz"), 256, seed=11)
+    test = write_split(str(root / "test" / "data.gz"), 64, seed=12)
+    tft_dir = build_transform_output(train, str(root / "transform"))
+    return {"train": [train], "test": [test], "tft": tft.TFTransformOutput(tft_dir)}
+
+
+@pytest.fixture
+def float32_policy():
+    """Leaves Keras' global precision policy at float32 after the test, whatever the test set."""
+    yield
+    import tf_keras as keras
+
+    keras.mixed_precision.set_global_policy("float32")
+
+
 @pytest.fixture
 def copy_of(tmp_path):
     """Copy a file into the test's tmp dir (the fixture stays untouched)."""

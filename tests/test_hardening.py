@@ -13,7 +13,7 @@ import zlib
 
 import numpy as np
 import pytest
-from archive_fixtures import add_bytes, python_batch, write_python_archive
+from archive_fixtures import python_batch, write_python_archive
 
 from cifar_tfx.cli import EXIT_BAD_INPUT, main
 from cifar_tfx.data.datasets import CIFAR10

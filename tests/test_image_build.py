@@ -29,8 +29,7 @@ import pytest
 from kfp_launcher import ImageTasks, load_documents, run_pipeline_spec
 from packaging_helpers import REPO
 
-# one process builds the image (a session fixture) and runs everything in it
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("image")]
+pytestmark = pytest.mark.slow
 
 BUILD_ENV = {"STORAGE_DRIVER": "vfs", "BUILDAH_ISOLATION": "chroot"}
 DATA_CLAIM, SERVING_CLAIM = "cifar-data", "tf-serving"

@@ -16,8 +16,7 @@ import pytest
 
 from packaging_helpers import REPO, build_wheel, source_modules
 
-# one process builds the wheel and its environment (a module fixture) for both tests
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("installed-wheel")]
+pytestmark = pytest.mark.slow
 
 
 def _uv() -> str:

@@ -22,7 +22,7 @@ from kfp.pipeline_spec import pipeline_spec_pb2  # noqa: E402
 
 from cifar_tfx.data.datasets import CIFAR10  # noqa: E402
 from cifar_tfx.kubeflow.compiler import (  # noqa: E402
-    DATA_PATH_PARAMETER, TASK_ENTRYPOINT, KubeflowTarget, SecretEnv, SecretVolume, VolumeMount, compile_pipeline,
+    TASK_ENTRYPOINT, KubeflowTarget, SecretEnv, SecretVolume, VolumeMount, compile_pipeline,
     parse_secret_env, parse_secret_volume)
 from cifar_tfx.trainer.hparams import FULL, HParams, with_overrides  # noqa: E402
 

@@ -1,4 +1,5 @@
-"""The compiled ``kfp`` spec runs: every task executed as the KFP launcher would run its container.
+"""The compiled ``kfp`` spec runs under the newest KFP release line: every task executed as its launcher
+would run the task's container (the older lines: test_kfp_release_lines.py).
 
 Slow (about 6 minutes: ten subprocesses that each import TFX). See ``kfp_launcher.py``.
 """
@@ -14,59 +15,19 @@ pytestmark = pytest.mark.slow
 tf = pytest.importorskip("tensorflow")
 
 from kfp_launcher import TaskFailed, load_documents, run_pipeline_spec  # noqa: E402
-from kfp_releases import EXECUTOR_LOGS, NEWEST, RELEASES  # noqa: E402
+from kfp_releases import EXECUTOR_LOGS, NEWEST  # noqa: E402
+from compiled_specs import compile_on_volumes  # noqa: E402
 
 from cifar_tfx.example_format import encode_png  # noqa: E402
 from cifar_tfx.data.datasets import CIFAR10  # noqa: E402
-from cifar_tfx.data.synth import make_examples, write_dataset  # noqa: E402
-from cifar_tfx.kubeflow.compiler import KubeflowTarget, VolumeMount, compile_pipeline  # noqa: E402
+from cifar_tfx.data.synth import make_examples  # noqa: E402
+from cifar_tfx.kubeflow.compiler import KubeflowTarget, compile_pipeline  # noqa: E402
 from cifar_tfx.trainer.hparams import DEMO  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def compiled_on_volumes(tmp_path_factory):
-    """``(spec path, models folder)``: the kfp spec compiled for data and models on two volumes."""
-    folder = tmp_path_factory.mktemp("compiled")
-    data, models = folder / "volumes" / "data", folder / "volumes" / "models"
-    write_dataset(str(data), train=500, test=100, seed=11)
-    models.mkdir(parents=True)
-    spec_path = str(folder / "pipeline.yaml")
-    target = KubeflowTarget(image="registry.example/cifar-tfx:1", pipeline_root="gs://bucket/root",
-                            data_path=str(data), serving_dir=str(models), trainer_gpus=1, allow_cpu_fallback=True,
-                            data_volume=VolumeMount("cifar-data", str(data)),
-                            serving_volume=VolumeMount("tf-serving", str(models)))
-    compile_pipeline(target, CIFAR10, DEMO, spec_path)
-    return spec_path, models
-
-
-def older_task_shapes():
-    """One release line for each shape of what a task sees (its ExecutorInput's outputs, where its
-    ExecutorOutput file goes) other than the newest line's; the launcher's emptyDirs differ only inside
-    the image (test_image_build)."""
-    seen, lines = {(NEWEST.executor_logs, NEWEST.output_file_in_task_root)}, []
-    for release in RELEASES:
-        shape = (release.executor_logs, release.output_file_in_task_root)
-        if shape not in seen:
-            seen.add(shape)
-            lines.append(release)
-    return lines
-
-
-@pytest.mark.parametrize("release", older_task_shapes(), ids=lambda release: release.name)
-def test_ingestion_runs_as_older_releases_hand_it_its_task(compiled_on_volumes, tmp_path, release):
-    """The newest release line runs the whole spec below; an older one runs the first task, whose
-    ExecutorInput and ExecutorOutput file take that line's shape (kfp_releases)."""
-    spec_path, _ = compiled_on_volumes
-    outputs = run_pipeline_spec(spec_path, str(tmp_path / "root"), {"epochs": 2.0}, release=release,
-                                only_tasks=("CifarExampleGen",))
-    examples = outputs["CifarExampleGen"]["examples"]["artifacts"][0]
-    assert examples["metadata"]["data_fingerprint"].startswith("cifar-10-batches-py/")
-    assert (EXECUTOR_LOGS in outputs["CifarExampleGen"]) == release.executor_logs
-
-
-def test_compiled_kfp_spec_runs_every_task_and_pushes_a_servable_model(compiled_on_volumes, tmp_path):
+def test_compiled_kfp_spec_runs_every_task_and_pushes_a_servable_model(tmp_path):
     root = tmp_path / "root"
-    spec_path, models = compiled_on_volumes
+    spec_path, models = compile_on_volumes(tmp_path / "compiled")
     spec, platform = load_documents(spec_path)
     assert platform, "the kfp target carries its volume mounts"
 

@@ -23,9 +23,6 @@ import pytest
 
 tf = pytest.importorskip("tensorflow")
 
-# one process trains and exports the module's model (a fixture about half a minute long) for every test here
-pytestmark = pytest.mark.xdist_group("predict-model")
-
 import grpc  # noqa: E402
 from tensorflow_serving.apis import (get_model_metadata_pb2, get_model_status_pb2, model_service_pb2_grpc,  # noqa: E402
                                     predict_pb2, prediction_service_pb2_grpc)
