@@ -98,7 +98,7 @@ def _cmd_serving_status(args: argparse.Namespace) -> int:
     """``serving status``: the versions TF Serving knows of a model and their states (REST or gRPC);
     exit 0 when one is AVAILABLE, 4 when none is, 2 when the server cannot be asked."""
     from cifar_tfx.cli_common import EXIT_NOT_PUSHED
-    from cifar_tfx.serving import client
+    from cifar_tfx.serving import client, versions
 
     if args.version is not None and args.label is not None:
         raise BadArgumentError("give --version or --label, not both")
@@ -107,18 +107,18 @@ def _cmd_serving_status(args: argparse.Namespace) -> int:
               if args.grpc else contextlib.nullcontext()):
             version = args.version
             if args.label is not None:  # TF Serving's status ignores a label: resolve it first
-                resolve = client.label_version_grpc if args.grpc else client.label_version_rest
+                resolve = versions.label_version_grpc if args.grpc else versions.label_version_rest
                 version = resolve(args.grpc or args.server, args.model, args.label, args.timeout)
             if args.grpc:
-                versions = client.model_status_grpc(args.grpc, args.model, version, None, args.timeout)
+                states = versions.model_status_grpc(args.grpc, args.model, version, None, args.timeout)
             else:
-                versions = client.model_status_rest(args.server, args.model, version, None, args.timeout)
+                states = versions.model_status_rest(args.server, args.model, version, None, args.timeout)
     except client.PredictError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    for status in sorted(versions, key=lambda v: v.version):
+    for status in sorted(states, key=lambda v: v.version):
         print(f"{args.model} version {status.version}: {status.state}" + (f" ({status.error})" if status.error else ""))
-    if not any(status.state == "AVAILABLE" for status in versions):
+    if not any(status.state == "AVAILABLE" for status in states):
         print(f"{args.model}: no version is AVAILABLE", file=sys.stderr)
         return EXIT_NOT_PUSHED
     return 0
@@ -200,7 +200,7 @@ def _wait_for_labelled_versions(args: argparse.Namespace, path: str) -> None:
     it refuse the whole config; if that config also changed the policy, the new versions are never loaded
     (server_core.cc at 2.16.1: ReloadConfig stores the config, then UpdateModelVersionLabelMap fails before
     AddModelsViaModelConfigList)."""
-    from cifar_tfx.serving import client, model_config
+    from cifar_tfx.serving import client, model_config, versions
 
     config = _read_listed(path)
     try:
@@ -209,12 +209,12 @@ def _wait_for_labelled_versions(args: argparse.Namespace, path: str) -> None:
     except ValueError as err:
         raise BadArgumentError(str(err)) from err
     if args.grpc:
-        status_of = lambda v: client.model_status_grpc(args.grpc, args.model, v, None, args.timeout)  # noqa: E731
+        status_of = lambda v: versions.model_status_grpc(args.grpc, args.model, v, None, args.timeout)  # noqa: E731
     else:
-        status_of = lambda v: client.model_status_rest(args.server, args.model, v, None, args.timeout)  # noqa: E731
+        status_of = lambda v: versions.model_status_rest(args.server, args.model, v, None, args.timeout)  # noqa: E731
     try:
-        client.wait_until_available(status_of, sorted(set(labels.values())), args.wait_seconds,
-                                    every=WAIT_EVERY_SECONDS)
+        versions.wait_until_available(status_of, sorted(set(labels.values())), args.wait_seconds,
+                                      every=WAIT_EVERY_SECONDS)
     except client.PredictError as err:
         raise BadArgumentError(f"{err}; no label written") from err
 

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cifar_tfx.cli import EXIT_BAD_INPUT, main
-from cifar_tfx.serving import client
+from cifar_tfx.serving import client, versions
 
 NAMES = [f"class{i}" for i in range(10)]
 DEEP = "[" * 200_000 + "]" * 200_000
@@ -157,7 +157,7 @@ _JSON = st.recursive(st.none() | st.booleans() | st.integers(-10**30, 10**30) | 
                                           "class_name"]) | st.text(max_size=6), inner, max_size=5),
                      max_leaves=25)
 _STATUS_ROW = st.fixed_dictionaries({}, optional={"version": _JSON | st.sampled_from(["2", "0", "-1", "٣"]),
-                                                  "state": _JSON | st.sampled_from(client.STATES),
+                                                  "state": _JSON | st.sampled_from(versions.STATES),
                                                   "status": _JSON | st.just({"error_code": "OK"})})
 _FAST = settings(max_examples=200, deadline=1000, suppress_health_check=[HealthCheck.too_slow])
 
@@ -171,11 +171,11 @@ def _encoded(value):
 @given(answer=_JSON | st.lists(_STATUS_ROW, max_size=3).map(lambda rows: {"model_version_status": rows}))
 def test_the_status_parser_returns_versions_or_one_predict_error(answer):
     try:
-        versions = client.parse_status_answer(client.decode_answer(_encoded(answer), "http://h/s", 1 << 20), "http://h/s")
+        statuses = versions.parse_status_answer(client.decode_answer(_encoded(answer), "http://h/s", 1 << 20), "http://h/s")
     except client.PredictError as err:
         assert "\n" not in str(err) and len(str(err)) < 600
     else:
-        assert all(v.version >= 1 and v.state in client.STATES and "\n" not in v.error for v in versions)
+        assert all(v.version >= 1 and v.state in versions.STATES and "\n" not in v.error for v in statuses)
 
 
 @_FAST
@@ -183,7 +183,7 @@ def test_the_status_parser_returns_versions_or_one_predict_error(answer):
 def test_the_metadata_parser_returns_a_version_or_one_predict_error(answer, spec):
     for value in (answer, {"model_spec": spec}, {"model_spec": {"version": spec}}):
         try:
-            version = client.parse_metadata_version(client.decode_answer(_encoded(value), "u", 1 << 20), "u")
+            version = versions.parse_metadata_version(client.decode_answer(_encoded(value), "u", 1 << 20), "u")
         except client.PredictError as err:
             assert "\n" not in str(err) and len(str(err)) < 600
         else:

@@ -31,7 +31,7 @@ from google.protobuf import text_format  # noqa: E402
 from tensorflow_serving.config import model_server_config_pb2  # noqa: E402
 
 from cifar_tfx.cli import EXIT_BAD_INPUT, EXIT_NOT_PUSHED, main  # noqa: E402
-from cifar_tfx.serving import client  # noqa: E402
+from cifar_tfx.serving import client, versions  # noqa: E402
 
 CONFIG = 'model_config_list { config { name: "cifar10" base_path: "%s" model_platform: "tensorflow" } }\n'
 
@@ -286,8 +286,8 @@ class _Clock:
 
 def test_waiting_for_available_asks_until_it_is_and_no_longer():
     clock = _Clock()
-    answers = iter([client.NotFound("Could not find version 3 of model cifar10"), [client.VersionStatus(3, "LOADING")],
-                    [client.VersionStatus(3, "AVAILABLE")]])
+    answers = iter([client.NotFound("Could not find version 3 of model cifar10"), [versions.VersionStatus(3, "LOADING")],
+                    [versions.VersionStatus(3, "AVAILABLE")]])
 
     def status_of(version):
         answer = next(answers)
@@ -295,21 +295,21 @@ def test_waiting_for_available_asks_until_it_is_and_no_longer():
             raise answer
         return answer
 
-    client.wait_until_available(status_of, [3], 10.0, clock=clock, sleep=clock.sleep, every=1.5)
+    versions.wait_until_available(status_of, [3], 10.0, clock=clock, sleep=clock.sleep, every=1.5)
     assert clock.sleeps == [1.5, 1.5]
 
 
 def test_waiting_ends_at_its_bound_or_at_a_failed_load():
     clock = _Clock()
     with pytest.raises(client.PredictError, match=r"did not make version\(s\) 3 AVAILABLE within 4 s \(3 LOADING\)"):
-        client.wait_until_available(lambda v: [client.VersionStatus(v, "LOADING")], [3], 4.0,
+        versions.wait_until_available(lambda v: [versions.VersionStatus(v, "LOADING")], [3], 4.0,
                                     clock=clock, sleep=clock.sleep, every=1.5)
     assert clock.sleeps == [1.5, 1.5, 1.0] and clock.now == 104.0
     with pytest.raises(client.PredictError, match="version 3 did not load: NOT_FOUND: no saved_model.pb"):
-        client.wait_until_available(lambda v: [client.VersionStatus(v, "END", "NOT_FOUND: no saved_model.pb")], [3],
+        versions.wait_until_available(lambda v: [versions.VersionStatus(v, "END", "NOT_FOUND: no saved_model.pb")], [3],
                                     4.0, clock=clock, sleep=clock.sleep)
     with pytest.raises(client.PredictError, match="cannot connect"):  # not a 404: no point asking again
-        client.wait_until_available(lambda v: (_ for _ in ()).throw(client.PredictError("cannot connect")), [3],
+        versions.wait_until_available(lambda v: (_ for _ in ()).throw(client.PredictError("cannot connect")), [3],
                                     4.0, clock=clock, sleep=clock.sleep)
 
 
@@ -324,8 +324,8 @@ def test_the_serving_check_waits_for_its_server_on_an_injected_clock(tmp_path, m
 
     log = tmp_path / "server.log"
     log.write_text("loading\nstill loading the SavedModel\n")
-    answers = iter([client.PredictError("cannot connect"), [client.VersionStatus(1, "LOADING")],
-                    [client.VersionStatus(1, "AVAILABLE")]])
+    answers = iter([client.PredictError("cannot connect"), [versions.VersionStatus(1, "LOADING")],
+                    [versions.VersionStatus(1, "AVAILABLE")]])
 
     def status(*args, **kwargs):
         answer = next(answers)
@@ -333,10 +333,10 @@ def test_the_serving_check_waits_for_its_server_on_an_injected_clock(tmp_path, m
             raise answer
         return answer
 
-    monkeypatch.setattr(client, "model_status_rest", status)
+    monkeypatch.setattr(versions, "model_status_rest", status)
     clock = _Clock()
     server_check._wait_until_available(Running(), "http://h", 30.0, str(log), clock=clock, sleep=clock.sleep)
     assert clock.sleeps == [0.5, 0.5]
-    monkeypatch.setattr(client, "model_status_rest", lambda *a, **k: [client.VersionStatus(1, "LOADING")])
+    monkeypatch.setattr(versions, "model_status_rest", lambda *a, **k: [versions.VersionStatus(1, "LOADING")])
     with pytest.raises(client.PredictError, match="AVAILABLE within 2 s: still loading the SavedModel"):
         server_check._wait_until_available(Running(), "http://h", 2.0, str(log), clock=clock, sleep=clock.sleep)

@@ -12,9 +12,8 @@ Answers are size-capped (``answer_limit``) and the timeout bounds the whole exch
 
 Every REST answer is read by one bounded JSON reader (:func:`decode_answer`, ``bounded_input.parse_json``)
 and then by one parser of its shape, each written from TF Serving 2.16.1's answer: predictions
-(:func:`checked_predictions`), model status (:func:`parse_status_answer`) and model metadata
-(:func:`parse_metadata_version`, how a label is resolved to its version). :func:`wait_until_available` polls
-a version's status with an injected clock until the server reports it ``AVAILABLE``.
+(:func:`checked_predictions`); the answers about versions (status, metadata) are read in
+:mod:`cifar_tfx.serving.versions`, which shares this module's transports.
 """
 
 from __future__ import annotations
@@ -26,11 +25,10 @@ import json
 import socket
 import math
 import threading
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 from cifar_tfx.bounded_input import InputRefused, parse_json
 from cifar_tfx.model_contract import IMAGES_INPUT, IMAGES_SIGNATURE
@@ -46,7 +44,7 @@ class NotFound(PredictError):
     """The server answered 404 / NOT_FOUND: no such model, or no such version (yet)."""
 
 
-def _shown(value: object, limit: int = 80) -> str:
+def shown(value: object, limit: int = 80) -> str:
     text = repr(value)
     return text if len(text) <= limit else f"{text[:limit]}… ({len(text):,} characters)"
 
@@ -121,7 +119,7 @@ def checked_predictions(rows: object, class_names: Sequence[str], count: int, wh
             named = named.decode("utf-8", "replace")
         top = class_names[max(range(len(values)), key=values.__getitem__)]
         if named is not None and named != top:
-            raise PredictError(f"{where} named class {_shown(named, 40)} where this client's classes say {top!r}: the "
+            raise PredictError(f"{where} named class {shown(named, 40)} where this client's classes say {top!r}: the "
                                "model's classes are not the ones of --dataset")
         predictions.append(Prediction(values, class_names))
     return predictions
@@ -157,7 +155,7 @@ def predict_rest(server: str, model: str, images: Sequence[bytes], class_names: 
     """One REST predict call for ``images`` (of a version, a label, or the latest)."""
     url = rest_url(server, model, version, label)
     answer = rest_exchange(url, json.dumps(rest_request_body(images)).encode(), timeout, answer_limit(len(images)),
-                           what=f"model {model!r}{_version(version, label)}")
+                           what=f"model {model!r}{version_phrase(version, label)}")
     if not isinstance(answer, dict) or "predictions" not in answer:
         raise PredictError(f"unexpected answer from {url}: {str(answer)[:200]}")
     return checked_predictions(answer["predictions"], class_names, len(images), url)
@@ -211,7 +209,7 @@ def decode_answer(raw: bytes, url: str, limit: int) -> object:
         raise PredictError(str(err)) from None
 
 
-def _version(version: Optional[int], label: Optional[str] = None) -> str:
+def version_phrase(version: Optional[int], label: Optional[str] = None) -> str:
     return f" version {version}" if version is not None else (f" label {label!r}" if label is not None else "")
 
 
@@ -278,7 +276,8 @@ def predict_grpc(target: str, model: str, images: Sequence[bytes], class_names: 
     request.model_spec.signature_name = SIGNATURE
     request.inputs[INPUT].CopyFrom(tf.make_tensor_proto(list(images), dtype=tf.string))
     response = grpc_call(target, lambda channel: prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict,
-                         request, timeout, answer_limit(len(images)), f"model {model!r}{_version(version, label)}")
+                         request, timeout, answer_limit(len(images)),
+                         f"model {model!r}{version_phrase(version, label)}")
     if "probabilities" not in response.outputs:
         raise PredictError(f"unexpected answer from {target}: no 'probabilities' output "
                            f"(outputs: {', '.join(sorted(response.outputs)) or 'none'})")
@@ -292,153 +291,6 @@ def predict_grpc(target: str, model: str, images: Sequence[bytes], class_names: 
         for row, name in zip(rows, names):
             row["class_name"] = name
     return checked_predictions(rows, class_names, len(images), target)
-
-
-@dataclasses.dataclass(frozen=True)
-class VersionStatus:
-    """One version's state as TF Serving reports it (get_model_status.proto: START, LOADING, AVAILABLE,
-    UNLOADING, END) and the error of its last load, if any."""
-
-    version: int
-    state: str
-    error: str = ""
-
-
-STATUS_LIMIT = 1_000_000  # a status answer lists a few versions
-
-
-def model_status_rest(server: str, model: str, version: Optional[int] = None, label: Optional[str] = None,
-                      timeout: float = 30.0) -> List[VersionStatus]:
-    """``GET /v1/models/<model>[/versions/<n>]``: the versions TF Serving knows and their states. TF Serving
-    ignores a label here (get_model_status_impl.cc looks only at has_version()): resolve it first with
-    :func:`label_version_rest`."""
-    url = rest_url(server, model, version, label, verb="")
-    answer = rest_exchange(url, None, timeout, STATUS_LIMIT, f"model {model!r}{_version(version, label)}")
-    return parse_status_answer(answer, url)
-
-
-STATES = ("UNKNOWN", "START", "LOADING", "AVAILABLE", "UNLOADING", "END")  # get_model_status.proto
-
-
-def parse_status_answer(answer: object, where: str) -> List[VersionStatus]:
-    """The versions of a REST status answer, as TF Serving 2.16.1 writes it (http_rest_api_util.cc,
-    ToJsonString with always_print_primitive_fields): ``{"model_version_status": [{"version": "2",
-    "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}]}`` (int64 as a string);
-    anything else is one :class:`PredictError`."""
-    rows = answer.get("model_version_status") if isinstance(answer, dict) else None
-    if not isinstance(rows, list) or len(rows) > 10_000:
-        raise PredictError(f"unexpected status answer from {where}: {_shown(answer)}")
-    return [_version_status(row, where) for row in rows]
-
-
-def _version_status(row: object, where: str) -> VersionStatus:
-    if not isinstance(row, dict):
-        raise PredictError(f"unexpected status answer from {where}: a version is {_shown(row)}")
-    version, state, status = row.get("version"), row.get("state"), row.get("status", {})
-    if isinstance(version, int) and not isinstance(version, bool):
-        version = str(version)
-    if not isinstance(version, str) or not _is_version(version):
-        raise PredictError(f"unexpected status answer from {where}: version {_shown(version)} is no version number")
-    if state not in STATES:
-        raise PredictError(f"unexpected status answer from {where}: state {_shown(state)} of version {version} "
-                           f"is none of {', '.join(STATES)}")
-    if not isinstance(status, dict) or not isinstance(status.get("error_code", "OK"), (str, int)) \
-            or not isinstance(status.get("error_message", ""), str):
-        raise PredictError(f"unexpected status answer from {where}: the status of version {version} is "
-                           f"{_shown(status)}, not an error_code and error_message")
-    code = str(status.get("error_code", "OK"))
-    message = " ".join(status.get("error_message", "").split())[:300]
-    return VersionStatus(int(version), state, "" if code in ("OK", "0") else f"{code[:40]}: {message}")
-
-
-def _is_version(text: str) -> bool:
-    from cifar_tfx.serving.model_config import is_version_name
-
-    return is_version_name(text)
-
-
-def model_status_grpc(target: str, model: str, version: Optional[int] = None, label: Optional[str] = None,
-                      timeout: float = 30.0) -> List[VersionStatus]:
-    """``ModelService.GetModelStatus``: the same as :func:`model_status_rest`, over gRPC."""
-    from tensorflow_serving.apis import get_model_status_pb2, model_service_pb2_grpc
-
-    request = get_model_status_pb2.GetModelStatusRequest()
-    model_spec(request.model_spec, model, version, label)
-    response = grpc_call(target, lambda channel: model_service_pb2_grpc.ModelServiceStub(channel).GetModelStatus,
-                         request, timeout, STATUS_LIMIT, f"model {model!r}{_version(version, label)}")
-    names = dict(get_model_status_pb2.ModelVersionStatus.State.items())
-    names = {number: name for name, number in names.items()}
-    return [VersionStatus(row.version, names.get(row.state, f"UNKNOWN({row.state})"),
-                          "" if row.status.error_code == 0 else
-                          f"{row.status.error_code}: {' '.join(row.status.error_message.split())[:300]}")
-            for row in response.model_version_status]
-
-
-METADATA_LIMIT = 4_000_000  # a model's metadata is its signature defs: a few KB here
-
-
-def label_version_rest(server: str, model: str, label: str, timeout: float = 30.0) -> int:
-    """The version ``label`` names, as TF Serving resolves it: ``GET /v1/models/<m>/labels/<l>/metadata``
-    (GetModelMetadata resolves the label through GetServableHandle and answers ``model_spec.version``,
-    get_model_metadata_impl.cc at 2.16.1; an unknown label is HTTP 400 "Unrecognized servable version
-    label", server_core.cc)."""
-    url = rest_url(server, model, label=label, verb="/metadata")
-    answer = rest_exchange(url, None, timeout, METADATA_LIMIT, f"model {model!r}{_version(None, label)}")
-    return parse_metadata_version(answer, url)
-
-
-def parse_metadata_version(answer: object, where: str) -> int:
-    """``model_spec.version`` of a REST metadata answer (``{"model_spec": {"name": …, "signature_name": "",
-    "version": "3"}, "metadata": …}``, http_rest_api_util.cc at 2.16.1: int64 written as a string)."""
-    spec = answer.get("model_spec") if isinstance(answer, dict) else None
-    version = spec.get("version") if isinstance(spec, dict) else None
-    if isinstance(version, int) and not isinstance(version, bool):
-        version = str(version)
-    if not isinstance(version, str) or not _is_version(version):
-        raise PredictError(f"unexpected metadata answer from {where}: model_spec.version is {_shown(version)}")
-    return int(version)
-
-
-def label_version_grpc(target: str, model: str, label: str, timeout: float = 30.0) -> int:
-    """:func:`label_version_rest` over gRPC: ``PredictionService.GetModelMetadata`` with ``version_label``."""
-    from tensorflow_serving.apis import get_model_metadata_pb2, prediction_service_pb2_grpc
-
-    request = get_model_metadata_pb2.GetModelMetadataRequest()
-    model_spec(request.model_spec, model, label=label)
-    request.metadata_field.append("signature_def")  # the one field GetModelMetadata serves
-    response = grpc_call(target, lambda channel: prediction_service_pb2_grpc.PredictionServiceStub(channel)
-                         .GetModelMetadata, request, timeout, METADATA_LIMIT, f"model {model!r}{_version(None, label)}")
-    if not response.model_spec.HasField("version") or response.model_spec.version.value < 1:
-        raise PredictError(f"unexpected metadata answer from {target}: no model_spec.version")
-    return response.model_spec.version.value
-
-
-def wait_until_available(status_of: Callable[[int], List[VersionStatus]], versions: Sequence[int],
-                         wait_seconds: float, clock: Callable[[], float] = time.monotonic,
-                         sleep: Callable[[float], None] = time.sleep, every: float = 2.0) -> None:
-    """Return once the server reports each of ``versions`` ``AVAILABLE`` (``status_of(v)`` asks it), asking
-    every ``every`` seconds for at most ``wait_seconds``; a version not known yet (404) or loading is waited
-    for, a failed load or the end of the wait is one :class:`PredictError`."""
-    deadline = clock() + wait_seconds
-    pending = sorted(set(versions))
-    while True:
-        seen = {}
-        for version in pending:
-            try:
-                states = [s for s in status_of(version) if s.version == version]
-            except NotFound:
-                states = []
-            if states and states[0].state == "END" and states[0].error:
-                raise PredictError(f"version {version} did not load: {states[0].error}")
-            seen[version] = states[0].state if states else "not known yet"
-        pending = [v for v in pending if seen[v] != "AVAILABLE"]
-        if not pending:
-            return
-        if clock() >= deadline:
-            states = ", ".join(f"{v} {seen[v]}" for v in pending)
-            raise PredictError(f"the server did not make version(s) {', '.join(map(str, pending))} AVAILABLE "
-                               f"within {wait_seconds:g} s ({states}); does it poll this models.config?")
-        sleep(max(0.0, min(every, deadline - clock())))
 
 
 def predict_saved_model(export_dir: str, images: Sequence[bytes], class_names: Sequence[str]) -> List[Prediction]:

@@ -20,7 +20,7 @@ import tempfile
 import time
 from typing import List, Optional, Sequence
 
-from cifar_tfx.serving import client
+from cifar_tfx.serving import client, versions
 
 SERVER_BINARY = "tensorflow_model_server"
 MODEL = "candidate"
@@ -81,7 +81,7 @@ def _wait_until_available(server: subprocess.Popen, rest: str, load_seconds: flo
             raise client.PredictError(f"{SERVER_BINARY} exited {server.returncode} before loading the model: "
                                       f"{_last_line(log_path)}")
         try:
-            states: List[client.VersionStatus] = client.model_status_rest(rest, MODEL, timeout=5.0)
+            states: List[versions.VersionStatus] = versions.model_status_rest(rest, MODEL, timeout=5.0)
         except client.PredictError:
             states = []  # not listening yet, or the model not known yet
         if any(state.state == "AVAILABLE" for state in states):
