@@ -57,7 +57,7 @@ def variants(minutes: float, dataset):
     result["budget"] = with_overrides(profile_for_dataset("budget", dataset), time_budget_minutes=minutes)
     for depth in (8, 14, 20, 32):  # the budget profile with its depth fixed: levers compared without the probe's noise
         result[f"budget-d{depth}"] = with_overrides(result["budget"], depth=depth)
-    for architecture in ("resnet", "resnet9"):  # the budget profile on either architecture, its size probed
+    for architecture in ("resnet", "resnet9", "airbench"):  # the budget profile on either architecture, its size probed
         result[f"budget-{architecture}"] = with_overrides(result["budget"], architecture=architecture)
     return result
 

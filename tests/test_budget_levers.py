@@ -18,6 +18,8 @@ def test_overrides_of_every_kind_are_applied(table):
     assert (hparams.depth, hparams.nesterov, hparams.learning_rate, hparams.batch_size, hparams.lr_schedule) == \
         (20, True, 0.4, 512, "step")
     assert resolve_variant("budget-d20:zero_init_residual=off", table).zero_init_residual is False
+    airbench = resolve_variant("budget-airbench:width=4,whitened_stem=on", table)
+    assert (airbench.architecture, airbench.depth, airbench.width, airbench.whitened_stem) == ("airbench", None, 4, True)
 
 
 @pytest.mark.parametrize("spec, message", [

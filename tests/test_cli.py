@@ -147,4 +147,4 @@ def test_a_budget_takes_the_datasets_cutout_unless_one_is_given():
 
 def test_a_budget_profile_counted_in_epochs_is_refused_with_the_reason(capsys):
     assert main(["run", "--data", "d", "--profile", "budget", "--epochs", "3"]) == 2
-    assert "width can be left to the trainer only in a time-budgeted resnet9 run" in capsys.readouterr().err
+    assert "width can be left to the trainer only in a time-budgeted resnet9 or airbench run" in capsys.readouterr().err

@@ -11,8 +11,8 @@ from cifar_tfx.trainer.budget import (RECHECK_TOLERANCE, choose_network, predict
 from cifar_tfx.trainer.callbacks import ThroughputCheck  # noqa: E402
 from cifar_tfx.trainer.hparams import (BUDGET, DEMO, FULL, HParams, get_profile, profile_for_dataset,  # noqa: E402
                                        with_overrides, with_training_length)
-from cifar_tfx.trainer.model import (build_network, build_resnet, build_resnet9, shifted,  # noqa: E402
-                                     prediction_views)
+from cifar_tfx.trainer.model import (build_airbench, build_network, build_resnet, build_resnet9,  # noqa: E402
+                                     prediction_views, shifted, stem_filters)
 from cifar_tfx.trainer.runtime import resolve_runtime  # noqa: E402
 from cifar_tfx.trainer.schedule import TrainingClock, learning_rate_at  # noqa: E402
 
@@ -282,7 +282,7 @@ def test_cifar_budget_trains_resnet9_with_its_width_left_to_the_run():
     assert with_run_values(cifar, {"width": 0}).width is None and with_run_values(cifar, {"width": 2}).width == 2
     with pytest.raises(ValueError, match="picks its width from a time budget; give minutes, or compile with --width"):
         with_training_length(cifar, epochs=10.0)
-    with pytest.raises(ValueError, match="width can be left to the trainer only in a time-budgeted resnet9 run"):
+    with pytest.raises(ValueError, match="width can be left to the trainer only in a time-budgeted resnet9 or airbench"):
         HParams(width=None)
     with pytest.raises(ValueError, match="whitened_stem needs a width"):
         with_overrides(cifar, whitened_stem=True)
@@ -459,6 +459,56 @@ def test_resnet9_pools_three_stages_adds_two_residual_blocks_and_scales_its_logi
     assert fashion.get_layer("stage3_pool").output_shape == (None, 3, 3, 256)
     small = build_resnet9((24, 24, 3), 10, 5e-4, weights_from=model)  # the small-crop phase's copy
     assert [id(v) for v in small.weights] == [id(v) for v in model.weights]
+
+
+def test_airbench_shape_pools_three_plain_stages_from_a_fixed_size_stem_and_scales_its_logits():
+    model = build_airbench(CIFAR_SHAPE, 10, 5e-4, width=4)
+    assert model.get_layer("stem_conv").filters == 24
+    assert [model.get_layer(f"stage{s}_a_pool").output_shape for s in (1, 2, 3)] == [
+        (None, 16, 16, 64), (None, 8, 8, 256), (None, 4, 4, 256)]
+    assert model.get_layer("stage3_b_conv").output_shape == (None, 4, 4, 256)
+    assert not [layer.name for layer in model.layers if isinstance(layer, tf.keras.layers.Add.__mro__[0])
+                and "add" in layer.name]  # no shortcuts
+    assert model.get_layer("logit_scale").scale == pytest.approx(1 / 9) and model.output_shape == (None, 10)
+    # airbench94's network has 1.97M weights; here the stem is 3x3 (not 2x2) and the BatchNorms keep a scale
+    assert 1.9e6 < model.count_params() < 2.05e6
+    assert build_airbench(CIFAR_SHAPE, 10, 5e-4, width=2).get_layer("stem_conv").filters == 24  # the stem stays
+    small = build_airbench((24, 24, 3), 10, 5e-4, weights_from=model, width=4)  # the small-crop phase's copy
+    assert [id(v) for v in small.weights] == [id(v) for v in model.weights]
+    assert build_airbench((28, 28, 1), 10, 5e-4, width=1).get_layer("stage3_b_conv").output_shape == (None, 3, 3, 64)
+
+
+def test_airbench_is_sized_by_width_its_whitened_stem_fixed_whatever_the_width():
+    from cifar_tfx.data.datasets import CIFAR10
+
+    cifar = with_overrides(profile_for_dataset("budget", CIFAR10), architecture="airbench")
+    assert (cifar.depth, cifar.width, cifar.size_knob, cifar.network_left_to_probe) == (None, None, "width", True)
+    assert cifar.network_name == "Airbench (width left to the budget)"
+    assert with_overrides(cifar, width=4).network_name == "Airbench x4"
+    # unlike ResNet-9's, the stem does not grow with width: whitening it needs no width
+    open_whitened = with_overrides(cifar, whitened_stem=True)
+    assert open_whitened.whitened_stem and open_whitened.width is None
+    assert stem_filters(with_overrides(cifar, width=3)) == 24 == stem_filters(with_overrides(cifar, width=4))
+    assert stem_filters(with_overrides(FULL, width=2)) == 32
+    assert build_network(with_overrides(cifar, width=3), CIFAR_SHAPE, 10).name == "airbench"
+    assert CIFAR10.budget_min_images_for("airbench") == CIFAR10.budget_min_images_airbench
+    with pytest.raises(ValueError, match="airbench has none, got depth 20"):
+        HParams(architecture="airbench", depth=20, width=4)
+
+
+def test_airbench_width_choice_fits_width_squared_and_scales_the_need_from_width_4():
+    from cifar_tfx.trainer.budget import AIRBENCH_WIDTHS
+
+    rate = {width: 1 / (3e-4 + 1.2e-4 * width * width) for width in (2, 3, 4)}
+    assert predict_throughput({2: rate[2], 4: rate[4]}, AIRBENCH_WIDTHS) == pytest.approx(rate)
+    # width 4 at ~440 img/s sees 0.77M images in 29 minutes: more than its 0.5M
+    thirty = choose_network({2: rate[2], 4: rate[4]}, 45_000, 1740, 500_000, AIRBENCH_WIDTHS)
+    assert thirty.value == 4 and thirty.network == "Airbench x4"
+    # in 15 minutes width 4 sees 0.40M of its 0.5M; width 3 (needs 3/4 of it) sees 0.58M of 0.375M
+    fifteen = choose_network({2: rate[2], 4: rate[4]}, 45_000, 900, 500_000, AIRBENCH_WIDTHS)
+    assert fifteen.value == 3 and "Airbench x4 0.50M, scaled by width" in fifteen.reason()
+    # too little time for any: the smallest trains
+    assert choose_network({2: rate[2], 4: rate[4]}, 45_000, 60, 500_000, AIRBENCH_WIDTHS).value == 2
 
 
 def test_the_architecture_decides_which_network_is_built_and_what_it_is_called():

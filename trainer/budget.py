@@ -1,12 +1,12 @@
 """Which network a wall-clock budget can afford, from throughput measured on this machine.
 
 A budget run that leaves its network's size open (``HParams.network_left_to_probe``) chooses it on a
-:class:`Ladder`: the depth of a CIFAR ResNet-(6n+2) (:data:`RESNET_DEPTHS`) or the width of
-ResNet-9 (:data:`RESNET9_WIDTHS`). It first times a few steps of the ladder's two probe networks
-on the real input pipeline, fits seconds per image as a straight line in the network's size
-(``Ladder.size``: n blocks per stage for a ResNet, since every block costs about the same;
-width² for ResNet-9, since a convolution's work grows with the square of its filters; the stem,
-head and input pipeline are the intercept) and then trains the largest candidate that still sees
+:class:`Ladder`: the depth of a CIFAR ResNet-(6n+2) (:data:`RESNET_DEPTHS`), or the width of ResNet-9
+(:data:`RESNET9_WIDTHS`) or of the airbench shape (:data:`AIRBENCH_WIDTHS`). It first times a few steps
+of the ladder's two probe networks on the real input pipeline, fits seconds per image as a straight line
+in the network's size (``Ladder.size``: n blocks per stage for a ResNet, since every block costs about
+the same; width² for the others, since a convolution's work grows with the square of its filters; the
+stem, head and input pipeline are the intercept) and then trains the largest candidate that still sees
 enough training images in the time left (a run that starts on small crops sees more of them per
 second: :func:`small_crop_gain`). "Enough" grows with the network: the ladder's reference network
 needs ``min_images`` (``HParams.budget_min_images``, by default the dataset's for the architecture)
@@ -61,7 +61,12 @@ RESNET_DEPTHS = Ladder(knob="depth", candidates=(8, 14, 20, 32, 44, 56), probes=
 # (twice width 2's, by the rule above) is not measured.
 RESNET9_WIDTHS = Ladder(knob="width", candidates=(1, 2, 4), probes=(1, 2), reference=2,
                         size=lambda width: width * width, label=_resnet9_label)
-LADDERS: Dict[str, Ladder] = {"resnet": RESNET_DEPTHS, "resnet9": RESNET9_WIDTHS}
+# The airbench shape by width; width 4 (airbench94's 64/256/256) is the reference: it needs the dataset's
+# budget_min_images_airbench. Widths 2 and 4 probed; the fixed 24-filter stem is part of the intercept.
+AIRBENCH_WIDTHS = Ladder(knob="width", candidates=(2, 3, 4), probes=(2, 4), reference=4,
+                         size=lambda width: width * width,
+                         label=lambda width: "Airbench" if width == 1 else f"Airbench x{width}")
+LADDERS: Dict[str, Ladder] = {"resnet": RESNET_DEPTHS, "resnet9": RESNET9_WIDTHS, "airbench": AIRBENCH_WIDTHS}
 
 
 def small_crop_gain(speedup: Optional[float], small_crop_fraction: float, budget_seconds: float,

@@ -29,7 +29,8 @@ GATE_FIELDS = ("min_accuracy", "max_regression", "min_class_accuracy", "max_serv
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 LR_SCHEDULES = ("step", "linear")
 SWITCHES = ("auto", "on", "off")
-ARCHITECTURES = ("resnet", "resnet9")
+ARCHITECTURES = ("resnet", "resnet9", "airbench")
+WIDTH_ARCHITECTURES = ("resnet9", "airbench")  # sized by width, no depth
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,7 +79,9 @@ class HParams:
     # --- network (He et al. 2015 §4.2) ---
     architecture: str = knob(
         "resnet", "resnet: the recipe's CIFAR ResNet-(6n+2), see depth; resnet9: Myrtle's ResNet-9 (a conv-pool "
-        "network with two residual blocks, 16/32/64/128 filters x width, no depth to choose), outside the recipe",
+        "network with two residual blocks, 16/32/64/128 filters x width, no depth to choose); airbench: airbench94's "
+        "shape (a 24-filter stem, three conv-pool-conv stages of 16/64/64 filters x width, no shortcuts); both "
+        "outside the recipe",
         choices=ARCHITECTURES)
     depth: Optional[int] = knob(
         56, "ResNet depth 6n+2 (20, 32, 44, 56, 110); a budgeted run picks one from measured throughput "
@@ -170,9 +173,9 @@ class HParams:
         elif (self.depth - 2) % 6:
             raise ValueError(f"depth must be 6n+2 with n >= 1 (8, 14, 20, 32, 44, 56, 110), got {self.depth}")
         if self.width is None:
-            if self.architecture != "resnet9" or self.time_budget_minutes is None:
-                raise ValueError("width can be left to the trainer only in a time-budgeted resnet9 run")
-            if self.whitened_stem:
+            if self.architecture not in WIDTH_ARCHITECTURES or self.time_budget_minutes is None:
+                raise ValueError("width can be left to the trainer only in a time-budgeted resnet9 or airbench run")
+            if self.whitened_stem and self.architecture != "airbench":  # airbench's stem does not grow with width
                 raise ValueError("whitened_stem needs a width: the stem is fixed for one number of filters")
         if self.time_budget_minutes is None and self.epochs is None and self.train_steps is None:
             raise ValueError("set epochs, train_steps or time_budget_minutes")
@@ -184,16 +187,17 @@ class HParams:
     @property
     def network_name(self) -> str:
         """What the logs and the report call the network: ``ResNet-20``, ``ResNet-9``, ``ResNet-9 x2``."""
+        family = {"resnet9": "ResNet-9", "airbench": "Airbench"}.get(self.architecture, "ResNet")
         if self.network_left_to_probe:
-            return f"{'ResNet-9' if self.architecture == 'resnet9' else 'ResNet'} ({self.size_knob} left to the budget)"
-        if self.architecture == "resnet9":
-            return "ResNet-9" if self.width == 1 else f"ResNet-9 x{self.width}"
+            return f"{family} ({self.size_knob} left to the budget)"
+        if self.architecture in WIDTH_ARCHITECTURES:
+            return family if self.width == 1 else f"{family} x{self.width}"
         return f"ResNet-{self.depth}"
 
     @property
     def size_knob(self) -> str:
         """The field that sizes this architecture's network, the one a budget run may leave open."""
-        return "width" if self.architecture == "resnet9" else "depth"
+        return "width" if self.architecture in WIDTH_ARCHITECTURES else "depth"
 
     @property
     def network_left_to_probe(self) -> bool:
@@ -331,7 +335,7 @@ def with_overrides(base: HParams, **overrides: object) -> HParams:
     architecture = values.get("architecture", base.architecture)
     if architecture != base.architecture:
         size_open = base.network_left_to_probe
-        if architecture == "resnet9":
+        if architecture in WIDTH_ARCHITECTURES:
             values.setdefault("depth", None)  # the profile's depth belongs to the resnet architecture
             values.setdefault("width", None if size_open else (base.width or 1))
         else:

@@ -9,7 +9,12 @@ ResNet-9 (Myrtle's "How to train your ResNet", 2018), outside the recipe: the sa
 stages that each convolve and halve the map with a 2x2 max-pool (32, 64 and 128 filters), the first and
 the last followed by a residual block of two convolutions; global max pooling; logits scaled by 1/8.
 
-Both: He-normal initialisation, L2 weight decay on conv kernels, the softmax computed in float32
+Airbench-shaped (the network of airbench94, Jordan 2024, "94% on CIFAR-10 in 3.29 seconds"), outside the
+recipe: a 24-filter stem, then three stages of two convolutions each (16, 64 and 64 filters x width; width 4
+is airbench94's 64/256/256), the first convolution of each stage followed by a 2x2 max-pool, no shortcuts;
+global max pooling; logits scaled by 1/9. Only the shape is airbench's: it trains with this project's recipe.
+
+All: He-normal initialisation, L2 weight decay on conv kernels, the softmax computed in float32
 whatever the compute precision.
 """
 
@@ -27,6 +32,9 @@ STAGE_FILTERS = (16, 32, 64)
 RESNET9_STAGE_FILTERS = (32, 64, 128)
 RESNET9_RESIDUAL_STAGES = (0, 2)  # the stages followed by a residual block
 RESNET9_LOGIT_SCALE = 0.125  # Myrtle's; without it the 10-minute validation run lost 9 points (BENCHMARKS.md)
+AIRBENCH_STEM_FILTERS = 24  # airbench94's whitening layer: 12 patch directions, both signs
+AIRBENCH_STAGE_FILTERS = (16, 64, 64)  # x width; width 4: airbench94's 64/256/256
+AIRBENCH_LOGIT_SCALE = 1.0 / 9.0  # airbench94's
 
 
 LayerSource = Callable[[str, Callable[[], keras.layers.Layer]], keras.layers.Layer]
@@ -141,6 +149,33 @@ def build_resnet9(input_shape: Tuple[int, int, int], num_classes: int, weight_de
     return keras.Model(inputs, probabilities, name="resnet9")
 
 
+def build_airbench(input_shape: Tuple[int, int, int], num_classes: int, weight_decay: float,
+                   weights_from: Optional[keras.Model] = None, width: int = 4,
+                   stem_kernel: Optional[np.ndarray] = None, **unused: object) -> keras.Model:
+    """The airbench-shaped network for ``input_shape`` images (sides of 8 pixels or more); the arguments
+    mean what they mean for :func:`build_resnet` (it has no residual blocks to zero-initialise), except
+    that the stem always has :data:`AIRBENCH_STEM_FILTERS` filters."""
+    layer = _layer_source(weights_from)
+    inputs = keras.Input(shape=input_shape, name="image")
+    x = _stem_block(layer, inputs, AIRBENCH_STEM_FILTERS, weight_decay, stem_kernel)
+    for stage, filters in enumerate(AIRBENCH_STAGE_FILTERS):
+        name = f"stage{stage + 1}"
+        x = _conv_bn_relu(layer, x, width * filters, weight_decay, f"{name}_a", pool=True)
+        x = _conv_bn_relu(layer, x, width * filters, weight_decay, f"{name}_b")
+    x = keras.layers.GlobalMaxPooling2D(name="pool")(x)
+    logits = layer("logits", lambda: keras.layers.Dense(num_classes, kernel_initializer="he_normal", name="logits"))(x)
+    logits = keras.layers.Rescaling(AIRBENCH_LOGIT_SCALE, name="logit_scale")(logits)
+    probabilities = keras.layers.Activation("softmax", dtype="float32", name="probabilities")(logits)
+    return keras.Model(inputs, probabilities, name="airbench")
+
+
+def stem_filters(hparams: HParams) -> int:
+    """Filters of the stem of the network ``hparams`` names (what a whitened stem's kernel must have)."""
+    if hparams.architecture == "airbench":
+        return AIRBENCH_STEM_FILTERS
+    return hparams.width * STAGE_FILTERS[0]
+
+
 def build_network(hparams: HParams, input_shape: Tuple[int, int, int], num_classes: int,
                   weights_from: Optional[keras.Model] = None, stem_kernel: Optional[np.ndarray] = None) -> keras.Model:
     """The network ``hparams`` names (``architecture``, ``depth``, ``width``, ...) for ``input_shape`` images."""
@@ -148,6 +183,8 @@ def build_network(hparams: HParams, input_shape: Tuple[int, int, int], num_class
                   weights_from=weights_from, width=hparams.width, stem_kernel=stem_kernel)
     if hparams.architecture == "resnet9":
         return build_resnet9(input_shape, num_classes, **common)
+    if hparams.architecture == "airbench":
+        return build_airbench(input_shape, num_classes, **common)
     return build_resnet(hparams.depth, input_shape, num_classes, **common)
 
 

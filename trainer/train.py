@@ -28,7 +28,7 @@ from cifar_tfx.trainer.checkpoints import newest_intact
 from cifar_tfx.trainer.data import cached_examples, count_records, expand_patterns, make_dataset, training_batches
 from cifar_tfx.trainer.hparams import HParams
 from cifar_tfx.trainer import whitening
-from cifar_tfx.trainer.model import STAGE_FILTERS, build_network, predict_probabilities
+from cifar_tfx.trainer.model import build_network, predict_probabilities, stem_filters
 from cifar_tfx.trainer.runtime import Runtime, detect_cpu_bf16, detect_gpus, make_strategy, resolve_runtime
 from cifar_tfx.trainer.schedule import TrainingClock
 
@@ -134,7 +134,7 @@ def stem_kernel_for(hparams: HParams, train_files: List[str], tft_output) -> Opt
         return None
     sample = cached_examples(train_files, tft_output, limit=whitening.SAMPLE_IMAGES).batch(whitening.SAMPLE_IMAGES)
     images = np.concatenate([batch_images.numpy() for batch_images, _ in sample])
-    return whitening.whitening_kernel(images, hparams.width * STAGE_FILTERS[0])
+    return whitening.whitening_kernel(images, stem_filters(hparams))
 
 
 def evaluate(model: keras.Model, dataset: tf.data.Dataset, num_classes: int, test_time_flip: bool,
