@@ -494,6 +494,8 @@ def test_airbench_is_sized_by_width_its_whitened_stem_fixed_whatever_the_width()
     assert CIFAR10.budget_min_images_for("airbench") == CIFAR10.budget_min_images_airbench
     with pytest.raises(ValueError, match="airbench has none, got depth 20"):
         HParams(architecture="airbench", depth=20, width=4)
+    with pytest.raises(ValueError, match="zero_init_residual is for networks with residual blocks; airbench has none"):
+        with_overrides(cifar, width=4, zero_init_residual=True)
 
 
 def test_airbench_width_choice_fits_width_squared_and_scales_the_need_from_width_4():

@@ -28,7 +28,10 @@ training with that network. Everything here is plain Python;
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Callable, Dict, Mapping, Optional, Tuple
+
+from cifar_tfx.trainer.hparams import width_network_name
 
 RECHECK_TOLERANCE = 0.2  # steady training within +-20 % of the probe's prediction keeps the choice
 
@@ -49,10 +52,6 @@ class Ladder:
         return min_images * value / self.reference
 
 
-def _resnet9_label(width: int) -> str:
-    return "ResNet-9" if width == 1 else f"ResNet-9 x{width}"
-
-
 # ResNet-(6n+2) by depth: n = 1 and n = 5 probed, far enough apart for the fit, cheap enough to time.
 RESNET_DEPTHS = Ladder(knob="depth", candidates=(8, 14, 20, 32, 44, 56), probes=(8, 32), reference=20,
                        size=lambda depth: (depth - 2) // 6, label=lambda depth: f"ResNet-{depth}")
@@ -60,12 +59,11 @@ RESNET_DEPTHS = Ladder(knob="depth", candidates=(8, 14, 20, 32, 44, 56), probes=
 # (Myrtle's own 64/128/256/512) is for accelerators: on 2 CPU cores it is never affordable, and its need
 # (twice width 2's, by the rule above) is not measured.
 RESNET9_WIDTHS = Ladder(knob="width", candidates=(1, 2, 4), probes=(1, 2), reference=2,
-                        size=lambda width: width * width, label=_resnet9_label)
+                        size=lambda width: width * width, label=functools.partial(width_network_name, "resnet9"))
 # The airbench shape by width; width 4 (airbench94's 64/256/256) is the reference: it needs the dataset's
 # budget_min_images_airbench. Widths 2 and 4 probed; the fixed 24-filter stem is part of the intercept.
 AIRBENCH_WIDTHS = Ladder(knob="width", candidates=(2, 3, 4), probes=(2, 4), reference=4,
-                         size=lambda width: width * width,
-                         label=lambda width: "Airbench" if width == 1 else f"Airbench x{width}")
+                         size=lambda width: width * width, label=functools.partial(width_network_name, "airbench"))
 LADDERS: Dict[str, Ladder] = {"resnet": RESNET_DEPTHS, "resnet9": RESNET9_WIDTHS, "airbench": AIRBENCH_WIDTHS}
 
 

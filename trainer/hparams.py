@@ -30,7 +30,14 @@ PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 LR_SCHEDULES = ("step", "linear")
 SWITCHES = ("auto", "on", "off")
 ARCHITECTURES = ("resnet", "resnet9", "airbench")
-WIDTH_ARCHITECTURES = ("resnet9", "airbench")  # sized by width, no depth
+WIDTH_FAMILIES = {"resnet9": "ResNet-9", "airbench": "Airbench"}  # architectures sized by width, no depth
+WIDTH_ARCHITECTURES = tuple(WIDTH_FAMILIES)
+
+
+def width_network_name(architecture: str, width: int) -> str:
+    """What the logs call a width-sized network: ``ResNet-9``, ``ResNet-9 x2``, ``Airbench x4``."""
+    family = WIDTH_FAMILIES[architecture]
+    return family if width == 1 else f"{family} x{width}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -172,6 +179,8 @@ class HParams:
                 raise ValueError("depth can be left to the trainer only in a time-budgeted run")
         elif (self.depth - 2) % 6:
             raise ValueError(f"depth must be 6n+2 with n >= 1 (8, 14, 20, 32, 44, 56, 110), got {self.depth}")
+        if self.zero_init_residual and self.architecture == "airbench":
+            raise ValueError("zero_init_residual is for networks with residual blocks; airbench has none")
         if self.width is None:
             if self.architecture not in WIDTH_ARCHITECTURES or self.time_budget_minutes is None:
                 raise ValueError("width can be left to the trainer only in a time-budgeted resnet9 or airbench run")
@@ -187,11 +196,11 @@ class HParams:
     @property
     def network_name(self) -> str:
         """What the logs and the report call the network: ``ResNet-20``, ``ResNet-9``, ``ResNet-9 x2``."""
-        family = {"resnet9": "ResNet-9", "airbench": "Airbench"}.get(self.architecture, "ResNet")
         if self.network_left_to_probe:
+            family = WIDTH_FAMILIES.get(self.architecture, "ResNet")
             return f"{family} ({self.size_knob} left to the budget)"
         if self.architecture in WIDTH_ARCHITECTURES:
-            return family if self.width == 1 else f"{family} x{self.width}"
+            return width_network_name(self.architecture, self.width)
         return f"ResNet-{self.depth}"
 
     @property

@@ -151,10 +151,10 @@ def build_resnet9(input_shape: Tuple[int, int, int], num_classes: int, weight_de
 
 def build_airbench(input_shape: Tuple[int, int, int], num_classes: int, weight_decay: float,
                    weights_from: Optional[keras.Model] = None, width: int = 4,
-                   stem_kernel: Optional[np.ndarray] = None, **unused: object) -> keras.Model:
+                   stem_kernel: Optional[np.ndarray] = None) -> keras.Model:
     """The airbench-shaped network for ``input_shape`` images (sides of 8 pixels or more); the arguments
-    mean what they mean for :func:`build_resnet` (it has no residual blocks to zero-initialise), except
-    that the stem always has :data:`AIRBENCH_STEM_FILTERS` filters."""
+    mean what they mean for :func:`build_resnet`, except that the stem always has
+    :data:`AIRBENCH_STEM_FILTERS` filters (and there are no residual blocks to zero-initialise)."""
     layer = _layer_source(weights_from)
     inputs = keras.Input(shape=input_shape, name="image")
     x = _stem_block(layer, inputs, AIRBENCH_STEM_FILTERS, weight_decay, stem_kernel)
@@ -179,13 +179,14 @@ def stem_filters(hparams: HParams) -> int:
 def build_network(hparams: HParams, input_shape: Tuple[int, int, int], num_classes: int,
                   weights_from: Optional[keras.Model] = None, stem_kernel: Optional[np.ndarray] = None) -> keras.Model:
     """The network ``hparams`` names (``architecture``, ``depth``, ``width``, ...) for ``input_shape`` images."""
-    common = dict(weight_decay=hparams.weight_decay, zero_init_residual=hparams.zero_init_residual,
-                  weights_from=weights_from, width=hparams.width, stem_kernel=stem_kernel)
-    if hparams.architecture == "resnet9":
-        return build_resnet9(input_shape, num_classes, **common)
+    common = dict(weight_decay=hparams.weight_decay, weights_from=weights_from, width=hparams.width,
+                  stem_kernel=stem_kernel)
     if hparams.architecture == "airbench":
         return build_airbench(input_shape, num_classes, **common)
-    return build_resnet(hparams.depth, input_shape, num_classes, **common)
+    residual = dict(common, zero_init_residual=hparams.zero_init_residual)
+    if hparams.architecture == "resnet9":
+        return build_resnet9(input_shape, num_classes, **residual)
+    return build_resnet(hparams.depth, input_shape, num_classes, **residual)
 
 
 def shifted(images: tf.Tensor, pixels: int) -> tf.Tensor:
