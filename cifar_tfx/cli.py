@@ -21,7 +21,8 @@ from typing import List, Optional
 
 from cifar_tfx import console
 from cifar_tfx.cli_common import (EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_NOT_PUSHED,  # noqa: F401 - re-exported
-                                  EXIT_PIPELINE_FAILED, EXIT_TERMINATED, BadArgumentError, Terminated)
+                                  EXIT_PIPELINE_FAILED, EXIT_TERMINATED, BadArgumentError, Terminated, forget_stop,
+                                  raise_stop)
 from cifar_tfx.cli_data import add_data_commands
 from cifar_tfx.cli_kubeflow import add_kubeflow_commands
 from cifar_tfx.cli_run import add_run_commands, hparams_from_args, root_message  # noqa: F401 - re-exported
@@ -41,7 +42,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _raise_terminated(signum: int, frame: object) -> None:
-    raise Terminated()
+    raise_stop(Terminated())
+
+
+def _raise_interrupted(signum: int, frame: object) -> None:
+    raise_stop(KeyboardInterrupt())
 
 
 def _stopped_line(what: str) -> str:
@@ -63,7 +68,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     """
     args = build_parser().parse_args(argv)
     on_main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, _raise_terminated) if on_main_thread else None
+    previous = {}
+    if on_main_thread:
+        previous[signal.SIGTERM] = signal.signal(signal.SIGTERM, _raise_terminated)
+        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # an ignored SIGINT stays ignored
+            previous[signal.SIGINT] = signal.signal(signal.SIGINT, _raise_interrupted)
     try:
         return args.func(args)
     except KeyboardInterrupt:
@@ -80,8 +89,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         return EXIT_BAD_INPUT
     finally:
         console.set_stage(None)
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        forget_stop()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 if __name__ == "__main__":

@@ -32,9 +32,30 @@ def cause_of_kind(err: BaseException, kinds) -> Optional[BaseException]:
     return None
 
 
+_stop_received: Optional[BaseException] = None  # what the last SIGINT / SIGTERM raised in this command
+
+
+def raise_stop(stop: BaseException) -> None:
+    """Raise ``stop`` (from a signal handler) and remember it for :func:`interruption_in`."""
+    global _stop_received
+    _stop_received = stop
+    raise stop
+
+
+def forget_stop() -> None:
+    """End of a command: a later command in the same process starts with no signal received."""
+    global _stop_received
+    _stop_received = None
+
+
 def interruption_in(err: BaseException) -> Optional[BaseException]:
-    """The ``KeyboardInterrupt`` or :class:`Terminated` in ``err``'s chain of causes."""
-    return cause_of_kind(err, (KeyboardInterrupt, Terminated))
+    """The ``KeyboardInterrupt`` or :class:`Terminated` behind ``err``.
+
+    Usually it is in the chain of causes. A signal that lands inside TensorFlow's C++ code can leave only a
+    secondary error behind (an eager ``TypeError`` whose chain has lost the interrupt), so an error raised
+    after this command received a stop signal is taken as that stop.
+    """
+    return cause_of_kind(err, (KeyboardInterrupt, Terminated)) or _stop_received
 
 
 class BadArgumentError(Exception):

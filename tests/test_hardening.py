@@ -6,9 +6,11 @@ import io
 import os
 import pickle
 import re
+import signal
 import subprocess
 import sys
 import tarfile
+import time
 import zlib
 
 import numpy as np
@@ -489,6 +491,35 @@ def test_ctrl_c_is_one_line_and_exit_130(monkeypatch, capsys):
     monkeypatch.setattr(verify_module, "verify", interrupted)
     assert main(["data", "verify", MINI]) == 130
     assert capsys.readouterr().err == "interrupted\n"
+
+
+@pytest.mark.parametrize("signum, code, word", [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")])
+def test_a_stop_signal_whose_exception_a_library_lost_still_ends_as_the_stop(monkeypatch, tmp_path, capsys, signum,
+                                                                             code, word):
+    """A signal landing inside TensorFlow's C++ code can leave only an unrelated error behind (seen: an eager
+    ``TypeError`` with no interrupt in its chain); the run still ends as interrupted / terminated."""
+    import cifar_tfx.pipeline.local_runner as local_runner
+
+    def signal_then_unrelated_error(run):
+        try:
+            os.kill(os.getpid(), signum)
+            time.sleep(5)  # the handler raises here
+        except BaseException:  # noqa: BLE001 - what a library that swallows the interrupt does
+            pass
+        raise TypeError("Expected `context` argument in EagerTensor constructor to have a `_handle` attribute")
+
+    monkeypatch.setattr(local_runner, "run_holding_root", signal_then_unrelated_error)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal, even under xdist
+    previous_term = signal.getsignal(signal.SIGTERM)
+    try:
+        assert main(["run", "--data", MINI, "--pipeline-root", str(tmp_path / "root"),
+                     "--serving-dir", str(tmp_path / "serving")]) == code
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler, "the handlers are put back"
+        assert signal.getsignal(signal.SIGTERM) is previous_term
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    err = capsys.readouterr().err
+    assert err.strip().splitlines()[-1] == word and "pipeline failed" not in err, err
 
 
 # --- 8. well-formed but wrong data --------------------------------------------------------
