@@ -95,8 +95,7 @@ def carve_validation(train_files, folder: str, validation_images: int):
 
 def resolve_variant(spec: str, table):
     """``name`` or ``name:field=value,...`` -> HParams; SystemExit naming what is unknown."""
-    from cifar_tfx.cli_hparams import SWITCH
-    from cifar_tfx.trainer.hparams import value_kind
+    from cifar_tfx.trainer.hparams import SWITCH, value_kind
 
     name, _, overrides = spec.partition(":")
     if name not in table:

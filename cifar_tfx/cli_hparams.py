@@ -14,9 +14,7 @@ from typing import Dict
 
 from cifar_tfx.cli_common import BadArgumentError
 from cifar_tfx.data.datasets import get_dataset
-from cifar_tfx.trainer.hparams import GATE_FIELDS, Knob, knobs, value_kind
-
-SWITCH = {"on": True, "off": False}
+from cifar_tfx.trainer.hparams import GATE_FIELDS, SWITCH, Knob, knobs, value_kind
 
 
 def option_name(field_name: str) -> str:

@@ -1,10 +1,11 @@
 """CifarTrainer: TFX's Trainer with the training hyperparameters a pipeline run may set as parameters.
 
 The standard Trainer takes its settings in ``custom_config``, one JSON string fixed
-when the pipeline is compiled. Kubeflow users choose the length, depth, batch size,
-learning rate, weight decay and cutout when they submit a run, so this component adds
-one optional execution parameter per training field that ``HParams`` declares a run
-parameter (``run_parameter_fields``); each may be a ``RuntimeParameter``. Its executor
+when the pipeline is compiled. Kubeflow users choose the network, its size, the length
+and the training recipe when they submit a run, so this component adds one optional
+execution parameter per training field that ``HParams`` declares a run parameter
+(``run_parameter_fields``, typed by ``run_parameter_kind``: true / false fields travel
+as ``on`` / ``off``); each may be a ``RuntimeParameter``. Its executor
 folds the values given into the hyperparameters in ``custom_config``
 (``with_run_values``) and then runs TFX's own generic Trainer executor unchanged.
 """
@@ -23,7 +24,7 @@ from tfx.types import standard_artifacts, standard_component_specs
 from tfx.types.component_spec import ExecutionParameter
 
 from cifar_tfx import console
-from cifar_tfx.trainer.hparams import (GATE_FIELDS, HParams, knobs, run_parameter_fields, value_kind,
+from cifar_tfx.trainer.hparams import (GATE_FIELDS, HParams, run_parameter_fields, run_parameter_kind,
                                       with_run_values)
 from cifar_tfx.trainer.run_fn import HPARAMS_KEY
 from cifar_tfx.trainer.runtime import check_gpus, visible_devices
@@ -31,7 +32,7 @@ from cifar_tfx.trainer.runtime import check_gpus, visible_devices
 TRAINING_RUN_FIELDS = tuple(name for name in run_parameter_fields() if name not in GATE_FIELDS)
 REQUIRED_GPUS_KEY = "required_gpus"  # GPUs the deployment gave this task; fewer visible fails the task
 
-Value = Union[int, float, data_types.RuntimeParameter]
+Value = Union[int, float, str, data_types.RuntimeParameter]
 
 
 class CifarTrainerSpec(standard_component_specs.TrainerSpec):
@@ -39,7 +40,7 @@ class CifarTrainerSpec(standard_component_specs.TrainerSpec):
 
     PARAMETERS = {
         **standard_component_specs.TrainerSpec.PARAMETERS,
-        **{name: ExecutionParameter(type=value_kind(knobs()[name][0]), optional=True) for name in TRAINING_RUN_FIELDS},
+        **{name: ExecutionParameter(type=run_parameter_kind(name), optional=True) for name in TRAINING_RUN_FIELDS},
         REQUIRED_GPUS_KEY: ExecutionParameter(type=int, optional=True),
     }
 

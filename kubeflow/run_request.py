@@ -3,8 +3,9 @@ is sent.
 
 The spec is read through the bounded reader and must have the shape every later step relies on; each
 ``--param`` value is typed by the spec's own declaration and checked as ``kubeflow compile`` checks it (a
-run parameter by its hyperparameter's declaration, ``data_path`` by what ExampleGen's task can open); the
-data fingerprint that lets KFP's cache answer ExampleGen is computed here.
+run parameter by its hyperparameter's declaration, ``data_path`` by what ExampleGen's task can open), and the
+training values together as the Trainer's task will fold them into the compiled hyperparameters; the data
+fingerprint that lets KFP's cache answer ExampleGen is computed here.
 """
 
 from __future__ import annotations
@@ -82,7 +83,49 @@ def parse_parameters(pairs: Sequence[str], spec: Mapping[str, Any],
                 check_data_path(values[name], platform or {})
         except ValueError as err:
             raise SubmitError(f"--param {name}: {err}") from err
+    check_training_values(values, spec)
     return values
+
+
+def compiled_hparams(spec: Mapping[str, Any]):
+    """The hyperparameters the spec's Trainer task was compiled with, or ``None`` if the spec does not hold
+    them where ``kubeflow compile`` writes them (its ``custom_config`` constant)."""
+    import json
+
+    from cifar_tfx.pipeline.component_ids import TRAINER
+    from cifar_tfx.trainer.hparams import HParams
+    from cifar_tfx.trainer.run_fn import HPARAMS_KEY
+
+    try:
+        constant = spec["root"]["dag"]["tasks"][TRAINER]["inputs"]["parameters"]["custom_config"]["runtimeValue"][
+            "constant"]
+        return HParams.from_json(json.loads(constant)[HPARAMS_KEY])
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def check_training_values(values: Mapping[str, Any], spec: Mapping[str, Any]) -> None:
+    """Fold the run's training values into the compiled hyperparameters as the Trainer's task will (every
+    other parameter at its default), so that a combination it would refuse is refused now: an architecture
+    with a size it does not have, epochs on a spec whose network is left to a time budget, a whitened stem
+    without a width."""
+    from cifar_tfx.trainer.hparams import GATE_FIELDS, run_parameter_fields, with_run_values
+
+    training = [name for name in run_parameter_fields() if name not in GATE_FIELDS]
+    if not set(values) & set(training):
+        return
+    compiled = compiled_hparams(spec)
+    if compiled is None:
+        return
+    declared = spec.get("root", {}).get("inputDefinitions", {}).get("parameters", {})
+    run = {name: declared[name]["defaultValue"] for name in training
+           if isinstance(declared.get(name), dict) and "defaultValue" in declared[name]}
+    run.update({name: value for name, value in values.items() if name in training})
+    try:
+        with_run_values(compiled, run)
+    except ValueError as err:
+        given = ", ".join(f"{name}={values[name]}" for name in training if name in values)
+        raise SubmitError(f"--param {given}: {err}") from err
 
 
 def check_data_path(data_path: str, platform: Mapping[str, Any]) -> None:

@@ -35,7 +35,7 @@ RUN_FN = "cifar_tfx.trainer.run_fn.run_fn"
 
 # A value fixed when the pipeline is built, or a pipeline parameter set per run (Kubeflow).
 Text = Union[str, data_types.RuntimeParameter]
-Value = Union[int, float, data_types.RuntimeParameter]
+Value = Union[int, float, str, data_types.RuntimeParameter]
 
 
 def create_pipeline(

@@ -35,6 +35,7 @@ from tfx.types import standard_component_specs  # noqa: E402
 from cifar_tfx.data.datasets import CIFAR10  # noqa: E402
 from cifar_tfx.pipeline import component_ids as ids  # noqa: E402
 from cifar_tfx.trainer.hparams import (DEMO, GATE_FIELDS, HParams, knobs, run_parameter_fields,  # noqa: E402
+                                      run_parameter_kind, run_parameter_value,
                                       value_kind, with_overrides)
 from cifar_tfx.trainer.model import build_network  # noqa: E402
 
@@ -165,15 +166,16 @@ def test_every_run_parameter_is_read_by_its_component_and_a_runs_value_is_applie
     owner = components[ids.EVALUATOR if name in GATE_FIELDS else ids.TRAINER]
     parameter = owner.exec_properties[name]
     assert isinstance(parameter, data_types.RuntimeParameter) and parameter.name == name
-    assert parameter.default == given_value(name), "the compiled value is the parameter's default"
+    assert parameter.default == run_parameter_value(compiled, name), "the compiled value is the parameter's default"
+    assert parameter.ptype is run_parameter_kind(name)
     if name in GATE_FIELDS:
         return  # the Evaluator's executor reads its bounds from these properties: test_wiring_serving.py
-    run_value = given_value(name)  # a run sets it on a pipeline compiled with the profile's value
+    run_value = run_parameter_value(compiled, name)  # a run sets it on a pipeline compiled with the profile's value
     properties = {standard_component_specs.CUSTOM_CONFIG_KEY: json.dumps({"hparams": BASE.training_key()}),
                   name: run_value}
     folded = fold_run_values(properties)
     hparams = HParams.from_json(json.loads(folded[standard_component_specs.CUSTOM_CONFIG_KEY])["hparams"])
-    assert getattr(hparams, name) == run_value
+    assert getattr(hparams, name) == given_value(name)
 
 
 # --- training: from train_model to what uses each value ---

@@ -76,16 +76,25 @@ def test_parameters_are_constants_or_root_inputs_with_defaults(docs_name, reques
     root_inputs = spec.root.input_definitions.parameters
     kinds = {name: pipeline_spec_pb2.ParameterType.ParameterTypeEnum.Name(p.parameter_type)
              for name, p in root_inputs.items()}
+    # the network and the recipe: true / false fields as on / off strings (a TFX RuntimeParameter is an
+    # int, a float or a string)
+    recipe = {"architecture": "STRING", "whitened_stem": "STRING", "zero_init_residual": "STRING",
+              "momentum": "NUMBER_DOUBLE", "nesterov": "STRING", "lr_schedule": "STRING",
+              "warmup_fraction": "NUMBER_DOUBLE", "label_smoothing": "NUMBER_DOUBLE", "crop_padding": "NUMBER_INTEGER",
+              "flip": "STRING", "small_crop_fraction": "NUMBER_DOUBLE", "small_crop_size": "NUMBER_INTEGER",
+              "test_time_flip": "STRING", "test_time_shift": "NUMBER_INTEGER"}
     assert kinds == {"data_path": "STRING", "data_fingerprint": "STRING", "depth": "NUMBER_INTEGER", "width": "NUMBER_INTEGER",
                      "batch_size": "NUMBER_INTEGER",
                      "cutout_size": "NUMBER_INTEGER", "learning_rate": "NUMBER_DOUBLE", "weight_decay": "NUMBER_DOUBLE",
                      "epochs": "NUMBER_DOUBLE", "time_budget_minutes": "NUMBER_DOUBLE",
                      "min_accuracy": "NUMBER_DOUBLE", "max_regression": "NUMBER_DOUBLE",
-                     "min_class_accuracy": "NUMBER_DOUBLE"}
+                     "min_class_accuracy": "NUMBER_DOUBLE", **recipe}
     defaults = {name: json_format.MessageToDict(p.default_value) for name, p in root_inputs.items()}
     assert defaults["epochs"] == FULL.epochs and defaults["time_budget_minutes"] == 0
     assert (defaults["depth"], defaults["width"], defaults["batch_size"], defaults["cutout_size"]) == (56, 1, 128, 16)
     assert (defaults["learning_rate"], defaults["weight_decay"]) == (0.1, 1e-4)
+    assert (defaults["architecture"], defaults["flip"], defaults["nesterov"], defaults["lr_schedule"]) == \
+        ("resnet", "on", "off", "step")
     assert (defaults["min_accuracy"], defaults["max_regression"]) == (FULL.min_accuracy, FULL.max_regression)
     used = set()
     for name, task in spec.root.dag.tasks.items():
@@ -98,7 +107,7 @@ def test_parameters_are_constants_or_root_inputs_with_defaults(docs_name, reques
                 assert kind == "component_input_parameter", (name, key, kind)
                 used.add((name, parameter.component_input_parameter))
     training = {"depth", "width", "batch_size", "cutout_size", "learning_rate", "weight_decay", "epochs",
-                "time_budget_minutes"}
+                "time_budget_minutes"} | set(recipe)
     gate = {"min_accuracy", "max_regression", "min_class_accuracy"}
     assert used == {("CifarExampleGen", "data_path"), ("CifarExampleGen", "data_fingerprint")} | \
         {("Trainer", n) for n in training} | \

@@ -37,7 +37,8 @@ def _submit(spec, host, *extra):
 def test_spec_and_typed_parameters_arrive(compiled, capsys):
     with KfpStandIn(["SUCCEEDED"]) as server:
         code = _submit(compiled["kfp"], server.url, "--param", "epochs=3", "--param", "data_path=gs://b/new.tar.gz",
-                       "--param", "min_accuracy=0.5", "--experiment", "nightly", "--run-name", "r1")
+                       "--param", "min_accuracy=0.5", "--param", "architecture=airbench", "--param", "nesterov=on",
+                       "--experiment", "nightly", "--run-name", "r1")
     assert code == 0
     run = server.bodies("POST", "/apis/v2beta1/runs")[0]
     with open(compiled["kfp"]) as handle:
@@ -47,7 +48,7 @@ def test_spec_and_typed_parameters_arrive(compiled, capsys):
     assert run["pipeline_spec"] == {"pipeline_spec": spec, "platform_spec": platform}
     assert "tolerations" in str(run["pipeline_spec"]["platform_spec"])
     assert run["runtime_config"]["parameters"] == {"epochs": 3.0, "data_path": "gs://b/new.tar.gz",
-                                                   "min_accuracy": 0.5}
+                                                   "min_accuracy": 0.5, "architecture": "airbench", "nesterov": "on"}
     assert run["display_name"] == "r1" and run["experiment_id"] == "exp-1"
     assert run["runtime_config"]["pipeline_root"] == "gs://b/root", "the spec's root travels with every run"
     assert server.bodies("POST", "/apis/v2beta1/experiments")[0]["display_name"] == "nightly"
@@ -146,7 +147,9 @@ def test_server_refusal_is_reported(compiled, capsys):
 
 
 @pytest.mark.parametrize("param, message", [
-    ("epoch=3", "no parameter 'epoch'; it has: batch_size, cutout_size, data_fingerprint, data_path, depth, epochs"),
+    ("epoch=3", "no parameter 'epoch'; it has: architecture, batch_size, crop_padding, cutout_size, data_fingerprint"),
+    ("flip=yes", "--param flip: flip must be on or off, got 'yes'"),
+    ("architecture=vgg", "architecture must be one of resnet, resnet9, airbench"),
     ("epochs=many", "--param epochs"),
     ("epochs=nan", "not a finite number"),
     ("epochs", "must be NAME=VALUE"),
@@ -155,6 +158,20 @@ def test_bad_parameters_fail_before_anything_is_sent(compiled, capsys, param, me
     with KfpStandIn() as server:
         code = _submit(compiled["kfp"], server.url, "--param", param)
     assert code == EXIT_BAD_INPUT and message in capsys.readouterr().err
+    assert not server.bodies("POST", "/apis/v2beta1/runs")
+
+
+@pytest.mark.parametrize("params, message", [
+    # the demo spec trains a ResNet-8: a depth names a resnet, which airbench is not
+    (("architecture=airbench", "depth=20"), "--param architecture=airbench, depth=20: depth is for the resnet "
+                                            "architecture; airbench has none, got depth 20"),
+    (("architecture=airbench", "zero_init_residual=on"), "zero_init_residual is for networks with residual blocks"),
+])
+def test_training_values_are_folded_as_the_trainer_will_before_anything_is_sent(compiled, capsys, params, message):
+    with KfpStandIn() as server:
+        code = _submit(compiled["kfp"], server.url, *[arg for param in params for arg in ("--param", param)])
+    err = capsys.readouterr().err
+    assert code == EXIT_BAD_INPUT and message in err and err.count("\n") == 1, err
     assert not server.bodies("POST", "/apis/v2beta1/runs")
 
 

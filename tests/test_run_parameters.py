@@ -11,7 +11,8 @@ from tfx.types import standard_component_specs  # noqa: E402
 
 from cifar_tfx.components.trainer import fold_run_values  # noqa: E402
 from cifar_tfx.trainer.hparams import (DEMO, FULL, HParams, profile_for_dataset, run_parameter_fields,  # noqa: E402
-                                      run_parameter_value, with_overrides, with_run_values, with_training_length)
+                                      run_parameter_kind, run_parameter_value, with_overrides, with_run_values,
+                                      with_training_length)
 from cifar_tfx.trainer.run_fn import checkpoint_dir_for  # noqa: E402
 
 
@@ -60,17 +61,69 @@ def test_run_values_of_zero_keep_what_was_compiled_and_a_budget_wins():
     with pytest.raises(ValueError, match="batch_size must be within"):
         with_run_values(DEMO, {"batch_size": 10**9})
     with pytest.raises(ValueError, match="not run parameters"):
-        with_run_values(DEMO, {"momentum": 0.5})
+        with_run_values(DEMO, {"shuffle_buffer": 500})
+
+
+NETWORK_AND_RECIPE = {"architecture", "whitened_stem", "zero_init_residual", "momentum", "nesterov", "lr_schedule",
+                      "warmup_fraction", "label_smoothing", "crop_padding", "flip", "small_crop_fraction",
+                      "small_crop_size", "test_time_flip", "test_time_shift"}
 
 
 def test_every_run_parameter_is_a_declared_field_with_a_default_of_its_kind():
     assert set(run_parameter_fields()) == {"depth", "width", "weight_decay", "batch_size", "learning_rate", "epochs",
                                            "time_budget_minutes", "cutout_size", "min_accuracy", "max_regression",
-                                           "min_class_accuracy"}
+                                           "min_class_accuracy"} | NETWORK_AND_RECIPE
     for profile in (DEMO, FULL):
         for name in run_parameter_fields():
-            value = run_parameter_value(profile, name)
-            assert value == getattr(profile, name) or (getattr(profile, name) is None and value == 0), name
+            value, compiled = run_parameter_value(profile, name), getattr(profile, name)
+            if isinstance(compiled, bool):
+                assert value == ("on" if compiled else "off") and run_parameter_kind(name) is str, name
+            else:
+                assert value == compiled or (compiled is None and value == 0), name
+
+
+def _profiles():
+    from cifar_tfx.data.datasets import CIFAR10, FASHION_MNIST
+
+    return {"demo": DEMO, "full": FULL, "budget-cifar10": with_overrides(profile_for_dataset("budget", CIFAR10),
+                                                                          time_budget_minutes=30.0),
+            "budget-fashion": with_overrides(profile_for_dataset("budget", FASHION_MNIST), time_budget_minutes=10.0)}
+
+
+@pytest.mark.parametrize("profile", ["demo", "full", "budget-cifar10", "budget-fashion"])
+def test_a_run_that_keeps_every_default_trains_what_was_compiled(profile):
+    from cifar_tfx.kubeflow.compiler import default_parameter_values
+
+    compiled = _profiles()[profile]
+    defaults = default_parameter_values(compiled, "gs://b/data")
+    assert with_run_values(compiled, {name: defaults[name] for name in run_parameter_fields()}) == compiled
+
+
+def test_a_run_chooses_the_network_and_recipe_of_a_compiled_spec():
+    from cifar_tfx.kubeflow.compiler import default_parameter_values
+
+    def run(compiled, **changed):
+        values = {name: value for name, value in default_parameter_values(compiled, "gs://b/d").items()
+                  if name in run_parameter_fields()}
+        return with_run_values(compiled, {**values, **changed})
+
+    budget = _profiles()["budget-cifar10"]  # ResNet-9, width left to the probe
+    airbench = run(budget, architecture="airbench")
+    assert (airbench.architecture, airbench.width, airbench.depth, airbench.time_budget_minutes) == \
+        ("airbench", None, None, 30.0), "the width stays open: the probe sizes the new network"
+    assert run(budget, architecture="airbench", whitened_stem="on").whitened_stem is True
+    with pytest.raises(ValueError, match="whitened_stem needs a width"):
+        run(budget, whitened_stem="on")  # ResNet-9's stem grows with its width
+    full_as_resnet9 = run(FULL, architecture="resnet9")  # the compiled depth 56 stays at its default: dropped
+    assert (full_as_resnet9.architecture, full_as_resnet9.depth, full_as_resnet9.width) == ("resnet9", None, 1)
+    with pytest.raises(ValueError, match="depth is for the resnet architecture"):
+        run(FULL, architecture="resnet9", depth=20)
+    recipe = run(FULL, nesterov="on", flip="off", lr_schedule="linear", label_smoothing=0.1, test_time_shift=2)
+    assert (recipe.nesterov, recipe.flip, recipe.lr_schedule, recipe.label_smoothing, recipe.test_time_shift) == \
+        (True, False, "linear", 0.1, 2)
+    assert run(recipe, nesterov="off").nesterov is False
+    with pytest.raises(ValueError, match="flip must be on or off, got True"):
+        run(FULL, flip=True)  # a run parameter carries text: on / off
 
 
 def test_checkpoint_folder_changes_with_every_input_and_sits_beside_the_trainer_outputs():

@@ -29,6 +29,7 @@ GATE_FIELDS = ("min_accuracy", "max_regression", "min_class_accuracy", "max_serv
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 LR_SCHEDULES = ("step", "linear")
 SWITCHES = ("auto", "on", "off")
+SWITCH = {"on": True, "off": False}  # a true/false field as the command line and Kubeflow parameters write it
 ARCHITECTURES = ("resnet", "resnet9", "airbench")
 WIDTH_FAMILIES = {"resnet9": "ResNet-9", "airbench": "Airbench"}  # architectures sized by width, no depth
 WIDTH_ARCHITECTURES = tuple(WIDTH_FAMILIES)
@@ -89,7 +90,7 @@ class HParams:
         "network with two residual blocks, 16/32/64/128 filters x width, no depth to choose); airbench: airbench94's "
         "shape (a 24-filter stem, three conv-pool-conv stages of 16/64/64 filters x width, no shortcuts); both "
         "outside the recipe",
-        choices=ARCHITECTURES)
+        choices=ARCHITECTURES, run_parameter=True)
     depth: Optional[int] = knob(
         56, "ResNet depth 6n+2 (20, 32, 44, 56, 110); a budgeted run picks one from measured throughput "
         "when none is given (0 as a Kubeflow parameter)", low=8, high=1202, run_parameter=True, unit="layers")
@@ -98,9 +99,10 @@ class HParams:
         "trains about as fast as ResNet-20 at 1); a budgeted ResNet-9 run picks one from measured throughput "
         "when none is given (0 as a Kubeflow parameter)", low=1, high=8, run_parameter=True)
     whitened_stem: bool = knob(False, "fix the stem's filters to whiten 3x3 patches of the training images, "
-                               "not trained (airbench's patch whitening)")
+                               "not trained (airbench's patch whitening)", run_parameter=True)
     zero_init_residual: bool = knob(False, "start each block's last BatchNorm scale at 0, so every block "
-                                    "begins as its shortcut (Goyal et al. 2017; no gain at 10 min here: off)")
+                                    "begins as its shortcut (Goyal et al. 2017; no gain at 10 min here: off)",
+                                    run_parameter=True)
     weight_decay: float = knob(1e-4, "L2 penalty on conv kernels (recipe 1e-4; the budget profile takes the "
                                "dataset's: 5e-4 for CIFAR-10)", low=0.0, high=1.0,
                                run_parameter=True)
@@ -108,19 +110,19 @@ class HParams:
     batch_size: int = knob(128, "images per step, over all replicas", low=1, high=8192, run_parameter=True,
                            unit="images")
     learning_rate: float = knob(0.1, "initial SGD learning rate", low=1e-6, high=10.0, run_parameter=True)
-    momentum: float = knob(0.9, "SGD momentum", low=0.0, high=0.999)
+    momentum: float = knob(0.9, "SGD momentum", low=0.0, high=0.999, run_parameter=True)
     nesterov: bool = knob(False, "Nesterov momentum (airbench uses it; +0.16 points at 10 min here, within "
-                          "noise: off in every profile)")
+                          "noise: off in every profile)", run_parameter=True)
     lr_drop_fractions: Tuple[float, float] = knob(
         (0.5, 0.75), "step schedule: drops at these fractions of the planned steps or of the budget", flag=False)
     lr_drop_factors: Tuple[float, float] = knob(
         (0.1, 0.01), "step schedule: learning_rate multiplied by these after each drop", flag=False)
     lr_schedule: str = knob("step", "step: drops at 1/2 and 3/4 (the paper's); linear: decay to 0 at the end",
-                            choices=LR_SCHEDULES)
+                            choices=LR_SCHEDULES, run_parameter=True)
     warmup_fraction: float = knob(0.0, "fraction of the run over which the rate ramps from 10 % to 100 %",
-                                  low=0.0, high=0.5)
+                                  low=0.0, high=0.5, run_parameter=True)
     label_smoothing: float = knob(0.0, "target mass spread over all classes (0: plain cross-entropy)",
-                                  low=0.0, high=0.5)
+                                  low=0.0, high=0.5, run_parameter=True)
     # --- length: epochs (or steps), or a wall-clock budget; 0 as a Kubeflow parameter keeps the compiled one ---
     epochs: Optional[float] = knob(164.0, "training epochs (64k iterations x 128 / 50k images ≈ 164)",
                                    low=1e-3, high=10_000.0, run_parameter=True, unit="epochs")
@@ -134,20 +136,23 @@ class HParams:
         "ResNet-9 x2; others need it scaled, trainer/budget.py); unset: the dataset's", low=1,
         high=10_000_000_000, flag=False, unit="images")
     # --- augmentation (training split only) ---
-    crop_padding: int = knob(4, "zero padding before the random crop", low=0, high=16, unit="pixels")
-    flip: bool = knob(True, "random horizontal flip")
+    crop_padding: int = knob(4, "zero padding before the random crop", low=0, high=16, run_parameter=True,
+                             unit="pixels")
+    flip: bool = knob(True, "random horizontal flip", run_parameter=True)
     cutout_size: int = knob(16, "side of the square zeroed per image; 0 disables", low=0, high=64,
                             run_parameter=True, unit="pixels")
     small_crop_fraction: float = knob(
         0.0, "train the first fraction of the run on random small_crop_size windows of the augmented images "
-        "(cheaper steps, so more of them), then on whole images (0: whole images throughout)", low=0.0, high=0.9)
-    small_crop_size: int = knob(24, "side of those windows", low=4, high=64, unit="pixels")
+        "(cheaper steps, so more of them), then on whole images (0: whole images throughout)", low=0.0, high=0.9,
+        run_parameter=True)
+    small_crop_size: int = knob(24, "side of those windows", low=4, high=64, run_parameter=True, unit="pixels")
     shuffle_buffer: int = knob(10_000, "examples in the shuffle buffer", low=1, high=10_000_000,
                                unit="examples")
-    test_time_flip: bool = knob(False, "serve (and gate) the mean prediction of the image and its mirror")
+    test_time_flip: bool = knob(False, "serve (and gate) the mean prediction of the image and its mirror",
+                                run_parameter=True)
     test_time_shift: int = knob(0, "also average over the image moved this many pixels down-right and up-left "
                                 "(0: off); each view costs one more pass of the network", low=0, high=8,
-                                unit="pixels")
+                                run_parameter=True, unit="pixels")
     # --- runtime ---
     precision: str = knob("auto", "auto: mixed_float16 on GPU, mixed_bfloat16 on CPUs with bf16, else float32",
                           choices=PRECISIONS)
@@ -385,12 +390,23 @@ def run_parameter_fields() -> Tuple[str, ...]:
     return tuple(name for name, (_, declared) in knobs().items() if declared.run_parameter)
 
 
+def run_parameter_kind(name: str) -> type:
+    """The type run parameter ``name`` has in a pipeline: its field's kind, but ``str`` for a true/false
+    field (a TFX ``RuntimeParameter`` is an int, a float or a string), written ``on`` / ``off``."""
+    kind = value_kind(knobs()[name][0])
+    return str if kind is bool else kind
+
+
 def check_run_parameter(name: str, value: object) -> None:
     """Refuse a run's value for run parameter ``name`` as its declaration would (``ValueError``); 0 for a
     field the profile may leave unset means "the compiled value" (:func:`with_run_values`)."""
     field, declared = knobs()[name]
     kind = value_kind(field)
     if str(field.type).startswith("Optional") and value == 0:
+        return
+    if kind is bool:
+        if value not in SWITCH:
+            raise ValueError(f"{name} must be {' or '.join(SWITCH)}, got {value!r}")
         return
     if kind is int and isinstance(value, float) and value.is_integer():
         value = int(value)
@@ -399,24 +415,34 @@ def check_run_parameter(name: str, value: object) -> None:
 
 def run_parameter_value(hparams: HParams, name: str) -> object:
     """How ``hparams.<name>`` travels as a run parameter: an unset value (``None``) as 0 of its kind,
-    which :func:`with_run_values` reads as "the compiled value"."""
+    which :func:`with_run_values` reads as "the compiled value"; true / false as ``on`` / ``off``."""
     field, _ = knobs()[name]
     value = getattr(hparams, name)
+    if isinstance(value, bool):
+        return "on" if value else "off"
     return value_kind(field)(0) if value is None else value
 
 
 def with_run_values(base: HParams, values: Mapping[str, object]) -> HParams:
     """``base`` with the training values a Kubeflow run set (gate fields are the Evaluator's).
 
+    A run passes every parameter, most at their defaults, the compiled values; those change nothing, so
+    only the values that differ from ``base``'s are applied, as :func:`with_overrides` applies options
+    (a depth alone makes the network a resnet; another architecture drops the compiled one's size).
     0 for a field the profile may leave unset (depth, width, epochs, time budget) keeps ``base``'s;
-    the length follows :func:`with_training_length` (a budget wins over epochs).
+    the length follows :func:`with_training_length` (a budget wins over epochs). True / false fields
+    arrive as ``on`` / ``off`` (:func:`run_parameter_kind`).
     """
     values = {name: value for name, value in values.items() if name not in GATE_FIELDS}
     unknown = set(values) - set(run_parameter_fields())
     if unknown:
         raise ValueError(f"not run parameters: {sorted(unknown)}")
+    for name, value in values.items():
+        check_run_parameter(name, value)
     epochs = float(values.pop("epochs", 0.0) or 0.0)
     minutes = float(values.pop("time_budget_minutes", 0.0) or 0.0)
+    values = {name: SWITCH[value] if value_kind(knobs()[name][0]) is bool else value
+              for name, value in values.items() if value != run_parameter_value(base, name)}
     for size in ("depth", "width"):
         if values.get(size) == 0:
             values.pop(size)
