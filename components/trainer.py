@@ -24,12 +24,11 @@ from tfx.types import standard_artifacts, standard_component_specs
 from tfx.types.component_spec import ExecutionParameter
 
 from cifar_tfx import console
-from cifar_tfx.trainer.hparams import (GATE_FIELDS, HParams, run_parameter_fields, run_parameter_kind,
-                                      with_run_values)
+from cifar_tfx.trainer.hparams import HParams, run_parameter_kind, training_run_fields, with_run_values
 from cifar_tfx.trainer.run_fn import HPARAMS_KEY
 from cifar_tfx.trainer.runtime import check_gpus, visible_devices
 
-TRAINING_RUN_FIELDS = tuple(name for name in run_parameter_fields() if name not in GATE_FIELDS)
+TRAINING_RUN_FIELDS = training_run_fields()
 REQUIRED_GPUS_KEY = "required_gpus"  # GPUs the deployment gave this task; fewer visible fails the task
 
 Value = Union[int, float, str, data_types.RuntimeParameter]

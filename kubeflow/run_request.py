@@ -109,9 +109,9 @@ def check_training_values(values: Mapping[str, Any], spec: Mapping[str, Any]) ->
     other parameter at its default), so that a combination it would refuse is refused now: an architecture
     with a size it does not have, epochs on a spec whose network is left to a time budget, a whitened stem
     without a width."""
-    from cifar_tfx.trainer.hparams import GATE_FIELDS, run_parameter_fields, with_run_values
+    from cifar_tfx.trainer.hparams import training_run_fields, with_run_values
 
-    training = [name for name in run_parameter_fields() if name not in GATE_FIELDS]
+    training = training_run_fields()
     if not set(values) & set(training):
         return
     compiled = compiled_hparams(spec)

@@ -179,3 +179,14 @@ def test_trainer_executor_given_a_gpu_stops_before_training_on_a_machine_without
                   "epochs": 0.0, "time_budget_minutes": 0.0, REQUIRED_GPUS_KEY: 1}
     with pytest.raises(MissingGpuError, match="asked for 1 GPU"):
         CifarTrainerExecutor().Do({}, {}, properties)  # no inputs: anything past the check would fail otherwise
+
+
+def test_true_false_fields_travel_as_text_because_tfx_takes_no_boolean_run_parameter():
+    """TFX 1.16.0 (the release setup.py pins; tfx/orchestration/data_types.py) takes int, float and str."""
+    from tfx.orchestration import data_types
+
+    with pytest.raises(RuntimeError, match="Only str and scalar runtime parameters"):
+        data_types.RuntimeParameter(name="flip", ptype=bool, default=True)
+    booleans = [name for name in run_parameter_fields() if isinstance(getattr(FULL, name), bool)]
+    assert booleans and all(run_parameter_kind(name) is str for name in booleans)
+    assert data_types.RuntimeParameter(name="flip", ptype=str, default=run_parameter_value(FULL, "flip")).default == "on"

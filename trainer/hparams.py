@@ -390,9 +390,15 @@ def run_parameter_fields() -> Tuple[str, ...]:
     return tuple(name for name, (_, declared) in knobs().items() if declared.run_parameter)
 
 
+def training_run_fields() -> Tuple[str, ...]:
+    """The run parameters the Trainer folds in (:func:`with_run_values`); the gate's are the Evaluator's."""
+    return tuple(name for name in run_parameter_fields() if name not in GATE_FIELDS)
+
+
 def run_parameter_kind(name: str) -> type:
     """The type run parameter ``name`` has in a pipeline: its field's kind, but ``str`` for a true/false
-    field (a TFX ``RuntimeParameter`` is an int, a float or a string), written ``on`` / ``off``."""
+    field, written ``on`` / ``off`` (TFX 1.16.0's ``RuntimeParameter`` takes only int, float and str:
+    tfx/orchestration/data_types.py at tag v1.16.0, the release setup.py pins)."""
     kind = value_kind(knobs()[name][0])
     return str if kind is bool else kind
 
