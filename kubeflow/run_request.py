@@ -107,8 +107,7 @@ def compiled_hparams(spec: Mapping[str, Any]):
 def check_training_values(values: Mapping[str, Any], spec: Mapping[str, Any]) -> None:
     """Fold the run's training values into the compiled hyperparameters as the Trainer's task will (every
     other parameter at its default), so that a combination it would refuse is refused now: an architecture
-    with a size it does not have, epochs on a spec whose network is left to a time budget, a whitened stem
-    without a width."""
+    with a size it does not have, or epochs on a spec whose network is left to a time budget."""
     from cifar_tfx.trainer.hparams import training_run_fields, with_run_values
 
     training = training_run_fields()

@@ -133,6 +133,19 @@ def test_a_budget_takes_the_datasets_batch_rate_and_test_time_shift_unless_given
     assert (seed.batch_size, seed.learning_rate, seed.test_time_shift) == (FULL.batch_size, FULL.learning_rate, 0)
 
 
+def test_a_cifar10_budget_trains_a_whitened_stem_unless_told_not_to():
+    from cifar_tfx.data.datasets import CIFAR10, FASHION_MNIST
+
+    cifar = _hparams_for("--time-budget-minutes", "30")
+    assert cifar.whitened_stem is CIFAR10.budget_whitened_stem is True and cifar.width is None  # width still probed
+    assert _hparams_for("--time-budget-minutes", "30", "--whitened-stem", "off").whitened_stem is False
+    assert _hparams_for("--time-budget-minutes", "10", "--dataset", "fashion_mnist").whitened_stem is \
+        FASHION_MNIST.budget_whitened_stem is False
+    # the seed's rule and the demo keep the recipe's learned stem
+    assert not _hparams_for("--profile", "full", "--time-budget-minutes", "30").whitened_stem
+    assert not _hparams_for("--profile", "demo").whitened_stem
+
+
 def test_a_budget_takes_the_datasets_cutout_unless_one_is_given():
     from cifar_tfx.data.datasets import CIFAR10, FASHION_MNIST
     from cifar_tfx.trainer.hparams import FULL

@@ -284,8 +284,8 @@ def test_cifar_budget_trains_resnet9_with_its_width_left_to_the_run():
         with_training_length(cifar, epochs=10.0)
     with pytest.raises(ValueError, match="width can be left to the trainer only in a time-budgeted resnet9 or airbench"):
         HParams(width=None)
-    with pytest.raises(ValueError, match="whitened_stem needs a width"):
-        with_overrides(cifar, whitened_stem=True)
+    # a whitened stem leaves the width to the probe too: each probed width cuts its own stem
+    assert with_overrides(cifar, whitened_stem=True).network_left_to_probe
 
 
 def test_resnet9_width_choice_fits_a_line_in_width_squared_and_picks_the_widest_that_sees_enough():
@@ -569,8 +569,28 @@ def test_whitening_kernel_decorrelates_the_leading_patch_directions():
     assert output_covariance[0, 0] > 0.99
     # the first direction is the patch mean: the same sign over all 27 pixels
     assert abs(np.sign(directions[:, 0]).sum()) == 27
-    with pytest.raises(ValueError, match="have 9"):
-        whitening_kernel(images[..., :1], 32)
+    # one channel has 9 patch directions: a 32-filter stem takes the 9 and then the first 7 again
+    gray = whitening_kernel(images[..., :1], 32).reshape(9, 32)
+    assert np.array_equal(gray[:, 9:16], gray[:, :7]) and np.array_equal(gray[:, :16], -gray[:, 16:])
+    assert np.linalg.matrix_rank(gray[:, :9]) == 9
+    with pytest.raises(ValueError, match="even number of filters, got 15"):
+        whitening_kernel(images, 15)
+
+
+def test_every_width_cuts_its_stem_from_one_patch_whitening():
+    from cifar_tfx.trainer.whitening import patch_whitening
+
+    images = np.random.default_rng(2).normal(size=(16, 12, 12, 3)).astype(np.float32)
+    whitening = patch_whitening(images)
+    narrow, wide, widest = (whitening.kernel(filters) for filters in (16, 32, 64))
+    assert (narrow.shape, wide.shape, widest.shape) == ((3, 3, 3, 16), (3, 3, 3, 32), (3, 3, 3, 64))
+    # the narrow stem's directions lead the wide one's, with the same scale
+    np.testing.assert_array_equal(wide[..., :8], narrow[..., :8])
+    np.testing.assert_array_equal(wide[..., 16:24], narrow[..., 8:16])
+    # ResNet-9 x4's 64 filters: 27 directions, then the first 5 again, each with both signs
+    columns = widest.reshape(27, 64)
+    np.testing.assert_array_equal(columns[:, 27:32], columns[:, :5])
+    np.testing.assert_array_equal(columns[:, 32:], -columns[:, :32])
 
 
 def test_a_whitened_stem_is_fixed_and_the_rest_trains():

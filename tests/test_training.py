@@ -89,12 +89,12 @@ def test_gpu_code_paths_run_on_cpu(splits, tmp_path, override):
 
 def test_a_whitened_stem_comes_from_the_training_split_and_stays_fixed_through_phases_and_a_resume(splits, tmp_path):
     from cifar_tfx.trainer.data import cached_examples
-    from cifar_tfx.trainer.train import stem_kernel_for
+    from cifar_tfx.trainer.train import stem_whitening_for
     from cifar_tfx.trainer.whitening import whitening_kernel
 
     hparams = with_overrides(TINY, whitened_stem=True, small_crop_fraction=0.5, small_crop_size=24, train_steps=8)
-    kernel = stem_kernel_for(hparams, splits["train"], splits["tft"])
-    assert stem_kernel_for(with_overrides(hparams, whitened_stem=False), splits["train"], splits["tft"]) is None
+    kernel = stem_whitening_for(hparams, splits["train"], splits["tft"]).kernel(16)
+    assert stem_whitening_for(with_overrides(hparams, whitened_stem=False), splits["train"], splits["tft"]) is None
     # the sample is the first records as Transform normalises them (all 256 of them here)
     images = np.concatenate([batch.numpy() for batch, _ in cached_examples(splits["train"], splits["tft"]).batch(64)])
     np.testing.assert_allclose(kernel, whitening_kernel(images, 16), rtol=1e-4, atol=1e-5)

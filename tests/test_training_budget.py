@@ -108,7 +108,9 @@ def test_a_resnet9_budget_run_trains_both_phases_without_a_probe_and_says_what_i
     assert np.isfinite(result.eval_loss) and result.elapsed_seconds >= 40
 
 
-def test_a_resnet9_budget_run_probes_two_widths_and_trains_the_one_chosen(splits, tmp_path, monkeypatch):
+@pytest.mark.parametrize("whitened_stem", [False, True], ids=["learned-stem", "whitened-stem"])
+def test_a_resnet9_budget_run_probes_two_widths_and_trains_the_one_chosen(splits, tmp_path, monkeypatch,
+                                                                          whitened_stem):
     import cifar_tfx.trainer.train as train_module
 
     ticks = [0.0]
@@ -117,10 +119,13 @@ def test_a_resnet9_budget_run_probes_two_widths_and_trains_the_one_chosen(splits
         ticks[0] += 3.0  # three fake seconds a read: a 600 s budget is about 60 steps
         return ticks[0]
 
-    probed = []
+    probed, probed_stems = [], []
 
-    def probe(network, dataset, runtime, strategy, probe_ds, clock=None, crop_size=None, stem_kernel=None):
+    def probe(network, dataset, runtime, strategy, probe_ds, clock=None, crop_size=None, stem_whitening=None):
         probed.append((network.architecture, network.width, network.depth))
+        if network.whitened_stem:  # the probe builds each width with the stem that width would train with
+            probed_stems.append(train_module.build_and_compile(network, dataset, runtime, crop_size,
+                                                               stem_whitening=stem_whitening))
         return {1: 1000.0, 2: 500.0}[network.width]
 
     from cifar_tfx.trainer.budget import RESNET9_WIDTHS, predict_throughput, recheck_network
@@ -138,12 +143,20 @@ def test_a_resnet9_budget_run_probes_two_widths_and_trains_the_one_chosen(splits
     monkeypatch.setattr(train_module, "recheck_network", steady_as_probed)
     # 600 s at the probed rates: width 2 sees ~0.3M images (needs 0.15M), width 4 ~0.1M (needs 0.3M)
     hparams = with_overrides(TINY, architecture="resnet9", time_budget_minutes=600 / 60, budget_min_images=150_000,
-                             lr_schedule="linear", train_steps=None)
+                             lr_schedule="linear", train_steps=None, whitened_stem=whitened_stem)
     hparams = dataclasses.replace(hparams, width=None)
     assert hparams.network_left_to_probe
     model, result, log = train_tiny(splits, tmp_path, hparams, clock=clock)
     assert probed == [("resnet9", 1, None), ("resnet9", 2, None)]
     assert result.hparams.width == 2 and model.get_layer("stem_conv").filters == 32
+    stem = model.get_layer("stem_conv")
+    assert stem.trainable is not whitened_stem
+    if whitened_stem:  # each width its own fixed stem, cut from the same patch directions
+        kernel = train_module.stem_whitening_for(hparams, splits["train"], splits["tft"]).kernel(32)
+        np.testing.assert_array_equal(stem.get_weights()[0], kernel)
+        assert [m.get_layer("stem_conv").filters for m in probed_stems] == [16, 32]
+        np.testing.assert_array_equal(probed_stems[0].get_layer("stem_conv").get_weights()[0][..., :8], kernel[..., :8])
+        assert "fixed patch-whitening stem" in log
     assert "budget: training ResNet-9 x2 (" in log and "-> ResNet-9 x2 (the largest that sees what it needs" in log
     saved = json.loads((tmp_path / "ckpt" / "network_choice.json").read_text())
     assert (saved["knob"], saved["value"], saved["network"]) == ("width", 2, "ResNet-9 x2")
@@ -225,7 +238,7 @@ def test_a_recheck_in_the_small_crop_phase_restarts_before_the_old_network_moves
         return Recheck(ladder=ladder, chosen=chosen, observed=observed, predicted=observed / 2,
                        choice=dataclasses.replace(choose_network(measured, train_examples, seconds_left, 1), value=14))
 
-    def probe(network, dataset, runtime, strategy, probe_ds, clock=None, crop_size=None, stem_kernel=None):
+    def probe(network, dataset, runtime, strategy, probe_ds, clock=None, crop_size=None, stem_whitening=None):
         return {(8, None): 1000.0, (32, None): 250.0, (8, 24): 1600.0}[network.depth, crop_size]
 
     monkeypatch.setattr(train_module, "measure_throughput", probe)
@@ -265,7 +278,7 @@ def test_recheck_converts_a_rate_timed_on_small_crops_with_the_probes_speedup(sp
         ticks[0] += 1.0
         return ticks[0]
 
-    def probe(network, dataset, runtime, strategy, probe_ds, clock=None, crop_size=None, stem_kernel=None):
+    def probe(network, dataset, runtime, strategy, probe_ds, clock=None, crop_size=None, stem_whitening=None):
         return {(8, None): 1000.0, (32, None): 250.0, (8, 24): 1600.0}[network.depth, crop_size]
 
     checks, seen = [], []

@@ -28,6 +28,7 @@ from cifar_tfx.trainer.checkpoints import newest_intact
 from cifar_tfx.trainer.data import cached_examples, count_records, expand_patterns, make_dataset, training_batches
 from cifar_tfx.trainer.hparams import HParams
 from cifar_tfx.trainer import whitening
+from cifar_tfx.trainer.whitening import PatchWhitening
 from cifar_tfx.trainer.model import build_network, predict_probabilities, stem_filters
 from cifar_tfx.trainer.runtime import Runtime, detect_cpu_bf16, detect_gpus, make_strategy, resolve_runtime
 from cifar_tfx.trainer.schedule import TrainingClock
@@ -101,18 +102,22 @@ def training_loss(num_classes: int, label_smoothing: float):
 
 def build_and_compile(hparams: HParams, dataset: DatasetSpec, runtime: Runtime, crop_size: Optional[int] = None,
                       weights_from: Optional[keras.Model] = None,
-                      stem_kernel: Optional[np.ndarray] = None) -> keras.Model:
+                      stem_whitening: Optional[PatchWhitening] = None) -> keras.Model:
     """The network ``hparams`` names with SGD+momentum, (smoothed) cross-entropy and accuracy; XLA if asked.
 
     ``crop_size``: for ``crop_size`` x ``crop_size`` windows instead of whole images. ``weights_from``: a
     network built here whose layers and optimizer this one shares (the small-crop phase of its run).
-    ``stem_kernel``: the fixed stem of a ``whitened_stem`` run (:func:`stem_kernel_for`).
+    ``stem_whitening``: what a ``whitened_stem`` run cuts its fixed stem from, for this network's width
+    (:func:`stem_whitening_for`).
     """
-    if hparams.whitened_stem and stem_kernel is None and weights_from is None:
-        raise ValueError("whitened_stem: build_and_compile needs the stem kernel (stem_kernel_for)")
+    stem_kernel = None
+    if hparams.whitened_stem and weights_from is None:
+        if stem_whitening is None:
+            raise ValueError("whitened_stem: build_and_compile needs the patch whitening (stem_whitening_for)")
+        stem_kernel = stem_whitening.kernel(stem_filters(hparams))
     shape = (crop_size or dataset.height, crop_size or dataset.width, dataset.channels)
     model = build_network(hparams, shape, dataset.num_classes, weights_from=weights_from,
-                          stem_kernel=stem_kernel if hparams.whitened_stem else None)
+                          stem_kernel=stem_kernel)
     if weights_from is not None:
         optimizer = weights_from.optimizer
     else:
@@ -127,14 +132,14 @@ def build_and_compile(hparams: HParams, dataset: DatasetSpec, runtime: Runtime, 
     return model
 
 
-def stem_kernel_for(hparams: HParams, train_files: List[str], tft_output) -> Optional[np.ndarray]:
-    """The fixed stem of a ``whitened_stem`` run, from the first training records as Transform
-    normalises them (the same every attempt); None otherwise."""
+def stem_whitening_for(hparams: HParams, train_files: List[str], tft_output) -> Optional[PatchWhitening]:
+    """What a ``whitened_stem`` run cuts each network's fixed stem from: the patch directions of the first
+    training records as Transform normalises them (the same every attempt); None otherwise."""
     if not hparams.whitened_stem:
         return None
     sample = cached_examples(train_files, tft_output, limit=whitening.SAMPLE_IMAGES).batch(whitening.SAMPLE_IMAGES)
     images = np.concatenate([batch_images.numpy() for batch_images, _ in sample])
-    return whitening.whitening_kernel(images, stem_filters(hparams))
+    return whitening.patch_whitening(images)
 
 
 def evaluate(model: keras.Model, dataset: tf.data.Dataset, num_classes: int, test_time_flip: bool,
@@ -182,13 +187,13 @@ def probe_steps(batch_size: int) -> int:
 def measure_throughput(network: HParams, dataset: DatasetSpec, runtime: Runtime, strategy,
                        probe_ds: tf.data.Dataset, steps: Optional[int] = None, warmup: int = PROBE_WARMUP_STEPS,
                        clock: Callable[[], float] = time.monotonic, crop_size: Optional[int] = None,
-                       stem_kernel: Optional[np.ndarray] = None) -> float:
+                       stem_whitening: Optional[PatchWhitening] = None) -> float:
     """Training images/s of the ``network`` (hparams with its size set) on ``probe_ds``, after ``warmup``
     (tracing) steps (``steps`` timed: :func:`probe_steps` of the batch unless given); ``crop_size``:
-    ``probe_ds`` holds windows of that size; ``stem_kernel``: as for :func:`build_and_compile`."""
+    ``probe_ds`` holds windows of that size; ``stem_whitening``: as for :func:`build_and_compile`."""
     steps = steps or probe_steps(network.batch_size)
     with strategy.scope():
-        model = build_and_compile(network, dataset, runtime, crop_size, stem_kernel=stem_kernel)
+        model = build_and_compile(network, dataset, runtime, crop_size, stem_whitening=stem_whitening)
     timer = _StepTimes(clock)
     model.fit(probe_ds, epochs=1, steps_per_epoch=warmup + steps, callbacks=[timer], verbose=0)
     seconds = timer.times[-1] - timer.times[warmup - 1]
@@ -205,7 +210,8 @@ def sized(hparams: HParams, choice: Dict[str, object]) -> HParams:
 
 def resolve_network(hparams: HParams, dataset: DatasetSpec, runtime: Runtime, strategy, train_files: List[str],
                     tft_output, train_examples: int, checkpoint_dir: str, stream: TextIO,
-                    clock: Callable[[], float] = time.monotonic, stem_kernel: Optional[np.ndarray] = None):
+                    clock: Callable[[], float] = time.monotonic,
+                    stem_whitening: Optional[PatchWhitening] = None):
     """``(hparams with the network's size set, NetworkChoice JSON or None, seconds the probe took)``.
 
     A budget run that leaves its network's size open (a resnet's depth, a resnet9's width) probes once on
@@ -229,7 +235,8 @@ def resolve_network(hparams: HParams, dataset: DatasetSpec, runtime: Runtime, st
     def probe(value: int, crop_size: Optional[int] = None) -> float:
         probe_ds = training_batches(probe_examples, hparams.batch_size, probe_hparams, crop_size)
         return measure_throughput(dataclasses.replace(hparams, **{ladder.knob: value}), dataset, runtime, strategy,
-                                  probe_ds, clock=clock, crop_size=crop_size, stem_kernel=stem_kernel)
+                                  probe_ds, clock=clock, crop_size=crop_size,
+                                  stem_whitening=stem_whitening)
 
     measured = {value: probe(value) for value in ladder.probes}
     # A run that starts on small crops sees more images per second while it does: the choice counts them,
@@ -298,7 +305,7 @@ class _Fitting:
     clock: Callable[[], float]
     extra_callbacks: Sequence[keras.callbacks.Callback] = ()
     phase_crop_size: Optional[int] = None  # the window size of the phase being fitted; None: whole images
-    stem_kernel: Optional[np.ndarray] = None  # the fixed stem of a whitened_stem run (stem_kernel_for)
+    stem_whitening: Optional[PatchWhitening] = None  # a whitened_stem run's patch directions (stem_whitening_for)
     _examples: Optional[tf.data.Dataset] = dataclasses.field(default=None, init=False, repr=False)
 
     def training_examples(self) -> tf.data.Dataset:
@@ -314,7 +321,7 @@ class _Fitting:
         (or until ``recheck``, given the steady images/s, the seconds left and the images seen, asks for
         another network)."""
         with self.strategy.scope():
-            model = build_and_compile(hparams, self.dataset, self.runtime, stem_kernel=self.stem_kernel)
+            model = build_and_compile(hparams, self.dataset, self.runtime, stem_whitening=self.stem_whitening)
             elapsed_var = tf.Variable(0.0, dtype=tf.float64, trainable=False, name="elapsed_seconds")
             checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer, elapsed_seconds=elapsed_var)
         resume_from = newest_intact(self.checkpoint_dir, self.stream)  # a damaged newest one is moved aside
@@ -448,14 +455,15 @@ def train_model(*, train_files: Sequence[str], tft_output, hparams: HParams, dat
     train_examples = count_records(train_files)
 
     strategy = make_strategy(runtime)
-    stem_kernel = stem_kernel_for(hparams, train_files, tft_output)
+    stem_whitening = stem_whitening_for(hparams, train_files, tft_output)
     hparams, network_choice, probe_seconds = resolve_network(hparams, dataset, runtime, strategy, train_files,
                                                              tft_output, train_examples, checkpoint_dir, stream, clock,
-                                                             stem_kernel)
+                                                             stem_whitening)
     fitting = _Fitting(dataset=dataset, runtime=runtime, strategy=strategy, train_files=train_files,
                        tft_output=tft_output, train_examples=train_examples, checkpoint_dir=checkpoint_dir,
                        writer=tf.summary.create_file_writer(os.path.join(log_dir, "train")) if log_dir else None,
-                       stream=stream, clock=clock, extra_callbacks=tuple(callbacks), stem_kernel=stem_kernel)
+                       stream=stream, clock=clock, extra_callbacks=tuple(callbacks),
+                       stem_whitening=stem_whitening)
     fitted, hparams, network_choice = _fit_with_recheck(fitting, hparams, network_choice, probe_seconds)
     model = fitted.model
     steps_done = int(model.optimizer.iterations.numpy())

@@ -6,11 +6,14 @@ normalisation), each scaled by 1/sqrt(eigenvalue + :data:`EPSILON`) and used wit
 ReLU after it passes either side of each direction. Its outputs start decorrelated with unit variance,
 which is the starting point the later layers would otherwise have to learn.
 
-Plain NumPy over a sample of images; :func:`cifar_tfx.trainer.train.build_and_compile` puts the
-kernel into the network.
+Plain NumPy over a sample of images, decomposed once per run (:func:`patch_whitening`); every network
+the run builds (each width a budget probes, a recheck's restart) cuts its own stem from that decomposition
+(:meth:`PatchWhitening.kernel`), and :func:`cifar_tfx.trainer.train.build_and_compile` puts it into the network.
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 
@@ -39,17 +42,37 @@ def patch_covariance(images: np.ndarray) -> np.ndarray:
     return outer / count - np.outer(mean, mean)
 
 
+@dataclasses.dataclass(frozen=True)
+class PatchWhitening:
+    """The principal directions of a sample's 3x3 patches, from which a stem of any width is cut.
+
+    ``directions``: ``[9C, 9C]``, one direction per column, largest variance first; ``variances``: theirs.
+    """
+
+    directions: np.ndarray
+    variances: np.ndarray
+    channels: int
+
+    def kernel(self, filters: int) -> np.ndarray:
+        """``[3, 3, C, filters]`` stem kernel: the ``filters // 2`` leading directions, each scaled by
+        1/sqrt(variance + :data:`EPSILON`), then the same negated. A stem wider than the 9C directions
+        (ResNet-9 x4's 64 filters on 27) takes them again from the first, so any even width can be whitened."""
+        if filters <= 0 or filters % 2:
+            raise ValueError(f"a whitened stem needs an even number of filters, got {filters}")
+        leading = np.arange(filters // 2) % self.directions.shape[1]
+        scaled = self.directions[:, leading] / np.sqrt(self.variances[leading] + EPSILON)
+        kernel = np.concatenate([scaled, -scaled], axis=1)
+        return kernel.reshape(PATCH, PATCH, self.channels, filters).astype(np.float32)
+
+
+def patch_whitening(images: np.ndarray) -> PatchWhitening:
+    """The :class:`PatchWhitening` of ``[N, H, W, C]`` images (their patch covariance's eigenvectors)."""
+    variances, directions = np.linalg.eigh(patch_covariance(images))
+    order = np.argsort(variances)[::-1]
+    return PatchWhitening(directions=directions[:, order], variances=np.maximum(variances[order], 0.0),
+                          channels=images.shape[-1])
+
+
 def whitening_kernel(images: np.ndarray, filters: int) -> np.ndarray:
-    """``[3, 3, C, filters]`` stem kernel: the ``filters // 2`` leading patch directions of ``images``,
-    whitened, then the same negated. ``filters`` must be even and at most twice the patch size (9C)."""
-    channels = images.shape[-1]
-    directions = filters // 2
-    if filters % 2 or directions > PATCH * PATCH * channels:
-        raise ValueError(f"a whitened stem of {filters} filters needs {directions} patch directions; 3x3 patches of "
-                         f"{channels} channel(s) have {PATCH * PATCH * channels} (use an even width x 16 <= "
-                         f"{2 * PATCH * PATCH * channels})")
-    eigenvalues, eigenvectors = np.linalg.eigh(patch_covariance(images))
-    leading = np.argsort(eigenvalues)[::-1][:directions]
-    scaled = eigenvectors[:, leading] / np.sqrt(eigenvalues[leading] + EPSILON)
-    kernel = np.concatenate([scaled, -scaled], axis=1)
-    return kernel.reshape(PATCH, PATCH, channels, filters).astype(np.float32)
+    """``[3, 3, C, filters]`` stem kernel whitening the patches of ``images`` (:meth:`PatchWhitening.kernel`)."""
+    return patch_whitening(images).kernel(filters)
